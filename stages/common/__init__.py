@@ -1,0 +1,1 @@
+"""Shared helpers with no model code: errors, progress, checkpoints, seeding, distributed utilities."""

@@ -1,0 +1,67 @@
+"""The ``3dgp`` Typer app: registers the commands and holds the one error boundary (``main``)."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from threedgp_cli import __version__
+
+app = typer.Typer(
+    name="3dgp",
+    help="3DGP: 3D-aware generation on ImageNet-scale data (prep -> train -> eval -> export).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"3dgp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug log lines.")] = False,
+) -> None:
+    """3DGP command-line tools. Set THREEDGP_DEBUG=1 for full tracebacks."""
+    from threedgp_cli.console import setup_logging
+
+    setup_logging(verbose)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point and the CLI's one error boundary.
+
+    A :class:`stages.common.errors.ThreeDGPError` (or an OS error about a file) becomes one line on stderr and
+    exit code 1; anything else is a bug and keeps its traceback. ``THREEDGP_DEBUG=1`` always shows tracebacks.
+    """
+    from threedgp_cli.errors import describe
+
+    try:
+        app(args=argv, prog_name="3dgp", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - this is the boundary
+        message = describe(exc)
+        if message is None or os.environ.get("THREEDGP_DEBUG") == "1":
+            raise
+        sys.stderr.write(f"Error: {message}\n")
+        raise SystemExit(1) from None
+
+
+# Attach every command module (each a thin wrapper over one ``stages.<stage>.run``); at the bottom because the
+# command modules import ``app`` from here.
+from threedgp_cli import commands  # noqa: E402,F401

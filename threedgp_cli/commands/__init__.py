@@ -1,0 +1,4 @@
+"""One module per command; importing this package registers them all on ``threedgp_cli.app.app``.
+
+Add one import line per command module. A command is registered only when it works.
+"""
