@@ -1,0 +1,279 @@
+"""The model configuration: frozen dataclasses and named presets (3DGP ref §12, §14, §15).
+
+``ModelConfig`` groups one small dataclass per component. Its defaults are the SDIP Dogs configuration of the
+official code (ref §12 (a)). ``MODEL_PRESETS`` holds the named variants, each a complete ``ModelConfig``:
+
+* ``dogs``, ``elephants``, ``horses``: ref §12 (a) (the three satellite datasets share every model setting).
+* ``imagenet``: ref §12 (b): c_dim 1000 and cbase 65536 / cmax 1024 for G and D.
+* ``small``: the CPU benchmark configuration of ref §15.
+* ``tiny``: a CPU-friendly configuration for tests and demos (G+D forward+backward at batch 4 in about a second).
+* ``toy64``: a moderate configuration for 64x64 toy data.
+
+Only ``stages.nn.build`` reads a ``ModelConfig``; every module gets explicit constructor arguments. Checkpoints store
+``to_dict(config)`` (JSON-safe) and rebuild the model with ``from_dict``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from stages.common.errors import BadOptionError
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Mapping network, tri-plane synthesis backbone and tri-plane MLP (3DGP ref §1.1-§1.3)."""
+
+    z_dim: int = 512                    # Latent size (ref §1.1).
+    w_dim: int = 512                    # Intermediate latent size.
+    map_depth: int = 2                  # FC layers of the mapping network.
+    map_lr_multiplier: float = 0.01     # Learning-rate multiplier of the mapping FC layers.
+    w_avg_beta: float = 0.998           # Decay of the tracked w average (truncation).
+    cbase: int = 32768                  # Channel base: channels at resolution r are min(cbase / r, cmax) (ref §1.2).
+    cmax: int = 512                     # Channel maximum.
+    tri_plane_res: int = 512            # Resolution of each plane.
+    feat_dim: int = 32                  # Feature channels per plane (the synthesis "image" has 3 * feat_dim).
+    use_noise: bool = True              # Per-pixel noise inputs in the synthesis network.
+    mlp_hid_dim: int = 64               # Hidden width of the tri-plane decoding MLP (ref §1.3).
+    mlp_num_layers: int = 2             # Layers of the decoding MLP (feat -> hid -> ... -> 4).
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """The ResNet discriminator with hyper-modulation, projection head and KD head (3DGP ref §4)."""
+
+    cbase: int = 32768                  # Channel base over the virtual resolutions (ref §4.1).
+    cmax: int = 512                     # Channel maximum.
+    num_fp16_res: int = 4               # Blocks at the highest num_fp16_res virtual resolutions run in fp16 on CUDA.
+    conv_clamp: float | None = 256.0    # Clamp conv outputs to +-conv_clamp * gain (whole D; None = off).
+    mbstd_group_size: int = 4           # Minibatch-stddev group size.
+    mbstd_num_channels: int = 1         # Minibatch-stddev feature channels.
+    hyper_mod: bool = True              # Hyper-modulate every block's conv1 by the patch parameters (ref §4.2).
+    hyper_mod_dim: int = 512            # Width of the hyper-modulation mapping (code h).
+    mapping_num_layers: int = 2         # FC layers of the hyper-mod and head mappings (after the embed FC).
+    mapping_lr_multiplier: float = 0.01  # Learning-rate multiplier of those FC layers.
+    patch_x_multiplier: float = 1000.0  # Scalar encoder: X = x_multiplier * x (ref §4.2).
+    patch_const_emb_dim: int = 256      # Scalar encoder: learned embedding width per scalar.
+    kd_dim: int = 2048                  # Knowledge-distillation head output (ref §4.3); 0 builds no head.
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Camera prior and camera adaptor (3DGP ref §2.2, §2.3). Field names follow ``CameraPrior``."""
+
+    yaw_min: float = -1.57              # Prior yaw range, radians (+-90 deg).
+    yaw_max: float = 1.57
+    pitch_min: float = 0.785398163      # Prior pitch range, radians from +y (pi/4 .. 3pi/4).
+    pitch_max: float = 2.35619449
+    fov_min_deg: float = 10.0           # Prior field-of-view range, degrees (README stability variant: max 21).
+    fov_max_deg: float = 45.0
+    radius: float = 1.0                 # Camera distance from the origin (constant, never learned).
+    la_radius_min: float = 0.0          # Look-at ball radius range.
+    la_radius_max: float = 0.2
+    angle_dist: str = "uniform"         # 'uniform' or 'truncnorm' for yaw and pitch.
+    yaw_std: float = 0.4                # truncnorm std of yaw.
+    pitch_std: float = 0.2              # truncnorm std of pitch.
+    fov_dist: str = "uniform"           # 'uniform' or 'truncnorm' for the FoV.
+    fov_mean_deg: float = 27.5          # truncnorm mean of the FoV.
+    fov_std_deg: float = 5.0            # truncnorm std of the FoV.
+    adaptor_enabled: bool = True        # Learn the posterior camera (False = fixed-prior ablation).
+    adaptor_hid_dim: int = 256          # Camera adaptor hidden width.
+    adaptor_embed_dim: int = 16         # Camera adaptor z / c embedding width.
+    adaptor_lr_multiplier: float = 0.1  # Learning-rate multiplier of every camera-adaptor FC layer.
+    la_radius_quirk: bool = True        # Reproduce the official la_radius denormalisation bug (ref §2.3 step 4).
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Ray interval, tri-plane cube and sample counts (3DGP ref §1.3, §1.5, §1.6)."""
+
+    ray_start: float = 0.75             # Near bound of every ray.
+    ray_end: float = 1.25               # Far bound of every ray.
+    cube_scale: float = 0.5             # The tri-plane covers [-cube_scale, cube_scale]^3.
+    num_coarse_steps: int = 32          # Stratified samples per ray.
+    num_fine_steps: int = 32            # Importance samples per ray.
+
+
+@dataclass(frozen=True)
+class DepthAdaptorConfig:
+    """The depth adaptor (3DGP ref §3.1, §3.2). Its annealing schedule belongs to training."""
+
+    enabled: bool = True                # Conv stack on (False = D sees the normalised rendered depth only).
+    num_hid_layers: int = 3             # Conv layers (candidates = num_hid_layers + 1).
+    hid_dim: int = 64                   # Conv width.
+    kernel_size: int = 5                # Conv kernel size.
+    near_plane_offset_bias: float = -3.0  # Initial value of the learned near-plane shift rho.
+    near_plane_offset_max_fraction: float = 0.25  # offset = sigmoid(rho) * fraction * (far - near).
+    selection_start_p: float = 0.1      # Probability of the raw depth output at the end of annealing.
+    fixed_p: tuple[float, ...] | None = None  # Fixed selection probabilities (ablation; None = annealed).
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build G and D (3DGP ref §12). Defaults = SDIP Dogs."""
+
+    c_dim: int = 0                      # Number of classes (one-hot conditioning); 0 = unconditional.
+    img_resolution: int = 256           # Dataset (and eval render) resolution.
+    patch_resolution: int = 64          # Training render / D input resolution.
+    img_channels: int = 4               # D input channels: RGB + depth (ref §3.4).
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    depth_adaptor: DepthAdaptorConfig = field(default_factory=DepthAdaptorConfig)
+
+    def __post_init__(self) -> None:
+        _check_power_of_two("img_resolution", self.img_resolution, minimum=8)
+        _check_power_of_two("patch_resolution", self.patch_resolution, minimum=8)
+        _check_power_of_two("generator.tri_plane_res", self.generator.tri_plane_res, minimum=4)
+        if self.patch_resolution > self.img_resolution:
+            raise BadOptionError("patch_resolution", f"{self.patch_resolution} exceeds img_resolution "
+                                 f"{self.img_resolution}")
+        if self.c_dim < 0:
+            raise BadOptionError("c_dim", f"must be >= 0, got {self.c_dim}")
+
+    @property
+    def min_patch_scale(self) -> float:
+        """Smallest patch scale: patch_resolution / img_resolution (ref §1.7)."""
+        return self.patch_resolution / self.img_resolution
+
+
+def _check_power_of_two(name: str, value: int, minimum: int) -> None:
+    if not isinstance(value, int) or value < minimum or value & (value - 1):
+        raise BadOptionError(name, f"must be a power of two >= {minimum}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Presets (ref §12, §15).
+
+def _imagenet() -> ModelConfig:
+    return ModelConfig(
+        c_dim=1000,
+        generator=GeneratorConfig(cbase=65536, cmax=1024),
+        discriminator=DiscriminatorConfig(cbase=65536, cmax=1024),
+    )
+
+
+def _small() -> ModelConfig:
+    # Ref §15: dogs with G/D cbase 4096, cmax 128, tri-plane 128 x 16, patch 32, dataset 128, 16 + 16 samples.
+    return ModelConfig(
+        img_resolution=128,
+        patch_resolution=32,
+        generator=GeneratorConfig(cbase=4096, cmax=128, tri_plane_res=128, feat_dim=16),
+        discriminator=DiscriminatorConfig(cbase=4096, cmax=128),
+        render=RenderConfig(num_coarse_steps=16, num_fine_steps=16),
+    )
+
+
+def _tiny() -> ModelConfig:
+    # Not an official configuration: small enough for a CPU G+D step at batch 4 in about a second.
+    return ModelConfig(
+        img_resolution=32,
+        patch_resolution=16,
+        generator=GeneratorConfig(z_dim=64, w_dim=64, cbase=2048, cmax=64, tri_plane_res=32, feat_dim=8,
+                                  mlp_hid_dim=32),
+        discriminator=DiscriminatorConfig(cbase=2048, cmax=64, hyper_mod_dim=64, patch_const_emb_dim=32,
+                                          kd_dim=32),
+        camera=CameraConfig(adaptor_hid_dim=64),
+        render=RenderConfig(num_coarse_steps=12, num_fine_steps=12),
+        depth_adaptor=DepthAdaptorConfig(hid_dim=16),
+    )
+
+
+def _toy64() -> ModelConfig:
+    # Not an official configuration: 64x64 data, 32x32 patches, roughly SMALL-sized networks.
+    return ModelConfig(
+        img_resolution=64,
+        patch_resolution=32,
+        generator=GeneratorConfig(z_dim=256, w_dim=256, cbase=8192, cmax=128, tri_plane_res=64, feat_dim=16),
+        discriminator=DiscriminatorConfig(cbase=8192, cmax=128, hyper_mod_dim=256),
+        render=RenderConfig(num_coarse_steps=16, num_fine_steps=16),
+        depth_adaptor=DepthAdaptorConfig(hid_dim=32),
+    )
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = {
+    "dogs": ModelConfig(),
+    "elephants": ModelConfig(),
+    "horses": ModelConfig(),
+    "imagenet": _imagenet(),
+    "small": _small(),
+    "tiny": _tiny(),
+    "toy64": _toy64(),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    """The ``ModelConfig`` of a named preset (ref §12, §15); raises ``BadOptionError('--model', ...)`` if unknown."""
+    if name not in MODEL_PRESETS:
+        raise BadOptionError("--model", f"unknown preset {name!r}; choose one of {', '.join(MODEL_PRESETS)}")
+    return MODEL_PRESETS[name]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# JSON-safe round trip (checkpoints store to_dict(config)).
+
+def to_dict(config: ModelConfig) -> dict[str, Any]:
+    """``config`` as nested plain dicts of JSON-safe scalars (``dataclasses.asdict``)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(data: dict[str, Any]) -> ModelConfig:
+    """Rebuild a ``ModelConfig`` from ``to_dict`` output; unknown keys raise ``BadOptionError``.
+
+    Missing keys take their defaults, so a dict written by an older version with fewer fields still loads.
+    """
+    return _dataclass_from_dict(ModelConfig, data, prefix="")
+
+
+def _dataclass_from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise BadOptionError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise BadOptionError(prefix + unknown[0], f"unknown model-config key (known: {', '.join(known)})")
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(cls(), name) if name in _nested_fields(cls) else None
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _dataclass_from_dict(type(default), value, prefix=f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce_scalar(known[name], value, prefix + name)
+    return cls(**kwargs)
+
+
+def _nested_fields(cls: type) -> set[str]:
+    return {f.name for f in fields(cls) if f.default_factory is not dataclasses.MISSING}
+
+
+def _coerce_scalar(f: dataclasses.Field, value: Any, name: str) -> Any:
+    # JSON turns 256.0 into 256 and keeps ints as ints; restore floats where the field default is a float.
+    default = f.default
+    if isinstance(value, list):  # JSON has no tuples (DepthAdaptorConfig.fixed_p)
+        return tuple(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise BadOptionError(name, f"expected true/false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadOptionError(name, f"must be finite, got {value!r}")
+    return value
+
+
+def with_overrides(config: ModelConfig, **sections: dict[str, Any]) -> ModelConfig:
+    """A copy of ``config`` with fields replaced, e.g. ``with_overrides(cfg, discriminator={'kd_dim': 0})``.
+
+    Top-level scalars are given directly: ``with_overrides(cfg, c_dim=10)``.
+    """
+    top: dict[str, Any] = {}
+    for name, value in sections.items():
+        sub = getattr(config, name)
+        top[name] = replace(sub, **value) if dataclasses.is_dataclass(sub) else value
+    return replace(config, **top)

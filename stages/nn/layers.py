@@ -1,0 +1,144 @@
+"""Equalized-learning-rate building blocks shared by G and D (3DGP ref §1.1, §1.2, §3.1, §4.1).
+
+* ``normalize_2nd_moment``: x / sqrt(mean(x^2) + eps) along one dimension.
+* ``FullyConnectedLayer``: the equalized-lr FC layer used by every FC in G and D. The stored weight is
+  N(0, 1) / lr_multiplier and the stored bias bias_init / lr_multiplier; at run time they are scaled by
+  lr_multiplier / sqrt(fan_in) and lr_multiplier, so the effective learning rate of the layer is multiplied by
+  lr_multiplier under Adam. The activation goes through ``bias_act`` with its default gain (lrelu sqrt(2)).
+* ``Conv2dLayer``: the StyleGAN2 equalized-lr conv with 'same' padding (k // 2), optional FIR up/down-sampling
+  through ``conv2d_resample``, and bias + activation (+ optional clamp) through ``bias_act``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from stages.ops import bias_act, conv2d_resample, setup_filter
+
+# Default output gain of each activation, the one bias_act applies when gain=None (3DGP ref §1.1).
+ACTIVATION_GAIN = {
+    "linear": 1.0,
+    "relu": math.sqrt(2),
+    "lrelu": math.sqrt(2),
+    "tanh": 1.0,
+    "sigmoid": 1.0,
+    "elu": 1.0,
+    "selu": 1.0,
+    "softplus": 1.0,
+    "swish": math.sqrt(2),
+}
+
+
+def activation_gain(activation: str) -> float:
+    """The default output gain ``bias_act`` uses for ``activation`` (lrelu sqrt(2), linear 1; 3DGP ref §1.1)."""
+    assert activation in ACTIVATION_GAIN, f"unknown activation {activation!r}"
+    return ACTIVATION_GAIN[activation]
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """Divide ``x`` by the root mean square along ``dim``: x / sqrt(mean(x^2) + eps) (3DGP ref §1.1)."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+class FullyConnectedLayer(nn.Module):
+    """Equalized-learning-rate fully connected layer (3DGP ref §1.1).
+
+    Input ``[B, in_features]``, output ``[B, out_features]``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,           # Number of input features.
+        out_features: int,          # Number of output features.
+        bias: bool = True,          # Add a learned bias?
+        activation: str = "linear",  # Activation applied by bias_act: 'linear', 'lrelu', 'softplus', ...
+        lr_multiplier: float = 1.0,  # Learning-rate multiplier of this layer.
+        bias_init: float = 0.0,     # Initial value of the effective bias.
+    ):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init) / lr_multiplier)) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain  # [out, in]
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())  # [B, out]
+        x = x.matmul(w.t())  # [B, out]
+        return bias_act(x, b, act=self.activation)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
+
+
+class Conv2dLayer(nn.Module):
+    """StyleGAN2 equalized-lr convolution with optional FIR up/down-sampling (3DGP ref §3.1, §4.1).
+
+    Input ``[B, in_channels, H, W]``; output ``[B, out_channels, H * up / down, W * up / down]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,           # Number of input channels.
+        out_channels: int,          # Number of output channels.
+        kernel_size: int,           # Width and height of the kernel; padding is kernel_size // 2.
+        bias: bool = True,          # Add a learned bias (initialised to 0)?
+        activation: str = "linear",  # Activation applied by bias_act.
+        up: int = 1,                # Integer upsampling factor.
+        down: int = 1,              # Integer downsampling factor.
+        resample_filter: Sequence[int] = (1, 3, 3, 1),  # Low-pass FIR filter used for up/down-sampling.
+        conv_clamp: float | None = None,  # Clamp the output to +-conv_clamp (None = off).
+        channels_last: bool = False,  # Store the weight in channels_last memory format?
+        trainable: bool = True,     # Register weight and bias as parameters (else as buffers)?
+    ):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.activation = activation
+        self.up = up
+        self.down = down
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", setup_filter(list(resample_filter), device=None))
+        self.padding = kernel_size // 2
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.act_gain = activation_gain(activation)
+
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
+        bias_value = torch.zeros([out_channels]) if bias else None
+        if trainable:
+            self.weight = nn.Parameter(weight)
+            self.bias = nn.Parameter(bias_value) if bias_value is not None else None
+        else:
+            self.register_buffer("weight", weight)
+            self.register_buffer("bias", bias_value)
+
+    def forward(self, x: torch.Tensor, gain: float = 1) -> torch.Tensor:
+        w = self.weight * self.weight_gain  # [out, in, k, k]
+        b = self.bias.to(x.dtype) if self.bias is not None else None
+        flip_weight = self.up == 1  # conv_transpose2d (up > 1) expects the unflipped kernel
+        x = conv2d_resample(
+            x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
+            padding=self.padding, flip_weight=flip_weight,
+        )
+        act_gain = self.act_gain * gain
+        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, out_channels={self.out_channels}, activation={self.activation}, "
+            f"up={self.up}, down={self.down}"
+        )

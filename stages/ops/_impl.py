@@ -1,0 +1,68 @@
+"""Which implementation an op call takes, and the per-process record of what ran (3DGP ref §9; style guide 7).
+
+Every public op takes ``impl in ("auto", "ref", "cuda")`` and asks :func:`choose` which path to run:
+
+* CPU tensors (and any device but CUDA) always take the pure-PyTorch reference path, whatever ``impl`` says.
+  ``impl="cuda"`` on a CPU tensor is therefore *not* an error: it quietly runs ``ref`` (documented choice).
+* ``"ref"`` always takes the reference path.
+* ``"auto"`` on a CUDA tensor builds the extension on the first such call (never at import) and uses it; if the
+  build fails it warns once and falls back to ``ref`` -- or raises :class:`OpsBuildError` under
+  ``THREEDGP_STRICT_OPS=1``.
+* ``"cuda"`` on a CUDA tensor is an explicit request: a failed build raises :class:`OpsBuildError`.
+
+:func:`impl_report` says what each op actually ran so far; the training log records it.
+"""
+from __future__ import annotations
+
+import threading
+
+from stages.common.errors import BadOptionError
+
+IMPLS = ("auto", "ref", "cuda")
+
+_lock = threading.Lock()
+_used: dict[str, set[str]] = {}  # op name -> {"ref", "cuda"} actually run in this process
+
+
+def check_impl(impl: str) -> None:
+    """Raise a user-facing error for an unknown ``impl`` value."""
+    if impl not in IMPLS:
+        raise BadOptionError("--ops-impl", f"must be one of {', '.join(IMPLS)}, got {impl!r}")
+
+
+def choose(op: str, impl: str, x, cuda_ok: bool = True):
+    """Return the loaded CUDA extension module if ``op`` should run on it for tensor ``x``, else ``None`` (= ref).
+
+    ``cuda_ok=False`` lets an op refuse the CUDA path for inputs its kernel does not cover (e.g. a dtype); the
+    call then runs ``ref`` and is recorded as such. The choice is recorded for :func:`impl_report`.
+    """
+    check_impl(impl)
+    module = None
+    if impl != "ref" and cuda_ok and getattr(x, "is_cuda", False):
+        from stages.ops import _build
+
+        module = _build.get_extension(explicit=(impl == "cuda"))
+    record(op, "cuda" if module is not None else "ref")
+    return module
+
+
+def record(op: str, which: str) -> None:
+    """Note that ``op`` ran with implementation ``which`` ("ref" or "cuda")."""
+    with _lock:
+        _used.setdefault(op, set()).add(which)
+
+
+def impl_report() -> dict[str, str]:
+    """Which implementation each op used so far in this process: ``{"bias_act": "cuda", ...}``.
+
+    Values are ``"ref"`` or ``"cuda"``; an op that ran both ways (e.g. on CPU and on GPU tensors) reads
+    ``"cuda+ref"``. Ops never called are absent. (3DGP ref §9)
+    """
+    with _lock:
+        return {op: "+".join(sorted(used)) for op, used in sorted(_used.items())}
+
+
+def reset_report() -> None:
+    """Forget what ran (tests use this)."""
+    with _lock:
+        _used.clear()
