@@ -115,7 +115,11 @@ class Discriminator(nn.Module):
             kd_dim=kd_dim,
         )
 
-    def patch_codes(self, c: torch.Tensor | None, patch_params: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def patch_codes(
+        self,
+        c: torch.Tensor | None,             # [B, c_dim] one-hot class, or None when unconditional.
+        patch_params: torch.Tensor,         # [B, 3] = [scale, offset_x, offset_y].
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The hyper-modulation code h ``[B, hyper_mod_dim]`` (or None) and the projection cmap ``[B, cmap_dim]``."""
         batch_size = patch_params.shape[0]
         patch_emb = self.patch_encoder(patch_params)  # [B, 828]

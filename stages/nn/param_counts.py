@@ -13,6 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stages.nn.build import build
+from stages.nn.config import get_preset
+
 
 def count_parameters(module: nn.Module | None, trainable_only: bool = True) -> int:
     """Number of (trainable) parameter elements of ``module``; 0 for None (3DGP ref §14)."""
@@ -49,9 +52,6 @@ def param_table(preset: str) -> list[tuple[str, int]]:
     G and D are built on the meta device, so even the ImageNet preset costs no memory and well under a second.
     Raises ``BadOptionError('--model', ...)`` for an unknown preset.
     """
-    from stages.nn.build import build  # late import: build pulls in every network module
-    from stages.nn.config import get_preset
-
     cfg = get_preset(preset)
     with torch.device("meta"):
         G, D = build(cfg)

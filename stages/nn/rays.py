@@ -5,7 +5,8 @@ Conventions (all reproduced from the reference):
 * A camera is 8 scalars ``[yaw, pitch, roll, fov_deg, radius, la_yaw, la_pitch, la_radius]`` (ref §2.1); the
   column indices are the ``CAM_*`` constants below. Roll is carried but ignored by the geometry.
 * Spherical coordinates (``spherical_to_cartesian``): y is up, pitch is measured from +y, so pitch = pi/2 is the
-  horizontal plane; at yaw 0 and pitch pi/2 a point sits on +z:  x = r sin(p) sin(-y), y = r cos(p), z = r sin(p) cos(y).
+  horizontal plane; at yaw 0 and pitch pi/2 a point sits on +z: x = r sin(p) sin(-y), y = r cos(p),
+  z = r sin(p) cos(y).
 * Camera-to-world (``camera_to_world``): a look-at matrix in the OpenGL convention. Rotation columns are
   (-left, up, -forward): the camera looks down its -z axis and its x axis points right. Translation = origin.
 * Pixel grid (``pixel_ndc``): u runs from -1 (left column) to +1 (right column), v from +1 (top row) to -1 (bottom

@@ -249,3 +249,21 @@ def test_hyper_modulation_scales_conv1_input_by_one_plus_tanh():
     style = 1 + torch.tanh(mod.affine(h))
     torch.testing.assert_close(seen["in"], mod.conv0(x) * style[:, :, None, None])
     assert 0 < style.min() and style.max() < 2
+
+
+# --- mixed precision (ref §4.1) --------------------------------------------------------------------------------------
+
+@pytest.mark.gpu
+def test_fp16_blocks_on_cuda_match_fp32():
+    torch.manual_seed(3)
+    D = Discriminator(cbase=4096, cmax=64, hyper_mod_dim=64, kd_dim=16).cuda()
+    img = torch.randn(4, 4, 64, 64, device="cuda")
+    patch = torch.rand(4, 3, device="cuda")
+    seen = []
+    D.blocks["b32"].conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    D.blocks["b16"].conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    mixed = D(img, None, patch)
+    assert seen == [torch.float16, torch.float32]
+    full = D(img, None, patch, force_fp32=True)
+    assert mixed["logits"].dtype == torch.float32 and mixed["kd_features"].dtype == torch.float32
+    torch.testing.assert_close(mixed["logits"], full["logits"], atol=5e-2, rtol=5e-2)

@@ -184,3 +184,16 @@ def test_bad_options_raise_one_line_errors():
         render_rays(sphere_decode, origins, dirs, ray_start=1.3)
     with pytest.raises(BadOptionError, match="--num-coarse"):
         render_rays(sphere_decode, origins, dirs, num_coarse=2)
+
+
+@pytest.mark.gpu
+def test_cuda_composite_matches_reference_inside_the_renderer():
+    camera = _frontal(batch=2).cuda()
+    origins, dirs = make_rays(camera, resolution=16)
+    outs = [
+        render_rays(sphere_decode, origins, dirs, density_noise_std=0.3, composite_impl=impl,
+                    generator=torch.Generator(device="cuda").manual_seed(9))
+        for impl in ("ref", "cuda")
+    ]
+    for key in ("rgb", "depth", "weights", "t"):
+        torch.testing.assert_close(outs[0][key], outs[1][key], atol=1e-5, rtol=1e-5)

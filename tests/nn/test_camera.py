@@ -1,0 +1,223 @@
+"""Camera prior, camera adaptor and its regularizers (3DGP ref §2, §8.3, §13, §14)."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from stages.common.errors import BadOptionError
+from stages.nn.camera import (
+    EMD_WEIGHTS,
+    PRIOR_PRESETS,
+    CameraAdaptor,
+    CameraPrior,
+    camera_emd_loss,
+    camera_emd_per_param,
+    emd_1d_squared,
+    force_mean_loss,
+    mean_posterior_camera,
+    random_one_hot_classes,
+)
+
+
+def _num_params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _assert_inside_box(cam: torch.Tensor, prior: CameraPrior):
+    assert bool((cam[:, 0] >= prior.yaw_min).all() and (cam[:, 0] <= prior.yaw_max).all())
+    assert bool((cam[:, 1] >= prior.pitch_min).all() and (cam[:, 1] <= prior.pitch_max).all())
+    assert bool((cam[:, 2] == 0).all())
+    assert bool((cam[:, 3] >= prior.fov_min_deg).all() and (cam[:, 3] <= prior.fov_max_deg).all())
+    assert bool((cam[:, 4] == prior.radius).all())
+    assert bool((cam[:, 5].abs() <= math.pi + 1e-6).all())
+    assert bool((cam[:, 6] >= 0).all() and (cam[:, 6] <= math.pi + 1e-6).all())
+    assert bool((cam[:, 7] >= prior.la_radius_min).all() and (cam[:, 7] <= prior.la_radius_max + 1e-6).all())
+
+
+# --- prior --------------------------------------------------------------------------------------------------
+
+
+def test_prior_samples_inside_the_box_with_spherical_uniform_look_at():
+    prior = CameraPrior()
+    cam = prior.sample(20000, generator=torch.Generator().manual_seed(0))
+    assert cam.shape == (20000, 8)
+    _assert_inside_box(cam, prior)
+    assert cam[:, 0].mean().item() == pytest.approx(0.0, abs=0.03)
+    assert cam[:, 3].var().item() == pytest.approx(35.0**2 / 12, rel=0.05)  # uniform FoV
+    cos_pitch = torch.cos(cam[:, 6])  # spherical-uniform: cos(la_pitch) ~ U[-1, 1]
+    assert cos_pitch.mean().item() == pytest.approx(0.0, abs=0.02)
+    assert cos_pitch.var().item() == pytest.approx(1 / 3, rel=0.05)
+
+
+def test_prior_sampling_is_seeded():
+    a = CameraPrior().sample(5, generator=torch.Generator().manual_seed(3))
+    b = CameraPrior().sample(5, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_truncnorm_angles_centre_on_the_range_midpoint():
+    prior = CameraPrior(yaw_min=-0.5, yaw_max=1.5, angle_dist="truncnorm", yaw_std=0.3, pitch_std=0.2,
+                        fov_dist="truncnorm", fov_mean_deg=15.0, fov_std_deg=2.0)
+    cam = prior.sample(20000, generator=torch.Generator().manual_seed(1))
+    assert cam[:, 0].mean().item() == pytest.approx(0.5, abs=0.01)  # [quirk] mid-point, not a configured mean
+    assert cam[:, 0].std().item() == pytest.approx(0.3, rel=0.05)
+    assert cam[:, 1].mean().item() == pytest.approx(math.pi / 2, abs=0.01)
+    assert cam[:, 3].mean().item() == pytest.approx(15.0, abs=0.1)  # bounded scalars use their mean
+    assert bool((cam[:, 0] >= -0.5).all() and (cam[:, 0] <= 1.5).all())
+
+
+def test_pitch_is_clamped_away_from_the_poles():
+    cam = CameraPrior(pitch_min=0.0, pitch_max=math.pi).sample(1000, generator=torch.Generator().manual_seed(2))
+    assert cam[:, 1].min().item() >= 1e-5 - 1e-7 and cam[:, 1].max().item() <= math.pi - 1e-5 + 1e-6
+
+
+def test_prior_mean_camera_and_presets():
+    torch.testing.assert_close(CameraPrior().mean_angles(), torch.tensor([0.0, math.pi / 2, 0.0]))
+    mean = CameraPrior().mean_camera()
+    torch.testing.assert_close(mean[:5], torch.tensor([0.0, math.pi / 2, 0.0, 27.5, 1.0]))
+    torch.testing.assert_close(mean[5:], torch.tensor([0.0, math.pi / 2, 0.1]))  # look-at near the origin
+    assert PRIOR_PRESETS["narrow_fov"].fov_max_deg == 21.0 and PRIOR_PRESETS["default"] == CameraPrior()
+
+
+def test_prior_rejects_bad_ranges():
+    with pytest.raises(BadOptionError, match="--camera-fov"):
+        CameraPrior(fov_min_deg=50.0)
+    with pytest.raises(BadOptionError, match="--camera-angle-dist"):
+        CameraPrior(angle_dist="normal")
+
+
+# --- adaptor ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c_dim,total,origin,look_at", [(0, 149528, 68100, 81428), (1000, 189752, 88212, 101540)])
+def test_adaptor_parameter_counts_match_the_reference(c_dim, total, origin, look_at):
+    adaptor = CameraAdaptor(c_dim)
+    assert (_num_params(adaptor), _num_params(adaptor.origin_adaptor), _num_params(adaptor.look_at_adaptor)) == (
+        total, origin, look_at)
+    assert _num_params(CameraAdaptor(c_dim, enabled=False)) == 0
+
+
+@pytest.mark.parametrize("c_dim", [0, 7])
+@pytest.mark.parametrize("logit_bias", [0.0, 1e3, -1e3])
+def test_adaptor_output_stays_inside_the_prior_box(c_dim, logit_bias):
+    torch.manual_seed(0)
+    prior = CameraPrior()
+    adaptor = CameraAdaptor(c_dim, z_dim=32, prior=prior)
+    with torch.no_grad():  # push every logit to +-1e3 so the sigmoids saturate (stored bias = value / lr_mult)
+        for fc in (adaptor.origin_adaptor.output_fc, adaptor.look_at_adaptor.output_fc):
+            fc.bias.fill_(logit_bias / 0.1)
+    gen = torch.Generator().manual_seed(1)
+    cam = prior.sample(256, generator=gen)
+    post = adaptor(cam, torch.randn(256, 32, generator=gen), random_one_hot_classes(256, c_dim, generator=gen))
+    assert post.shape == (256, 8) and torch.isfinite(post).all()
+    _assert_inside_box(post, prior)
+    if logit_bias > 0:
+        torch.testing.assert_close(post[0], torch.tensor([1.57, prior.pitch_max - 1e-5, 0, 45, 1, math.pi, math.pi,
+                                                          0.2]))
+    elif logit_bias < 0:
+        torch.testing.assert_close(post[0], torch.tensor([-1.57, prior.pitch_min + 1e-5, 0, 10, 1, -math.pi, 0,
+                                                          0]))
+
+
+def test_origin_ignores_z_but_look_at_uses_it():
+    torch.manual_seed(0)
+    adaptor = CameraAdaptor(0, z_dim=16)
+    cam = CameraPrior().sample(8, generator=torch.Generator().manual_seed(0))
+    a, b = adaptor(cam, torch.randn(8, 16)), adaptor(cam, torch.randn(8, 16))
+    torch.testing.assert_close(a[:, :2], b[:, :2], atol=0, rtol=0)
+    assert not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_look_at_adaptor_receives_origin_logits_and_normalised_prior():
+    torch.manual_seed(0)
+    prior = CameraPrior()
+    adaptor = CameraAdaptor(0, z_dim=8, prior=prior)
+    seen = {}
+    adaptor.origin_adaptor.register_forward_hook(lambda m, args, out: seen.update(origin_in=args[0], logits=out))
+    adaptor.look_at_adaptor.register_forward_pre_hook(lambda m, args: seen.update(look_at_in=args[0]))
+    cam = torch.tensor([[prior.yaw_min, prior.pitch_max, 0.0, 10.0, 1.0, 0.0, math.pi / 2, 0.2]])
+    adaptor(cam, torch.randn(1, 8))
+    torch.testing.assert_close(seen["origin_in"], torch.tensor([[0.0, 1.0, 0.0, 1.0]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(seen["look_at_in"][:, [0, 1, 2, 4]], seen["logits"], atol=0, rtol=0)
+    torch.testing.assert_close(seen["look_at_in"][:, [3, 5, 6, 7]], torch.tensor([[0.0, 0.5, 0.5, 1.0]]),
+                               atol=1e-6, rtol=0)
+
+
+def test_la_radius_quirk_uses_the_look_at_pitch_minimum():
+    prior = CameraPrior(la_radius_min=0.05)
+    cam = prior.sample(4, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(4, 512)
+    for quirk, expected in [(True, 0.0), (False, 0.05)]:
+        adaptor = CameraAdaptor(0, prior=prior, la_radius_quirk=quirk)
+        with torch.no_grad():  # la_r' -> -inf: la_radius = its lower bound
+            adaptor.look_at_adaptor.output_fc.weight.zero_()
+            adaptor.look_at_adaptor.output_fc.bias[3] = -1e3
+        torch.testing.assert_close(adaptor(cam, z)[:, 7], torch.full((4,), expected))
+
+
+def test_disabled_adaptor_is_a_passthrough():
+    cam = CameraPrior().sample(3, generator=torch.Generator().manual_seed(0))
+    assert CameraAdaptor(0, enabled=False)(cam, torch.randn(3, 512)) is cam
+
+
+def test_mean_posterior_camera():
+    prior = CameraPrior()
+    torch.manual_seed(0)
+    adaptor = CameraAdaptor(5, z_dim=16)
+    a = mean_posterior_camera(adaptor, prior, 16, 5, n=256, generator=torch.Generator().manual_seed(0))
+    b = mean_posterior_camera(adaptor, prior, 16, 5, n=256, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (8,) and a[4].item() == 1.0 and a[2].item() == 0.0
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    fixed = mean_posterior_camera(CameraAdaptor(0, enabled=False), prior, 512, 0, n=1024,
+                                  generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(fixed[:5], prior.mean_camera()[:5], atol=0.6, rtol=0.01)  # fov within 0.6 deg
+    assert abs(fixed[0].item()) < 0.1 and abs(fixed[1].item() - math.pi / 2) < 0.05
+
+
+# --- regularizers -------------------------------------------------------------------------------------------
+
+
+def test_emd_equals_sorted_closed_form_and_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    q, p = torch.randn(6, generator=gen, dtype=torch.float64), torch.rand(6, generator=gen, dtype=torch.float64)
+    closed = ((q.sort().values - p.sort().values) ** 2).mean()
+    brute = min(((q - p[list(perm)]) ** 2).mean() for perm in itertools.permutations(range(6)))
+    torch.testing.assert_close(emd_1d_squared(q, p), closed, atol=1e-15, rtol=0)
+    torch.testing.assert_close(emd_1d_squared(q, p), brute, atol=1e-15, rtol=0)
+    assert emd_1d_squared(q, q.flip(0)).item() == 0.0
+    assert emd_1d_squared(q + 0.3, q).item() == pytest.approx(0.09, abs=1e-12)
+
+
+def test_emd_gradient_matches_finite_differences():
+    gen = torch.Generator().manual_seed(1)
+    q = torch.randn(7, generator=gen, dtype=torch.float64, requires_grad=True)
+    p = torch.randn(7, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(emd_1d_squared, (q, p))
+
+
+def test_camera_emd_loss_weights():
+    prior = CameraPrior().sample(64, generator=torch.Generator().manual_seed(0))
+    shift = torch.tensor([0.1, 0.0, 5.0, 10.0, 3.0, 0.0, 0.0, 0.0])  # yaw, roll (ignored), fov, radius (ignored)
+    per_param = camera_emd_per_param(prior + shift, prior)
+    torch.testing.assert_close(per_param, shift**2, atol=1e-5, rtol=1e-5)
+    expected = 2.0 * 0.01 + 1e-4 * 100.0
+    assert camera_emd_loss(prior + shift, prior).item() == pytest.approx(expected, rel=1e-4)
+    assert EMD_WEIGHTS == (2.0, 2.0, 0.0, 1e-4, 0.0, 1e-4, 1e-4, 1e-4)
+    collapsed = prior.clone()
+    collapsed[:, 0] = 0.0  # yaw collapse to a point costs ~ 2 Var(U[-1.57, 1.57]) ~ 1.64
+    assert camera_emd_loss(collapsed, prior).item() == pytest.approx(2 * prior[:, 0].square().mean().item())
+
+
+def test_force_mean_loss_golden_value():
+    post = torch.zeros(4, 8)
+    post[:, 0] = torch.tensor([0.0, 0.2, 0.1, 0.1])  # mean yaw 0.1
+    post[:, 1] = math.pi / 2 + 0.2
+    mean_angles = CameraPrior().mean_angles()
+    expected = 10.0 * math.sqrt((0.1 + 1e-8) ** 2 + (0.2 + 1e-8) ** 2 + 1e-16)
+    assert force_mean_loss(post, mean_angles).item() == pytest.approx(expected, rel=1e-5)
+    centred = torch.zeros(2, 8)
+    centred[:, 1] = math.pi / 2
+    assert force_mean_loss(centred.double(), mean_angles).item() == pytest.approx(10 * math.sqrt(3) * 1e-8, rel=1e-3)
