@@ -8,6 +8,10 @@ others (nor torch).
 * ``synthesis``: modulated convs and the StyleGAN2 "skip" tri-plane synthesis network (ref §1.2).
 * ``triplane``: tri-plane sampling and the decoding MLP (ref §1.3).
 * ``generator``: the full generator: mapping + tri-plane + renderer + camera and depth adaptors (ref §1.8).
-* ``rays``, ``render``, ``camera``, ``depth_adaptor``: rays, volume rendering, camera model and adaptor, depth adaptor.
-* ``discriminator``, ``config``, ``build``: the discriminator, the model config and config -> modules.
+* ``rays``, ``render``: camera rays and volume rendering (ref §1.4-§1.6).
+* ``camera_prior``, ``camera_adaptor``, ``camera``: the camera prior, the camera adaptor and its regularizers (ref §2).
+* ``depth_adaptor``: the depth adaptor (ref §3.1-§3.2); ``patches``: patch sampling and real-patch extraction (ref §1.7).
+* ``scalar_encoder``, ``disc_blocks``, ``discriminator``: the patch-wise discriminator with its KD head (ref §4).
+* ``config``, ``build``, ``param_counts``: model config presets, config -> modules, parameter tables (ref §12-§15).
+* ``inception``: the TF-Inception feature detector used by FID and instance selection (ref §6.2, §7.2).
 """

@@ -139,8 +139,8 @@ class CameraPrior:
         """``[8]`` component-wise mean of the prior (3DGP ref §1.1 ``mean_camera_params``, §13).
 
         For the default prior: yaw 0, pitch pi/2, roll 0, fov 27.5, radius 1; look-at (0, pi/2, 0.1), i.e. a point
-        0.1 in front of the origin (the expectation of each spherical look-at coordinate). Uses the uniform
-        mid-point for fov even under truncnorm (the official buffer stores the configured mean; see fov_mean_deg).
+        0.1 in front of the origin (the expectation of each spherical look-at coordinate). Under truncnorm the
+        fov entry is the configured ``fov_mean_deg`` (like the official buffer), the angles stay the mid-points.
         """
         fov = (self.fov_min_deg + self.fov_max_deg) / 2 if self.fov_dist == "uniform" else self.fov_mean_deg
         yaw, pitch, roll = self.mean_angles_list()

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import warnings
 
 import numpy as np
 
@@ -56,8 +57,8 @@ def default_inception_path() -> str:
 def resize_clean(images: np.ndarray, size: int = INCEPTION_SIZE) -> np.ndarray:
     """clean-fid "clean" resize: uint8/float [N, H, W, 3] -> float32 [N, size, size, 3] in 0..255.
 
-    Every channel goes through PIL's bicubic filter as a 32-bit float image, so no rounding happens after
-    resizing (clean-fid ``make_resizer("PIL", False, "bicubic", ...)``).
+    Every channel goes through PIL's bicubic filter as a 32-bit float image, then is clipped to 0..255; no rounding
+    happens after resizing (clean-fid ``make_resizer("PIL", False, "bicubic", ...)``).
     """
     from PIL import Image
 
@@ -69,7 +70,7 @@ def resize_clean(images: np.ndarray, size: int = INCEPTION_SIZE) -> np.ndarray:
         for channel in range(3):
             plane = Image.fromarray(image[:, :, channel].astype(np.float32), mode="F")
             out[index, :, :, channel] = np.asarray(plane.resize((size, size), Image.Resampling.BICUBIC))
-    return out
+    return np.clip(out, 0.0, 255.0, out=out)  # bicubic overshoot is clipped, as clean-fid does
 
 
 class InceptionDetector:
@@ -132,7 +133,9 @@ def load_inception(path: str | None = None, device: str = "cpu", batch_size: int
     if not os.path.isfile(path):
         raise BadFileError(path, "--inception: no such file")
     try:
-        net = torch.jit.load(path, map_location="cpu")
+        with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript loading; the file is TorchScript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(path, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - anything torch.jit cannot read is a bad file
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise BadFileError(path, f"--inception: not a TorchScript Inception network ({first_line[:160]})") from exc

@@ -118,6 +118,8 @@ def make_rays(
         ``origins [B, H*W, 3]`` (the camera centre repeated) and unit ``dirs [B, H*W, 3]``, row-major.
     """
     batch_size = camera.shape[0]
+    if patch_params is not None:
+        patch_params = patch_params.to(device=camera.device, dtype=camera.dtype)
     c2w = camera_to_world(camera)  # [B, 4, 4]
     u, v = pixel_ndc(resolution, patch_params, batch_size, camera.device, camera.dtype)  # [B, H, W] each
     focal = 1.0 / torch.tan(camera[:, CAM_FOV] * (math.pi / 360.0))  # [B], 1 / tan(fov / 2)

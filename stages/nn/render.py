@@ -25,7 +25,6 @@ Public API:
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import torch
@@ -33,8 +32,6 @@ import torch.nn.functional as F
 
 from stages.common.errors import BadOptionError
 from stages.ops import composite
-
-log = logging.getLogger(__name__)
 
 DecodeFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

@@ -82,3 +82,12 @@ def test_make_rays_is_differentiable_in_camera():
     origins, dirs = make_rays(cam, resolution=4)
     (origins.sum() + dirs[..., 0].sum()).backward()
     assert torch.isfinite(cam.grad).all() and cam.grad[0, 0] != 0 and cam.grad[0, 3] != 0
+
+
+def test_patch_rays_match_the_same_pixels_as_extract_patches():
+    # a half-scale patch at o = (0.5, 0) covers the bottom-right quarter: rows 4..8, cols 4..8 of a 9x9 image,
+    # exactly the pixels extract_patches takes for the same parameters (fake and real patches agree)
+    cam = _camera(yaw=0.4, fov=40.0)
+    _, full = make_rays(cam, resolution=9)
+    _, patch = make_rays(cam, resolution=5, patch_params=torch.tensor([[0.5, 0.5, 0.0]]))  # float32 params
+    torch.testing.assert_close(patch.view(5, 5, 3), full.view(9, 9, 3)[4:, 4:], atol=1e-7, rtol=0)

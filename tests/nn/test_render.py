@@ -197,3 +197,12 @@ def test_cuda_composite_matches_reference_inside_the_renderer():
     ]
     for key in ("rgb", "depth", "weights", "t"):
         torch.testing.assert_close(outs[0][key], outs[1][key], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("q", [0.1, 0.5, 0.73])
+def test_cut_quantile_agrees_with_torch_quantile(q):
+    sigma = torch.randn(3, 50, 7, generator=torch.Generator().manual_seed(10))
+    density = torch.nn.functional.softplus(sigma)
+    expected_cut = density < torch.quantile(density.flatten(), q)
+    cut = cut_densities_below_quantile(sigma, q)
+    assert torch.equal(torch.nn.functional.softplus(cut) == 0, expected_cut)
