@@ -105,7 +105,7 @@ def _conv_up(x, w, f, up, pads, groups, flip_weight, flip_filter) -> torch.Tenso
     pass takes that padding.
     """
     c_out, c_in_per_group, kh, kw = w.shape
-    if not flip_weight:  # we need correlation with flip(w) after the transposed conv's own flip
+    if not flip_weight:  # a true convolution with w is a correlation with flip(w)
         w = w.flip([2, 3])
     # conv_transpose2d wants [C_in, C_out // groups, kh, kw]; its taps are the correlation taps flipped.
     w = w.reshape(groups, c_out // groups, c_in_per_group, kh, kw).transpose(1, 2)

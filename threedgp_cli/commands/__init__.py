@@ -2,3 +2,4 @@
 
 Add one import line per command module. A command is registered only when it works.
 """
+from threedgp_cli.commands import doctor  # noqa: F401

@@ -3,7 +3,7 @@
 // Python (stages/ops/_*_cuda.py); these functions are the raw forward/backward passes.
 #include <torch/extension.h>
 
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <vector>
@@ -30,7 +30,7 @@ void check_launch(int err, const char* what) {
     TORCH_CHECK(err == 0, "3dgp ops: ", what, " launch failed: ", cudaGetErrorString((cudaError_t)err));
 }
 
-void* stream_ptr() { return static_cast<void*>(at::cuda::getCurrentCUDAStream().stream()); }
+void* stream_ptr() { return static_cast<void*>(c10::cuda::getCurrentCUDAStream().stream()); }
 
 threedgp::BiasActParams bias_act_params(const torch::Tensor& x, const torch::Tensor& b, int64_t dim, int64_t act,
                                         double alpha, double gain, double clamp) {
@@ -56,7 +56,7 @@ threedgp::BiasActParams bias_act_params(const torch::Tensor& x, const torch::Ten
 
 torch::Tensor bias_act_forward(torch::Tensor x, torch::Tensor b, int64_t dim, int64_t act, double alpha, double gain,
                                double clamp) {
-    const at::cuda::OptionalCUDAGuard guard(x.device());
+    const c10::cuda::OptionalCUDAGuard guard(x.device());
     auto p = bias_act_params(x, b, dim, act, alpha, gain, clamp);
     auto y = torch::empty_like(x);
     check_launch(threedgp::bias_act_forward(x.data_ptr(), p.size_b ? b.data_ptr() : nullptr, y.data_ptr(),
@@ -67,7 +67,7 @@ torch::Tensor bias_act_forward(torch::Tensor x, torch::Tensor b, int64_t dim, in
 
 torch::Tensor bias_act_backward(torch::Tensor dy, torch::Tensor x, torch::Tensor b, int64_t dim, int64_t act,
                                 double alpha, double gain, double clamp) {
-    const at::cuda::OptionalCUDAGuard guard(x.device());
+    const c10::cuda::OptionalCUDAGuard guard(x.device());
     auto p = bias_act_params(x, b, dim, act, alpha, gain, clamp);
     TORCH_CHECK(dy.sizes() == x.sizes() && dy.is_contiguous() && dy.scalar_type() == x.scalar_type(),
                 "bias_act: dy must match x");
@@ -81,7 +81,7 @@ torch::Tensor bias_act_backward(torch::Tensor dy, torch::Tensor x, torch::Tensor
 // x [B, C, H, W] -> [B, C, out_h, out_w]; taps float32 [taps_h, taps_w] correlation taps.
 torch::Tensor upfirdn2d_forward(torch::Tensor x, torch::Tensor taps, int64_t up_x, int64_t up_y, int64_t down_x,
                                 int64_t down_y, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1) {
-    const at::cuda::OptionalCUDAGuard guard(x.device());
+    const c10::cuda::OptionalCUDAGuard guard(x.device());
     TORCH_CHECK(x.is_cuda() && x.is_contiguous() && x.dim() == 4, "upfirdn2d: x must be a contiguous CUDA [B,C,H,W]");
     TORCH_CHECK(taps.is_cuda() && taps.is_contiguous() && taps.dim() == 2 && taps.scalar_type() == torch::kFloat32,
                 "upfirdn2d: taps must be a contiguous float32 CUDA [fh, fw] tensor");
@@ -124,7 +124,7 @@ threedgp::CompositeParams composite_params(const torch::Tensor& rgb, const torch
 }
 
 std::vector<torch::Tensor> composite_forward(torch::Tensor rgb, torch::Tensor sigma_raw, torch::Tensor t) {
-    const at::cuda::OptionalCUDAGuard guard(rgb.device());
+    const c10::cuda::OptionalCUDAGuard guard(rgb.device());
     auto p = composite_params(rgb, sigma_raw, t);
     auto rgb_out = torch::empty({p.rays, p.chans}, rgb.options());
     auto depth = torch::empty({p.rays, 1}, rgb.options());
@@ -140,7 +140,7 @@ std::vector<torch::Tensor> composite_forward(torch::Tensor rgb, torch::Tensor si
 std::vector<torch::Tensor> composite_backward(torch::Tensor rgb, torch::Tensor sigma_raw, torch::Tensor t,
                                               torch::Tensor weights, torch::Tensor trans, torch::Tensor g_rgb,
                                               torch::Tensor g_depth, torch::Tensor g_weights) {
-    const at::cuda::OptionalCUDAGuard guard(rgb.device());
+    const c10::cuda::OptionalCUDAGuard guard(rgb.device());
     auto p = composite_params(rgb, sigma_raw, t);
     for (const auto& g : {weights, trans, g_rgb, g_depth, g_weights})
         TORCH_CHECK(g.is_contiguous() && g.scalar_type() == rgb.scalar_type(), "composite: bad backward input");
