@@ -1,0 +1,73 @@
+"""Per-class instance selection before writing (``3dgp prep imagenet --keep-ratio``; 3DGP ref §7.2).
+
+For each class: decode its images at the dataset resolution, extract Inception pool features, fit one
+full-covariance Gaussian and keep the top ``floor(n * keep_ratio)`` by likelihood (the selection helper's
+``select_instances``). Each class's result is committed to the partial dataset as soon as it is known, so an
+interrupted run re-selects only the classes it had not finished.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from itertools import groupby
+
+import numpy as np
+
+from stages.common.progress import progress_bar
+from stages.data.format import PLAN_PREFIX, SKIP_PREFIX
+from stages.data.lmdb_store import DatasetWriter
+from stages.prep.config import PrepConfig
+from stages.prep.sources.units import Loaded, Skipped, Unit
+
+logger = logging.getLogger(__name__)
+
+
+def _plan_key(label: int) -> bytes:
+    return PLAN_PREFIX + f"{label:06d}".encode()
+
+
+def select_units(
+    cfg: PrepConfig,  # keep_ratio, reg_covar, selection_weights, device
+    units: list[Unit],  # all candidate units, grouped by label (as the imagenet source lists them)
+    writer: DatasetWriter,  # the partial dataset (holds finished per-class plans)
+    map_units: Callable[[list[Unit]], list[Loaded | Skipped]],  # decodes units (in the worker pool)
+) -> list[Unit]:
+    """The units that survive per-class instance selection, in their original order (3DGP ref §7.2)."""
+    if cfg.keep_ratio >= 1.0:
+        return units
+    from stages.prep.selection import select_instances
+
+    done = dict(writer.items_with_prefix(PLAN_PREFIX))
+    detector, kept = None, []
+    groups = [(label, list(group)) for label, group in groupby(units, key=lambda u: u.label)]
+    todo = sum(len(g) for label, g in groups if _plan_key(label) not in done)
+    with progress_bar(todo, "select", unit="img") as advance:
+        for label, group in groups:
+            key = _plan_key(label)
+            if key not in done:
+                if detector is None:
+                    from stages.nn.inception import load_inception
+
+                    weights = None if cfg.selection_weights is None else str(cfg.selection_weights)
+                    detector = load_inception(weights, device=cfg.device)
+                done[key] = _select_class(cfg, label, group, writer, map_units, detector, select_instances)
+                advance(len(group))
+            kept += [group[i] for i in done[key]]
+    logger.info("instance selection kept %d of %d images (keep ratio %.3f)", len(kept), len(units), cfg.keep_ratio)
+    return kept
+
+
+def _select_class(cfg, label, group, writer, map_units, detector, select_instances) -> list[int]:
+    """Select within one class and commit the kept positions (and any unreadable files) in one transaction."""
+    results = map_units(group)
+    readable = [i for i, r in enumerate(results) if isinstance(r, Loaded)]
+    skips = {SKIP_PREFIX + f"select/{r.source}".encode(): {"source": r.source, "reason": r.reason}
+             for r in results if isinstance(r, Skipped)}
+    keep: list[int] = []
+    if readable:
+        images = np.stack([results[i].image for i in readable])  # [n, R, R, 3] uint8
+        features = detector.extract_features(images)  # [n, 2048]
+        chosen = select_instances(features, cfg.keep_ratio, cfg.reg_covar)
+        keep = sorted(readable[int(j)] for j in chosen)
+    writer.commit({}, {_plan_key(label): keep, **skips})
+    return keep
