@@ -14,4 +14,5 @@ others (nor torch).
 * ``scalar_encoder``, ``disc_blocks``, ``discriminator``: the patch-wise discriminator with its KD head (ref §4).
 * ``config``, ``build``, ``param_counts``: model config presets, config -> modules, parameter tables (ref §12-§15).
 * ``inception``: the TF-Inception feature detector used by FID and instance selection (ref §6.2, §7.2).
+* ``rng``: random draws from a generator on any device, moved to the tensors' device (ref §5.4).
 """

@@ -30,6 +30,7 @@ import math
 import torch
 from torch import nn
 
+from stages.nn import rng
 from stages.nn.camera_prior import PITCH_EPS, CameraPrior
 from stages.nn.layers import FullyConnectedLayer, normalize_2nd_moment
 from stages.nn.rays import (
@@ -155,7 +156,7 @@ def random_one_hot_classes(
     """One-hot classes drawn uniformly over ``c_dim`` classes, or None when unconditional (3DGP ref §2.4a)."""
     if c_dim == 0:
         return None
-    labels = torch.randint(c_dim, (batch_size,), generator=generator, device=device)
+    labels = rng.randint(c_dim, (batch_size,), generator, device)  # [B], drawn on the generator's device
     return torch.nn.functional.one_hot(labels, c_dim).float()  # [B, c_dim]
 
 
@@ -174,6 +175,6 @@ def mean_posterior_camera(
     The spherical look-at coordinates are averaged component-wise too, like the official code. Returns ``[8]``.
     """
     prior_camera = prior.sample(n, generator=generator, device=device)  # [n, 8]
-    z = torch.randn(n, z_dim, generator=generator, device=device)  # [n, z_dim]
+    z = rng.randn((n, z_dim), generator, device)  # [n, z_dim]
     c = random_one_hot_classes(n, c_dim, generator=generator, device=device)
     return adaptor(prior_camera, z, c).mean(dim=0)  # [8]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from stages.common.errors import BadOptionError
+from stages.nn import rng
 from stages.nn.rays import CAM_FOV, CAM_LA_PITCH, CAM_LA_RADIUS, CAM_LA_YAW, CAM_PITCH, CAM_RADIUS, CAM_YAW
 
 PITCH_EPS = 1e-5  # pitch clamp margin, and the clamp of v in the spherical-uniform look-at (ref §2.2)
@@ -104,7 +105,7 @@ class CameraPrior:
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
         """Draw ``[batch_size, 8]`` prior cameras (3DGP ref §2.2). Roll is 0 and radius is constant."""
-        u = torch.rand(batch_size, 6, generator=generator, device=device, dtype=dtype)  # [B, 6]
+        u = rng.rand((batch_size, 6), generator, device, dtype)  # [B, 6], drawn on the generator's device
         camera = torch.zeros(batch_size, 8, device=device, dtype=dtype)
         if self.angle_dist == "uniform":
             camera[:, CAM_YAW] = self.yaw_min + u[:, 0] * (self.yaw_max - self.yaw_min)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from stages.common.errors import BadOptionError
+from stages.nn import rng
 from stages.nn.layers import Conv2dLayer
 
 DENOM_EPS = 1e-12  # added to (far - near') in the normalisation (ref §3.1)
@@ -119,7 +120,7 @@ class DepthAdaptor(nn.Module):
         if not self.training or outputs.shape[1] == 1:
             return outputs[:, -1]
         probs = self.selection_probs().to(torch.float32)  # [N]
-        index = torch.multinomial(probs.expand(depth.shape[0], -1), 1, generator=generator)  # [B, 1]
+        index = rng.multinomial(probs.expand(depth.shape[0], -1), 1, generator)  # [B, 1]
         index = index.to(depth.device).view(-1, 1, 1, 1, 1).expand(-1, 1, *outputs.shape[2:])
         return outputs.gather(1, index).squeeze(1)  # [B, 1, H, W]
 

@@ -157,13 +157,21 @@ class DiscriminatorEpilogue(nn.Module):
         else:
             self.kd_fc = self.kd_out = None
 
-    def forward(self, x: torch.Tensor, cmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,                    # [B, C, 4, 4]
+        cmap: torch.Tensor,                 # [B, cmap_dim]
+        predict_feat: bool = True,          # Evaluate the KD head (else kd_features is None).
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Projection logits ``[B]`` and, if built and ``predict_feat``, KD features ``[B, kd_dim]`` (ref §4.3)."""
         assert x.shape[1:] == (self.in_channels, self.resolution, self.resolution), list(x.shape)
         x = x.float()
         if self.mbstd is not None:
             x = self.mbstd(x)  # [B, C + F, 4, 4]
         x = self.conv(x).flatten(1)  # [B, C * 16]
-        kd_features = self.kd_out(self.kd_fc(x)) if self.kd_fc is not None else None  # [B, kd_dim]
+        kd_features = None
+        if predict_feat and self.kd_fc is not None:
+            kd_features = self.kd_out(self.kd_fc(x))  # [B, kd_dim]
         out = self.out(self.fc(x))  # [B, cmap_dim]
         logits = (out * cmap.float()).sum(dim=1) / math.sqrt(self.cmap_dim)  # [B]
         return logits, kd_features

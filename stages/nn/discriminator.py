@@ -8,8 +8,11 @@ A StyleGAN2 ResNet discriminator over the 4-channel (RGB + depth) patch, with:
 * patch-parameter conditioning: [s, o_x, o_y] -> ``ScalarEncoder1d`` (828-d) -> ``hyper_mod_mapping`` -> h, which
   modulates every block's conv1 input by (1 + tanh(affine(h))) (ref §4.2);
 * a projection head: logit = <out, cmap> / sqrt(cmap_dim) with cmap = ``head_mapping``([c_onehot, patch_embedding]);
+  both mappings are built with ``w_avg_beta=None`` like the official code: no ``w_avg`` buffer, nothing tracked;
 * a knowledge-distillation head regressing the ResNet-50 embedding of the real image (ref §4.3), built only when
-  kd_dim > 0;
+  kd_dim > 0 and evaluated only when ``forward(..., predict_feat=True)`` (the default). The official code computes
+  it only for the reals of the D-main pass, so the training loop passes ``predict_feat=False`` for fakes and for
+  the R1 pass (kd_features is then None);
 * mixed precision: the blocks at the highest ``num_fp16_res`` virtual resolutions run in fp16 on CUDA; everything
   runs in fp32 on CPU. conv_clamp applies to every conv of D (ref §4.1).
 
@@ -84,7 +87,7 @@ class Discriminator(nn.Module):
         code_dim = hyper_mod_dim if hyper_mod else 0
         self.hyper_mod_mapping = (
             MappingNetwork(z_dim=0, c_dim=patch_emb_dim, w_dim=hyper_mod_dim, num_ws=1,
-                           num_layers=mapping_num_layers, lr_multiplier=mapping_lr_multiplier)
+                           num_layers=mapping_num_layers, lr_multiplier=mapping_lr_multiplier, w_avg_beta=None)
             if hyper_mod else None
         )
         self.blocks = nn.ModuleDict()
@@ -103,7 +106,7 @@ class Discriminator(nn.Module):
         self.cmap_dim = disc_channels(4, cbase, cmax)
         self.head_mapping = MappingNetwork(
             z_dim=0, c_dim=c_dim + patch_emb_dim, w_dim=self.cmap_dim, num_ws=1,
-            num_layers=mapping_num_layers, lr_multiplier=mapping_lr_multiplier,
+            num_layers=mapping_num_layers, lr_multiplier=mapping_lr_multiplier, w_avg_beta=None,
         )
         self.epilogue = DiscriminatorEpilogue(
             in_channels=self.cmap_dim,
@@ -138,8 +141,12 @@ class Discriminator(nn.Module):
         c: torch.Tensor | None,             # [B, c_dim] one-hot class (None or [B, 0] if unconditional).
         patch_params: torch.Tensor,         # [B, 3] = [scale, offset_x, offset_y], each in [0, 1].
         force_fp32: bool = False,           # Run every block in fp32 even on CUDA.
+        predict_feat: bool = True,          # Evaluate the KD head (reals of D-main only; False for fakes and R1).
     ) -> dict[str, torch.Tensor | None]:
-        """Logits ``[B]`` and KD features ``[B, kd_dim]`` (None when kd_dim = 0) for a batch of patches (ref §4)."""
+        """Logits ``[B]`` and KD features ``[B, kd_dim]`` for a batch of patches (ref §4, §4.3).
+
+        ``kd_features`` is None when kd_dim = 0 or ``predict_feat=False`` (the head is then not evaluated at all).
+        """
         expected = (self.img_channels, self.patch_resolution, self.patch_resolution)
         assert img.ndim == 4 and tuple(img.shape[1:]) == expected, f"D input {list(img.shape)}, want [B, {expected}]"
         assert patch_params.shape == (img.shape[0], PATCH_PARAMS_DIM), list(patch_params.shape)
@@ -147,7 +154,7 @@ class Discriminator(nn.Module):
         x = None
         for block in self.blocks.values():
             x = block(x, img, h, force_fp32=force_fp32)
-        logits, kd_features = self.epilogue(x, cmap)
+        logits, kd_features = self.epilogue(x, cmap, predict_feat=predict_feat)
         return {"logits": logits, "kd_features": kd_features}
 
     def extra_repr(self) -> str:

@@ -9,6 +9,12 @@ Forward pass (training, ref §1.8):
    img ``[B, 3, H, W]`` (raw, unbounded) and depth ``[B, 1, H, W]`` (world units, ~[ray_start, ray_end]);
 5. depth_adapted = depth_adaptor(depth) (ref §3; random output selection in training, last output in eval).
 
+Randomness: the per-pixel synthesis noise (``noise_mode="random"``), the renderer's jitter, importance samples and
+density noise, and the depth adaptor's output selection all draw from ``generator`` when one is given (in that
+order), else from the global RNG; a CPU generator works with CUDA modules (``stages.nn.rng``). The density noise
+is applied only in training mode: in eval mode ``nerf_noise_std`` is ignored (official:
+``nerf_noise_std if self.training else 0``, ref §1.6 step 2).
+
 The DDP no-op ``img + 0 * max(depth_adapted)`` of the official code (ref §1.8) is not reproduced.
 
 Public API (what the training loop, eval and export call):
@@ -18,17 +24,18 @@ Public API (what the training loop, eval and export call):
   truncation, ref §8.2).
 * ``G.camera_posterior(camera_prior [B, 8], z, c) -> camera [B, 8]``.
 * ``G.synthesis(ws, camera [B, 8], patch_params [B, 3] | None = None, resolution=None, noise_mode="random",
-  nerf_noise_std=0.0, ...) -> dict(img, depth, depth_adapted)``.
+  nerf_noise_std=0.0, generator=None, ...) -> dict(img, depth, depth_adapted)``.
 * ``G(z, c, camera_prior, patch_params=None, resolution=None, truncation_psi=1, noise_mode="random",
-  update_emas=False, nerf_noise_std=0.0) -> dict(img [B, 3, H, W], depth [B, 1, H, W] (raw, world units),
-  depth_adapted [B, 1, H, W] or None, camera [B, 8] (posterior), ws [B, num_ws, w_dim])``.
-* ``G.triplanes(ws, noise_mode) -> [B, 3, F, R, R]`` and ``G.decode_points(planes, points [B, N, 3]) ->
+  update_emas=False, nerf_noise_std=0.0, generator=None) -> dict(img [B, 3, H, W], depth [B, 1, H, W] (raw,
+  world units), depth_adapted [B, 1, H, W] or None, camera [B, 8] (posterior), ws [B, num_ws, w_dim])``.
+* ``G.triplanes(ws, noise_mode, generator=None) -> [B, 3, F, R, R]`` and ``G.decode_points(planes, points [B, N, 3]) ->
   (rgb [B, N, 3], sigma_raw [B, N])`` for geometry extraction (ref §8.5).
 
 ``resolution=None`` renders ``img_resolution`` (the eval resolution); training passes the patch resolution.
 The adaptors are built by the caller (``stages.nn.build``) and passed in, so this module only relies on their
 forward contracts: ``camera_adaptor(camera_prior [B, 8], z [B, z_dim], c [B, c_dim] | None) -> [B, 8]`` and
-``depth_adaptor(depth [B, 1, H, W]) -> [B, 1, H, W]`` (its train/eval behaviour follows ``module.training``).
+``depth_adaptor(depth [B, 1, H, W], generator=None) -> [B, 1, H, W]`` (its train/eval behaviour follows
+``module.training``).
 """
 from __future__ import annotations
 
@@ -101,9 +108,14 @@ class Generator(nn.Module):
             c = None
         return self.camera_adaptor(camera_prior, z, c)
 
-    def triplanes(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def triplanes(
+        self,
+        ws: torch.Tensor,             # [B, num_ws, w_dim]
+        noise_mode: str = "random",   # Synthesis noise: 'random', 'const' or 'none'.
+        generator: torch.Generator | None = None,  # RNG of the 'random' per-pixel noise (None = global RNG).
+    ) -> torch.Tensor:
         """The tri-plane ``[B, 3, feat_dim, R, R]`` for ws ``[B, num_ws, w_dim]`` (ref §1.2)."""
-        return self.backbone(ws, noise_mode=noise_mode)
+        return self.backbone(ws, noise_mode=noise_mode, generator=generator)
 
     def decode_points(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw rgb ``[B, N, 3]`` and raw (pre-softplus) density ``[B, N]`` at world points ``[B, N, 3]`` (ref §1.3)."""
@@ -115,7 +127,7 @@ class Generator(nn.Module):
         camera: torch.Tensor,         # [B, 8] cameras (ref §2.1).
         patch_params: torch.Tensor | None = None,  # [B, 3] (scale, o_x, o_y) or None for the full image.
         resolution: int | None = None,  # H = W of the render (None = img_resolution).
-        nerf_noise_std: float = 0.0,  # Std of the density noise (training schedule, ref §1.6 step 2).
+        nerf_noise_std: float = 0.0,  # Std of the density noise (training schedule, ref §1.6 step 2); eval: 0.
         ray_end: float | None = None,  # Far-bound override (inference far_plane_offset, ref §8.1).
         num_coarse_steps: int | None = None,  # Sample-count overrides (inference ray_step_multiplier).
         num_fine_steps: int | None = None,
@@ -123,7 +135,12 @@ class Generator(nn.Module):
         chunk_rays: int | None = None,  # Render at most this many rays per image at once (memory only).
         generator: torch.Generator | None = None,  # RNG of the renderer (jitter, importance samples, noise).
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Volume-render a tri-plane: img ``[B, 3, H, W]`` (raw) and depth ``[B, 1, H, W]`` (world units)."""
+        """Volume-render a tri-plane: img ``[B, 3, H, W]`` (raw) and depth ``[B, 1, H, W]`` (world units).
+
+        The density noise is used only in training mode; in eval mode it is 0 whatever ``nerf_noise_std`` says
+        (ref §1.6 step 2, official ``nerf_noise_std if self.training else 0``).
+        """
+        nerf_noise_std = nerf_noise_std if self.training else 0.0
         batch_size = planes.shape[0]
         res = self.img_resolution if resolution is None else resolution
         origins, dirs = make_rays(camera.to(planes.dtype), res, patch_params)  # [B, H*W, 3] each
@@ -145,16 +162,20 @@ class Generator(nn.Module):
         patch_params: torch.Tensor | None = None,  # [B, 3] (scale, o_x, o_y) or None.
         resolution: int | None = None,  # H = W of the render (None = img_resolution).
         noise_mode: str = "random",   # Synthesis noise: 'random' (training), 'const' (visualisation), 'none'.
-        nerf_noise_std: float = 0.0,  # Density noise std (ref §1.6 step 2); 0 in eval.
-        **render_kwargs,              # ray_end, num_coarse_steps, num_fine_steps, cut_quantile, chunk_rays, generator.
+        nerf_noise_std: float = 0.0,  # Density noise std (ref §1.6 step 2); ignored (0) in eval mode.
+        generator: torch.Generator | None = None,  # RNG of synthesis noise, renderer and depth adaptor (None = global).
+        **render_kwargs,              # ray_end, num_coarse_steps, num_fine_steps, cut_quantile, chunk_rays.
     ) -> dict[str, torch.Tensor | None]:
         """Tri-plane synthesis + rendering + depth adaptor for given ws and cameras (3DGP ref §1.8 steps 3-5).
 
         Returns ``dict(img [B, 3, H, W], depth [B, 1, H, W], depth_adapted [B, 1, H, W] | None)``.
         """
-        planes = self.triplanes(ws, noise_mode=noise_mode)  # [B, 3, F, R, R]
-        img, depth = self.render(planes, camera, patch_params, resolution, nerf_noise_std, **render_kwargs)
-        depth_adapted = self.depth_adaptor(depth) if self.depth_adaptor is not None else None
+        planes = self.triplanes(ws, noise_mode=noise_mode, generator=generator)  # [B, 3, F, R, R]
+        img, depth = self.render(planes, camera, patch_params, resolution, nerf_noise_std, generator=generator,
+                                 **render_kwargs)
+        depth_adapted = None
+        if self.depth_adaptor is not None:
+            depth_adapted = self.depth_adaptor(depth, generator=generator)  # [B, 1, H, W]
         return {"img": img, "depth": depth, "depth_adapted": depth_adapted}
 
     def forward(
@@ -168,7 +189,8 @@ class Generator(nn.Module):
         truncation_cutoff: int | None = None,  # Truncate only the first ws.
         noise_mode: str = "random",   # Synthesis noise mode.
         update_emas: bool = False,    # Update the mapping's w_avg (D-main fake pass only).
-        nerf_noise_std: float = 0.0,  # Density noise std.
+        nerf_noise_std: float = 0.0,  # Density noise std; ignored (0) in eval mode.
+        generator: torch.Generator | None = None,  # RNG of synthesis noise, renderer and depth adaptor (None = global).
         **render_kwargs,              # Passed to ``render``.
     ) -> dict[str, torch.Tensor | None]:
         """z, c and a prior camera -> img, depth, adapted depth, posterior camera and ws (3DGP ref §1.8)."""
@@ -177,7 +199,8 @@ class Generator(nn.Module):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)  # [B, num_ws, w_dim]
         camera = self.camera_posterior(camera_prior, z, c)  # [B, 8]
-        out = self.synthesis(ws, camera, patch_params, resolution, noise_mode, nerf_noise_std, **render_kwargs)
+        out = self.synthesis(ws, camera, patch_params, resolution, noise_mode, nerf_noise_std, generator=generator,
+                             **render_kwargs)
         return {**out, "camera": camera, "ws": ws}
 
     def extra_repr(self) -> str:

@@ -8,12 +8,17 @@ through a linear embedding FC (lr multiplier 1), is normalized the same way and 
 ``w_avg`` (an EMA of w with beta 0.998) is updated only when ``update_emas=True``. Truncation is
 w <- lerp(w_center, w, psi), where w_center is the global ``w_avg`` or, for conditional models at inference, a
 per-class mean w from ``class_mean_w`` (the mean of mapping(z_i, c) over 256 random z, ref §8.2).
+
+``w_avg_beta=None`` builds no ``w_avg`` buffer and tracks nothing (the discriminator's hyper-modulation and head
+mappings, ref §4.2); ``update_emas`` is then a no-op and truncation needs an explicit ``w_center``. A stale
+``w_avg`` entry in an older state dict is dropped on load.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from stages.nn import rng
 from stages.nn.layers import FullyConnectedLayer, normalize_2nd_moment
 
 
@@ -47,7 +52,7 @@ class MappingNetwork(nn.Module):
         layer_features: int | None = None,  # Hidden FC width (None = w_dim).
         activation: str = "lrelu",   # Activation of the FC layers.
         lr_multiplier: float = 0.01,  # Learning-rate multiplier of the FC layers.
-        w_avg_beta: float = 0.998,   # EMA decay of w_avg.
+        w_avg_beta: float | None = 0.998,  # EMA decay of w_avg; None = no w_avg buffer, no tracking.
     ):
         super().__init__()
         self.z_dim = z_dim
@@ -67,7 +72,14 @@ class MappingNetwork(nn.Module):
             FullyConnectedLayer(features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier)
             for i in range(num_layers)
         )
-        self.register_buffer("w_avg", torch.zeros([w_dim]))
+        if w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Drop a ``w_avg`` entry saved before ``w_avg_beta=None`` meant "no buffer" (old D checkpoints)."""
+        if self.w_avg_beta is None:
+            state_dict.pop(prefix + "w_avg", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def embed_inputs(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Normalized z, concatenated with the normalized class embedding if conditional: ``[B, z_dim + E]``."""
@@ -94,11 +106,12 @@ class MappingNetwork(nn.Module):
         x = self.embed_inputs(z, c)  # [B, z_dim + E]
         for layer in self.layers:
             x = layer(x)  # [B, w_dim]
-        if update_emas:
+        if update_emas and self.w_avg_beta is not None:
             with torch.no_grad():
                 self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)  # [B, num_ws, w_dim]
         if truncation_psi != 1:
+            assert w_center is not None or self.w_avg_beta is not None, "no w_avg (w_avg_beta=None): pass w_center"
             center = self.w_avg if w_center is None else w_center
             ws = truncate(ws, center, truncation_psi, truncation_cutoff)
         return ws
@@ -115,9 +128,8 @@ class MappingNetwork(nn.Module):
         For an unconditional model this is the same estimate of the global mean w (use ``w_avg`` instead).
         """
         batch_size = c.shape[0]
-        device = generator.device if generator is not None else c.device
-        z = torch.randn([num_samples, self.z_dim], generator=generator, device=device)  # [S, z_dim]
-        z = z.to(c.device).repeat(batch_size, 1)  # [B*S, z_dim]
+        z = rng.randn([num_samples, self.z_dim], generator, c.device)  # [S, z_dim], drawn on the generator's device
+        z = z.repeat(batch_size, 1)  # [B*S, z_dim]
         c_rep = c.repeat_interleave(num_samples, dim=0)  # [B*S, c_dim]
         x = self.embed_inputs(z, c_rep)
         for layer in self.layers:

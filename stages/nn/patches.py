@@ -5,9 +5,14 @@ BOTTOM of the image, the same convention as the rays of ``stages.nn.rays.pixel_n
 patches of the same parameters cover the same image region.
 
 * ``sample_patch_params``: the EpiGRAF "beta" scheme, s = min_scale + (max_scale - min_scale) * Beta(1, beta) and
-  o ~ U[0, 1 - s] independently for x and y, drawn once per group of ``group_size`` (= the minibatch-std group of
-  4) consecutive samples. Beta(1, b) is sampled exactly by inverse CDF, 1 - (1 - u)^(1 / b), so one torch
-  generator drives everything. The trainer passes beta(t) = lin(t; 0.001 -> 0.8 over 10000 kimg).
+  o ~ U[0, 1 - s] independently for x and y, drawn once per group of ``group_size`` (default 4) CONSECUTIVE
+  samples (sample n uses draw n // group_size). Beta(1, b) is sampled exactly by inverse CDF, 1 - (1 - u)^(1 / b),
+  so one torch generator drives everything (on the generator's device, moved to ``device``).
+  Note: these groups are NOT the minibatch-std groups of D. StyleGAN2's mbstd layer groups samples with a
+  stride (sample n belongs to group n mod (B / 4), ``stages.nn.disc_blocks.MinibatchStdLayer``), while patch
+  parameters are shared by consecutive samples. The official code has exactly this mismatch (ref §1.7 calls the
+  patch groups "minibatch-std groups", which is loose wording) and we reproduce it on purpose: do not "align" the
+  two groupings. The trainer passes beta(t) = lin(t; 0.001 -> 0.8 over 10000 kimg).
 * ``extract_patches``: ``F.grid_sample`` (bilinear, align_corners=True, zero padding) on the patch's pixel-centre
   grid. At s = 1 this is a plain bilinear downsample with NO anti-aliasing, like the official code (ref §13).
 
@@ -22,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from stages.common.errors import BadOptionError
+from stages.nn import rng
 from stages.nn.rays import pixel_ndc
 
 
@@ -42,7 +48,7 @@ def sample_patch_params(
     if group_size < 1:
         raise BadOptionError("mbstd_group_size", f"must be >= 1, got {group_size}")
     num_groups = -(-batch_size // group_size)  # ceil
-    u = torch.rand(num_groups, 3, generator=generator, device=device, dtype=torch.float64)  # [G, 3]
+    u = rng.rand((num_groups, 3), generator, device, torch.float64)  # [G, 3], on the generator's device
     beta_draw = 1.0 - (1.0 - u[:, 0]).pow(1.0 / beta)  # Beta(1, beta) by inverse CDF, [G]
     scale = min_scale + (max_scale - min_scale) * beta_draw
     offsets = u[:, 1:] * (1.0 - scale).unsqueeze(1)  # [G, 2], U[0, 1 - s]

@@ -10,6 +10,12 @@
 4. draws ``num_fine`` importance samples from the coarse weights (``sample_pdf``, ref §1.6 step 4), without gradient;
 5. decodes them (density noise again), merges and sorts all samples by t, and composites in t-space (step 6, 7).
 
+Deliberate deviation (only affects a ``num_fine=0`` ablation): with no importance samples the official code
+composites the coarse samples with the s-space depths of step 3 (deltas in s units, depth in [0, 1]). We composite
+them in t-space like the fine pass (deltas and depth in world units), which is the physically meaningful render and
+keeps ``depth`` in world units whatever ``num_fine`` is. With ``num_fine > 0`` (every official config) the output
+is identical to the official one.
+
 ``cut_quantile`` q > 0 (used by the non-flatness score, ref §6.5 step 2) zeroes, in both marcher calls, every
 density below the q-quantile of the whole density tensor of the current chunk (all images and rays of the chunk).
 The official eval code uses chunks of 43,690 rays for 4 images; pass ``chunk_rays`` to reproduce that.
@@ -31,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from stages.common.errors import BadOptionError
+from stages.nn import rng
 from stages.ops import composite
 
 DecodeFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -55,7 +62,7 @@ def stratified_samples(
     mids = 0.5 * (base[1:] + base[:-1])  # [S - 1]
     lower = torch.cat([base[:1], mids])  # [S]
     upper = torch.cat([mids, base[-1:]])  # [S]
-    jitter = torch.rand((*shape, num_samples), generator=generator, device=device, dtype=dtype)
+    jitter = rng.rand((*shape, num_samples), generator, device, dtype)  # drawn on the generator's device
     return lower + (upper - lower) * jitter  # [*shape, S]
 
 
@@ -80,7 +87,7 @@ def sample_pdf(
         pdf = weights / weights.sum(dim=-1, keepdim=True)
         cdf = torch.cumsum(pdf, dim=-1)
         cdf = torch.cat([torch.zeros_like(cdf[:, :1]), cdf], dim=-1).contiguous()  # [N, M]
-        u = torch.rand(cdf.shape[0], num_samples, generator=generator, device=cdf.device, dtype=cdf.dtype)
+        u = rng.rand((cdf.shape[0], num_samples), generator, cdf.device, cdf.dtype)  # [N, K]
         index = torch.searchsorted(cdf, u.contiguous(), right=True)  # [N, K]
         below = (index - 1).clamp(min=0)
         above = index.clamp(max=cdf.shape[-1] - 1)
@@ -129,7 +136,7 @@ def _decode_samples(
     assert rgb.ndim == 3 and rgb.shape[:2] == (batch_size, num_rays * num_samples), "decode_fn rgb must be [B, N, C]"
     assert sigma_raw.shape == (batch_size, num_rays * num_samples), "decode_fn sigma must be [B, N]"
     if density_noise_std > 0:
-        noise = torch.randn(sigma_raw.shape, generator=generator, device=sigma_raw.device, dtype=sigma_raw.dtype)
+        noise = rng.randn(sigma_raw.shape, generator, sigma_raw.device, sigma_raw.dtype)  # [B, N]
         sigma_raw = sigma_raw + noise * density_noise_std
     rgb = rgb.reshape(batch_size, num_rays, num_samples, rgb.shape[-1])  # [B, R, S, C]
     return rgb, sigma_raw.reshape(batch_size, num_rays, num_samples)  # [B, R, S]
@@ -175,7 +182,7 @@ def _render_chunk(decode_fn, origins, dirs, *, ray_start, ray_end, num_coarse, n
         sigma_all = torch.cat([sigma_c, sigma_f], dim=-1).gather(-1, order)  # [B, R, S]
         rgb_all = torch.cat([rgb_c, rgb_f], dim=2)
         rgb_all = rgb_all.gather(2, order.unsqueeze(-1).expand(-1, -1, -1, rgb_all.shape[-1]))  # [B, R, S, C]
-    else:
+    else:  # deliberate deviation: official composites these in s-space (see the module docstring)
         t_all, sigma_all, rgb_all = t_coarse, sigma_c, rgb_c
     rgb, depth, weights = _composite(rgb_all, sigma_all, t_all, cut_quantile, composite_impl)
     return {"rgb": rgb, "depth": depth, "weights": weights, "t": t_all, "weight_sum": weights.sum(-1, keepdim=True)}
@@ -215,7 +222,9 @@ def render_rays(
 
     Returns a dict of ``rgb [B, R, C]`` (raw, unbounded composite), ``depth [B, R, 1]`` (sum w t, world units),
     ``weights [B, R, S]`` and ``t [B, R, S]`` (the sorted final samples, S = num_coarse + num_fine) and
-    ``weight_sum [B, R, 1]``. Differentiable w.r.t. the decoder, ``origins`` and ``dirs``.
+    ``weight_sum [B, R, 1]``. Differentiable w.r.t. the decoder, ``origins`` and ``dirs``. With ``num_fine=0``
+    the coarse samples are composited in t-space (world units), unlike the official s-space composite: a
+    deliberate deviation (module docstring). ``generator`` may live on another device than the rays.
     """
     _check_options(ray_start, ray_end, num_coarse, num_fine, density_noise_std, cut_quantile, chunk_rays)
     assert origins.shape == dirs.shape and origins.ndim == 3 and origins.shape[-1] == 3, "rays must be [B, R, 3]"

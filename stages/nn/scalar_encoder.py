@@ -2,7 +2,8 @@
 
 Each scalar x in [0, 1] is scaled to X = x_multiplier * x and encoded as
 [sin(w_0 X) .. sin(w_{K-1} X), cos(w_0 X) .. cos(w_{K-1} X), E[round(X)]] with K = ceil(log2(x_multiplier)) Fourier
-frequencies w_k = pi * 2^k / 2^K and a learned table E = Embedding(x_multiplier + 1, const_emb_dim) (N(0, 1) init).
+frequencies w_k = pi * 2^k / 2^K and a learned table E = Embedding(ceil(x_multiplier) + 1, const_emb_dim) (N(0, 1)
+init; ceil like the official code, so a non-integer multiplier still has a row for every round(X)).
 The per-scalar vectors are concatenated. With the defaults (3 scalars, x 1000, 256-d table): 3 x (20 + 256) = 828.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ScalarEncoder1d(nn.Module):
         self.x_multiplier = float(x_multiplier)
         self.const_emb_dim = const_emb_dim
         self.num_freqs = int(math.ceil(math.log2(x_multiplier)))
-        self.num_embeddings = int(round(x_multiplier)) + 1
+        self.num_embeddings = int(math.ceil(x_multiplier)) + 1  # ceil, as the official table (ref §4.2)
         freqs = torch.tensor([math.pi * 2.0**k / 2.0**self.num_freqs for k in range(self.num_freqs)])
         self.register_buffer("freqs", freqs, persistent=False)  # [K]
         self.const_embed = nn.Embedding(self.num_embeddings, const_emb_dim) if const_emb_dim > 0 else None

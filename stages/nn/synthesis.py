@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from stages.nn import rng
 from stages.nn.layers import FullyConnectedLayer, activation_gain
 from stages.ops import bias_act, conv2d_resample, setup_filter, upsample2d
 
@@ -125,13 +126,14 @@ class SynthesisLayer(nn.Module):
         noise_mode: str = "random",  # 'random', 'const' or 'none'.
         fused_modconv: bool = True,  # Grouped-conv path (eval) or activation-scaling path (training).
         gain: float = 1,             # Extra output gain.
+        generator: torch.Generator | None = None,  # RNG of the 'random' noise (None = global RNG).
     ) -> torch.Tensor:
         assert noise_mode in ("random", "const", "none"), noise_mode
         styles = self.affine(w)  # [B, I]
         noise = None
         if self.use_noise and noise_mode == "random":
             shape = [x.shape[0], 1, self.resolution, self.resolution]
-            noise = torch.randn(shape, device=x.device, dtype=x.dtype) * self.noise_strength  # [B, 1, R, R]
+            noise = rng.randn(shape, generator, x.device, x.dtype) * self.noise_strength  # [B, 1, R, R]
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength  # [R, R]
         x = modulated_conv2d(
@@ -217,18 +219,20 @@ class SynthesisBlock(nn.Module):
         ws: torch.Tensor,            # [B, num_conv + num_torgb, w_dim]
         noise_mode: str = "random",  # 'random', 'const' or 'none'.
         fused_modconv: bool | str | None = None,  # None = fused_modconv_default.
+        generator: torch.Generator | None = None,  # RNG of the per-pixel noise (None = global RNG).
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if fused_modconv is None:
             fused_modconv = self.fused_modconv_default
         if fused_modconv == "inference_only":
             fused_modconv = not self.training
         w_iter = iter(ws.unbind(dim=1))
+        layer_kwargs = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, generator=generator)
         if self.conv0 is None:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # [B, O, 4, 4]
-            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv1(x, next(w_iter), **layer_kwargs)
         else:
-            x = self.conv0(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)  # [B, O, r, r]
-            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv0(x, next(w_iter), **layer_kwargs)  # [B, O, r, r]
+            x = self.conv1(x, next(w_iter), **layer_kwargs)
         if img is not None:
             img = upsample2d(img, self.resample_filter)  # [B, img_channels, r, r]
         y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)  # [B, img_channels, r, r]
@@ -281,6 +285,7 @@ class TriPlaneSynthesis(nn.Module):
         ws: torch.Tensor,            # [B, num_ws, w_dim]
         noise_mode: str = "random",  # 'random' (training), 'const' (visualisation) or 'none'.
         fused_modconv: bool | str | None = None,  # None = each block's default ('inference_only').
+        generator: torch.Generator | None = None,  # RNG of the per-pixel noise (None = global RNG).
     ) -> torch.Tensor:
         """Run the blocks; returns the tri-plane ``[B, 3, feat_dim, R, R]`` (3DGP ref §1.2)."""
         assert ws.ndim == 3 and ws.shape[1:] == (self.num_ws, self.w_dim), (ws.shape, self.num_ws, self.w_dim)
@@ -289,7 +294,7 @@ class TriPlaneSynthesis(nn.Module):
         w_idx = 0
         for block in self.blocks:
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)  # [B, n, w_dim]
-            x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv, generator=generator)
             w_idx += block.num_conv
         res = self.triplane_res
         return img.reshape(ws.shape[0], 3, self.feat_dim, res, res)  # [B, 3, F, R, R]

@@ -22,11 +22,13 @@ class Activation:
 
     func: Callable[[torch.Tensor, float], torch.Tensor]
     def_alpha: float  # slope / scale parameter (only lrelu uses it)
-    def_gain: float  # output gain applied after the activation (ref §1.1: lrelu and relu sqrt(2))
+    def_gain: float  # output gain applied after the activation (ref §1.1: relu, lrelu and swish sqrt(2))
     cuda_id: int  # matches the ActId enum in csrc/bias_act.h
 
 
-# The activations (ref §1.1): lrelu/relu have gain sqrt(2) to keep the signal's second moment, others 1.
+# The activations (ref §1.1): relu/lrelu/swish have gain sqrt(2) to keep the signal's second moment (the
+# StyleGAN2 table, = stages.nn.layers.ACTIVATION_GAIN), the others 1. The CUDA kernel has no gain table: the
+# resolved gain is always passed to it, so these defaults cover both paths.
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(lambda x, a: x, 0.0, 1.0, 0),
     "relu": Activation(lambda x, a: F.relu(x), 0.0, math.sqrt(2), 1),
@@ -36,7 +38,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "elu": Activation(lambda x, a: F.elu(x), 0.0, 1.0, 5),
     "selu": Activation(lambda x, a: F.selu(x), 0.0, 1.0, 6),
     "softplus": Activation(lambda x, a: F.softplus(x), 0.0, 1.0, 7),
-    "swish": Activation(lambda x, a: torch.sigmoid(x) * x, 0.0, 1.0, 8),
+    "swish": Activation(lambda x, a: torch.sigmoid(x) * x, 0.0, math.sqrt(2), 8),
 }
 
 # The CUDA kernel accumulates in float (double for float64) and covers these dtypes.
@@ -74,7 +76,7 @@ def bias_act(
         dim: the axis of ``x`` the bias runs along (1 for [B, C, ...] feature maps and [B, C] FC outputs).
         act: one of linear, relu, lrelu, tanh, sigmoid, elu, selu, softplus, swish.
         alpha: lrelu's negative slope (default 0.2); ignored by the other activations.
-        gain: output scale; default sqrt(2) for relu/lrelu, 1 for the others.
+        gain: output scale; default sqrt(2) for relu/lrelu/swish, 1 for the others.
         clamp: clamp the output to [-clamp, clamp]; None (or a negative value) disables clamping.
         impl: "auto", "ref" or "cuda" (see ``stages.ops._impl``); CPU tensors always use "ref".
 

@@ -63,6 +63,8 @@ def conv2d_resample(
         y0, y1 = y0 + (fh - down + 1) // 2, y1 + (fh - down) // 2
     pads = (x0, x1, y0, y1)
     if up == 1 and down == 1:
+        if x0 == x1 >= 0 and y0 == y1 >= 0:  # symmetric, non-negative: let the convolution pad (no extra pass)
+            return _conv(x, w, groups=groups, flip_weight=flip_weight, padding=(y0, x0))
         return _conv(pad_input(x, pads), w, groups=groups, flip_weight=flip_weight)
     if up == 1:  # FIR low-pass first, then the strided convolution does the decimation.
         x = upfirdn2d(x, f, padding=pads, flip_filter=flip_filter)
@@ -82,17 +84,21 @@ def conv2d_resample_general(x, w, f, up, down, pads, groups, flip_weight, flip_f
 
 
 def pad_input(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
-    """Pad (negative: crop) the last two axes by (x0, x1, y0, y1) without filtering."""
+    """Pad (negative: crop) the last two axes by (x0, x1, y0, y1) without filtering.
+
+    Only the asymmetric or negative paddings of the plain (up = down = 1) path come here; symmetric non-negative
+    padding is done by ``F.conv2d`` itself, which is the same zero padding without an extra pass.
+    """
     if pads == (0, 0, 0, 0):
         return x
     return upfirdn2d(x, None, padding=pads)
 
 
-def _conv(x, w, stride: int = 1, groups: int = 1, flip_weight: bool = True) -> torch.Tensor:
-    """Valid (unpadded) convolution; ``flip_weight=False`` turns F.conv2d's correlation into a convolution."""
+def _conv(x, w, stride: int = 1, groups: int = 1, flip_weight: bool = True, padding=(0, 0)) -> torch.Tensor:
+    """Convolution with zero ``padding`` (py, px), valid by default; ``flip_weight=False`` = true convolution."""
     if not flip_weight:
         w = w.flip([2, 3])
-    return F.conv2d(x, w, stride=stride, groups=groups)
+    return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 
 def _conv_up(x, w, f, up, pads, groups, flip_weight, flip_filter) -> torch.Tensor:

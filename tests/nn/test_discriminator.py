@@ -267,3 +267,39 @@ def test_fp16_blocks_on_cuda_match_fp32():
     full = D(img, None, patch, force_fp32=True)
     assert mixed["logits"].dtype == torch.float32 and mixed["kd_features"].dtype == torch.float32
     torch.testing.assert_close(mixed["logits"], full["logits"], atol=5e-2, rtol=5e-2)
+
+
+# --- spec review: no w_avg in D, KD head only when asked, scalar-encoder table size --------------------------------
+
+def test_discriminator_mappings_register_no_w_avg():
+    D = small_dogs_like()
+    assert not [k for k in D.state_dict() if "w_avg" in k]
+    assert D.hyper_mod_mapping.w_avg_beta is None and D.head_mapping.w_avg_beta is None
+    img, patch = torch.randn(4, 4, 64, 64), torch.rand(4, 3)
+    before = {k: v.clone() for k, v in D.state_dict().items()}
+    D(img, None, patch)
+    assert all(torch.equal(before[k], v) for k, v in D.state_dict().items())
+
+
+def test_kd_head_runs_only_when_predict_feat():
+    """predict_feat=False (fakes, R1) skips the KD head entirely; the logits do not depend on it (ref §4.3)."""
+    D = small_dogs_like()
+    calls = []
+    D.epilogue.kd_fc.register_forward_hook(lambda m, i, o: calls.append(1))
+    img, patch = torch.randn(4, 4, 64, 64), torch.rand(4, 3)
+    with_feat = D(img, None, patch)
+    assert with_feat["kd_features"].shape == (4, 2048) and len(calls) == 1  # default True: today's behaviour
+    without = D(img, None, patch, predict_feat=False)
+    assert without["kd_features"] is None and len(calls) == 1
+    torch.testing.assert_close(without["logits"], with_feat["logits"])
+    logits, kd = D.epilogue(torch.randn(4, 16, 4, 4), torch.randn(4, 16), predict_feat=False)
+    assert kd is None and logits.shape == (4,) and len(calls) == 1
+
+
+@pytest.mark.parametrize("multiplier, rows", [(10.4, 12), (10.6, 12), (1000, 1001), (2.01, 4)])
+def test_scalar_encoder_table_uses_ceil(multiplier, rows):
+    """Embedding(ceil(x_multiplier) + 1): 10.4 -> 12 rows (round would give 11)."""
+    enc = ScalarEncoder1d(coord_dim=1, x_multiplier=multiplier, const_emb_dim=3)
+    assert enc.num_embeddings == rows and enc.const_embed.weight.shape == (rows, 3)
+    out = enc(torch.tensor([[1.0]]))[0, -3:]
+    torch.testing.assert_close(out, enc.const_embed.weight[round(multiplier)])

@@ -1,6 +1,7 @@
 """Mapping network: parameter counts, w_avg, truncation, per-class mean w (3DGP ref §1.1, §8.2, §14)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from stages.nn.mapping import MappingNetwork, truncate
@@ -80,3 +81,31 @@ def test_per_class_mean_w_and_truncation_centre():
 def test_truncate_identity_at_psi_one():
     ws = torch.randn(2, 3, 4)
     assert truncate(ws, torch.zeros(4), 1.0) is ws
+
+
+def test_w_avg_beta_none_builds_no_buffer_and_tracks_nothing():
+    """The discriminator's mappings (official w_avg_beta=None): no w_avg, update_emas is a no-op (ref §4.2)."""
+    torch.manual_seed(3)
+    tracked = MappingNetwork(z_dim=0, c_dim=5, w_dim=6, num_ws=1)
+    plain = MappingNetwork(z_dim=0, c_dim=5, w_dim=6, num_ws=1, w_avg_beta=None)
+    assert "w_avg" in tracked.state_dict() and "w_avg" not in plain.state_dict()
+    assert not hasattr(plain, "w_avg") and len(list(plain.buffers())) == 0
+    assert _count(plain) == _count(tracked)  # buffers are not parameters
+    c = torch.eye(5)[[0, 3]]
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    ws = plain(None, c, update_emas=True)
+    assert ws.shape == (2, 1, 6)
+    assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
+    # Truncation needs an explicit centre without w_avg.
+    torch.testing.assert_close(plain(None, c, truncation_psi=0.0, w_center=torch.ones(6)), torch.ones(2, 1, 6))
+    with pytest.raises(AssertionError, match="w_center"):
+        plain(None, c, truncation_psi=0.5)
+
+
+def test_old_state_dict_with_w_avg_loads_into_a_buffer_free_mapping():
+    torch.manual_seed(4)
+    old = MappingNetwork(z_dim=0, c_dim=5, w_dim=6, num_ws=1)
+    new = MappingNetwork(z_dim=0, c_dim=5, w_dim=6, num_ws=1, w_avg_beta=None)
+    new.load_state_dict(old.state_dict())  # strict: the stale w_avg is dropped, nothing else is missing
+    c = torch.eye(5)[[1, 2]]
+    torch.testing.assert_close(new(None, c), old(None, c))

@@ -66,3 +66,20 @@ def test_extract_patches_is_differentiable():
     images = torch.randn(1, 4, 8, 8, requires_grad=True)
     extract_patches(images, torch.tensor([[0.6, 0.1, 0.3]]), 4).sum().backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def test_patch_groups_are_consecutive_not_the_strided_mbstd_groups():
+    """Patch params are shared by 4 CONSECUTIVE samples, whereas the minibatch-std layer groups with a stride
+    (sample n in group n mod (B / 4)). The official code has the same mismatch; this pins it (see module docstring).
+    """
+    from stages.nn.disc_blocks import MinibatchStdLayer
+
+    params = sample_patch_params(8, min_scale=0.25, beta=0.8, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(params[0], params[i]) for i in range(4))  # 0..3 share one draw
+    assert not torch.equal(params[0], params[4])
+    # mbstd: with B = 8 and group 4, samples {0, 2, 4, 6} form one group (strided), not {0, 1, 2, 3}.
+    x = torch.zeros(8, 1, 1, 1)
+    x[[0, 2, 4, 6], 0] = torch.tensor([1.0, -1.0, 1.0, -1.0]).view(4, 1, 1)
+    std = MinibatchStdLayer(group_size=4)(x)[:, 1, 0, 0]
+    torch.testing.assert_close(std[[0, 2, 4, 6]], torch.full((4,), 1.0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(std[[1, 3, 5, 7]], torch.zeros(4), atol=1e-3, rtol=0)

@@ -206,3 +206,24 @@ def test_cut_quantile_agrees_with_torch_quantile(q):
     expected_cut = density < torch.quantile(density.flatten(), q)
     cut = cut_densities_below_quantile(sigma, q)
     assert torch.equal(torch.nn.functional.softplus(cut) == 0, expected_cut)
+
+
+def test_num_fine_zero_composites_coarse_samples_in_t_space(monkeypatch):
+    """Deliberate deviation (module docstring): with num_fine=0 the only composite is in t-space, world units.
+
+    The official code would composite these in s-space (depth in [0, 1]); keep ours, do not "fix" it.
+    """
+    calls = []
+    real = render_mod.composite
+
+    def spy(rgb, sigma_raw, t, impl="auto"):
+        calls.append((t.min().item(), t.max().item(), t.shape[-1]))
+        return real(rgb, sigma_raw, t, impl=impl)
+
+    monkeypatch.setattr(render_mod, "composite", spy)
+    origins, dirs = make_rays(_frontal(), resolution=5)
+    out = render_rays(sphere_decode, origins, dirs, num_coarse=48, num_fine=0,
+                      generator=torch.Generator().manual_seed(4))
+    ((lo, hi, n),) = calls
+    assert 0.75 <= lo and hi <= 1.25 and n == 48
+    assert out["depth"][0, 12, 0].item() == pytest.approx(1.0 - SPHERE_RADIUS, abs=0.5 / 47 + 1e-4)

@@ -55,7 +55,7 @@ def test_matches_torch_functional(act):
         "elu": F.elu(pre),
         "selu": F.selu(pre),
         "softplus": F.softplus(pre),
-        "swish": F.silu(pre),
+        "swish": F.silu(pre) * math.sqrt(2),  # StyleGAN2 gain (was 1 before the spec review)
     }[act]
     torch.testing.assert_close(bias_act(x, b, act=act), expected)
 
@@ -92,3 +92,14 @@ def test_unknown_activation_is_a_user_error():
 def test_bad_impl_is_a_user_error():
     with pytest.raises(BadOptionError, match="auto, ref, cuda"):
         bias_act(torch.zeros(1, 1), impl="triton")
+
+
+def test_default_gains_match_the_layer_table():
+    """Every activation's default gain equals stages.nn.layers.ACTIVATION_GAIN; swish is sqrt(2) (StyleGAN2)."""
+    from stages.nn.layers import ACTIVATION_GAIN
+
+    assert ACTIVATIONS["swish"].def_gain == pytest.approx(math.sqrt(2))
+    assert {name: spec.def_gain for name, spec in ACTIVATIONS.items()} == pytest.approx(ACTIVATION_GAIN)
+    x = torch.tensor([[-1.0, 0.5, 2.0]])
+    torch.testing.assert_close(bias_act(x, act="swish"), F.silu(x) * math.sqrt(2))
+    torch.testing.assert_close(bias_act(x, act="swish", gain=1.0), F.silu(x))

@@ -68,3 +68,46 @@ def test_gradcheck_and_gradgradcheck(up, down):
 
     assert gradcheck(fn, (x, w), eps=1e-6, atol=1e-6)
     assert gradgradcheck(fn, (x, w), eps=1e-6, atol=1e-6)
+
+
+def _old_plain_path(x, w, padding, groups, flip_weight):
+    """The former up = down = 1 path: an upfirdn2d pad pass, then a valid convolution."""
+    from stages.ops.conv2d_resample import pad_input
+
+    wc = w if flip_weight else w.flip([2, 3])
+    return F.conv2d(pad_input(x, parse_padding(padding)), wc, groups=groups)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2, [1, 2], [2, 0], [0, 1, 1, 0], [1, -1, 0, 0], [-1, -1, 1, 1]])
+@pytest.mark.parametrize("groups,flip_weight", [(1, True), (2, False)])
+def test_plain_conv_direct_padding_matches_pad_pass(padding, groups, flip_weight):
+    """Symmetric non-negative padding goes straight to F.conv2d; outputs and grads equal the old pad pass."""
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 4, 7, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 4 // groups, 3, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = conv2d_resample(x, w, padding=padding, groups=groups, flip_weight=flip_weight)
+    y_old = _old_plain_path(x, w, padding, groups, flip_weight)
+    assert y.shape == y_old.shape
+    torch.testing.assert_close(y, y_old, rtol=0, atol=1e-12)
+    dy = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+    grads = torch.autograd.grad(y, (x, w), dy)
+    grads_old = torch.autograd.grad(y_old, (x, w), dy)
+    for g, g_old in zip(grads, grads_old):
+        torch.testing.assert_close(g, g_old, rtol=0, atol=1e-12)
+
+
+def test_plain_symmetric_padding_skips_the_pad_pass(monkeypatch):
+    """The fast path must not call pad_input (the upfirdn2d pad pass); asymmetric padding still does."""
+    import sys
+
+    mod = sys.modules["stages.ops.conv2d_resample"]  # the package attribute of that name is the function
+    calls = []
+    real = mod.pad_input
+    monkeypatch.setattr(mod, "pad_input", lambda x, pads: calls.append(pads) or real(x, pads))
+    x = torch.randn(1, 2, 5, 5)
+    w = torch.randn(3, 2, 3, 3)
+    conv2d_resample(x, w, padding=1)
+    conv2d_resample(x, w, padding=[1, 2])
+    assert calls == []
+    conv2d_resample(x, w, padding=[1, 0, 1, 1])
+    assert calls == [(1, 0, 1, 1)]

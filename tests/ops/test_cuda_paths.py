@@ -206,3 +206,22 @@ def test_build_refuses_clearly_on_cpu_torch(monkeypatch):
         pytest.skip("this torch is a CUDA build")  # pragma: no cover - the CPU CI venv runs it
     with pytest.raises(OpsBuildError, match="CPU-only build"):
         _build.build_extension()
+
+
+def test_bias_act_cuda_dispatch_gets_the_swish_default_gain(monkeypatch):
+    """The kernel has no gain table: the public op must hand it the resolved default gain sqrt(2) for swish."""
+    ext = MirrorExtension()
+    seen = []
+    forward = ext.bias_act_forward
+
+    def spy(x, b, dim, act, alpha, gain, clamp):
+        seen.append(gain)
+        return forward(x, b, dim, act, alpha, gain, clamp)
+
+    ext.bias_act_forward = spy
+    monkeypatch.setattr(_impl, "choose", lambda op, impl, x, cuda_ok=True: ext)
+    x = torch.randn(2, 3, 4, dtype=torch.float64)
+    b = torch.randn(3, dtype=torch.float64)
+    got = bias_act(x, b, act="swish")
+    assert seen == [pytest.approx(2 ** 0.5)]
+    torch.testing.assert_close(got, torch.nn.functional.silu(x + b[None, :, None]) * 2 ** 0.5)
