@@ -84,8 +84,10 @@ def why_cannot_build() -> str | None:
 
     if torch.version.cuda is None:
         return f"torch {torch.__version__} is a CPU-only build (install the CUDA wheels: README 'Installing')"
-    if not torch.cuda.is_available():
-        return "torch sees no CUDA device"
+    if not torch.cuda.is_available() and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        # Ahead-of-time builds (e.g. on a cluster's login node) work without a device once the target
+        # architectures are named.
+        return "torch sees no CUDA device (set TORCH_CUDA_ARCH_LIST, e.g. '8.0;9.0', to build without one)"
     if find_cuda_home() is None:
         return "no CUDA toolkit found (nvcc); set CUDA_HOME to the toolkit root"
     if find_ninja() is None:
