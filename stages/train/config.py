@@ -1,0 +1,200 @@
+"""``TrainConfig``: one frozen dataclass tree per run, named presets, JSON round trip (3DGP ref §5, §12, §15).
+
+``TRAIN_PRESETS`` maps a name to a complete config: ``tiny`` (CPU, minutes), ``toy64``, ``dogs``, ``elephants``,
+``horses``, ``imagenet`` (paper values, ref §12). Options the user sets override the preset
+(:func:`stages.train.overrides.apply_overrides`); ``config.json`` in the run dir is :func:`to_dict` of the resolved
+config and :func:`from_dict` rebuilds it on resume.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from stages.common.errors import BadOptionError
+from stages.nn import config as model_config
+from stages.nn.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset and how to read it (3DGP ref §5.4, §7.1)."""
+
+    path: str = ""                      # Dataset directory written by `3dgp prep`.
+    mirror: bool = True                 # x-flip augmentation by dataset duplication (ref §5.4).
+    cond: bool = False                  # Condition G and D on the dataset labels (ImageNet only in the paper).
+    workers: int = 2                    # DataLoader worker processes (0 = load in the training process).
+    max_items: int | None = None        # Use only the first N stored items (None = all).
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Losses, regularizers and every annealing schedule, all counted in kimg (3DGP ref §2.4, §4.3, §5)."""
+
+    gamma: float | None = None          # R1 weight; None = 'auto' = 0.0002 * res^2 / batch (ref §5.1).
+    r1_interval: int = 16               # Lazy R1 every N iterations, loss gain N (ref §5.1).
+    blur_init_sigma: float = 10.0       # D-input blur warm-up start sigma (ref §5.2).
+    blur_fade_kimg: float = 200.0       # ... fades to 0 over this many kimg.
+    nerf_noise_std_init: float = 1.0    # Density noise std at kimg 0 (ref §1.6).
+    nerf_noise_kimg: float = 5000.0     # ... fades to 0 over this many kimg.
+    patch_beta_start: float = 0.001     # Patch-scale Beta(1, beta) at kimg 0 (ref §1.7).
+    patch_beta_end: float = 0.8         # ... at patch_beta_kimg.
+    patch_beta_kimg: float = 10000.0    # Patch beta annealing period.
+    depth_anneal_kimg: float = 10000.0  # Depth-adaptor selection annealing period (ref §3.2).
+    depth_adaptor_p: float | None = None  # Fixed P(raw depth to D) instead of the annealed one (ablation).
+    emd_anneal_kimg: float = 10000.0    # Camera EMD multiplier 0 -> 1 over this many kimg (ref §2.4a).
+    emd_num_samples: int = 64           # Prior/posterior samples per EMD evaluation.
+    emd_weight_angles: float = 2.0      # EMD weight of yaw and pitch.
+    emd_weight_radius: float = 0.0      # EMD weight of the radius.
+    emd_weight_fov: float = 1e-4        # EMD weight of the field of view (degrees).
+    emd_weight_look_at: float = 1e-4    # EMD weight of each look-at coordinate.
+    force_mean_weight: float = 10.0     # Force-mean regularizer weight (ref §2.4b).
+    force_mean_num_samples: int = 256   # Samples per force-mean evaluation.
+    kd_weight: float = 1.0              # Knowledge-distillation weight at kimg 0; 0 = off, no head (ref §4.3).
+    kd_anneal_kimg: float = 100000.0    # ... decays to 0 over this many kimg.
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam for G and D (3DGP ref §5.3); D's lr/betas get the lazy-regularization correction at build time."""
+
+    g_lr: float = 0.0025                # G learning rate.
+    g_beta1: float = 0.0                # G Adam beta1.
+    g_beta2: float = 0.99               # G Adam beta2.
+    d_lr: float = 0.002                 # D learning rate before the r1_interval/(r1_interval+1) correction.
+    d_beta1: float = 0.0                # D Adam beta1.
+    d_beta2: float = 0.99               # D Adam beta2 before the correction.
+    eps: float = 1e-8                   # Adam epsilon.
+
+
+@dataclass(frozen=True)
+class EmaConfig:
+    """G EMA (3DGP ref §5.4)."""
+
+    ema_kimg: float = 20.0              # Half-life in kimg (0.3125 * batch).
+    rampup: float | None = 0.05         # Half-life <= rampup * cur_kimg early on; None = no rampup.
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Length, batch, intervals, metrics and divergence handling (3DGP ref §5.4, §6.1, §10)."""
+
+    batch: int = 64                     # Global batch (all processes together).
+    batch_gpu: int | None = None        # Per-process micro-batch (gradient accumulation); None = batch / gpus.
+    kimg: float = 25000.0               # Training length in thousands of real images.
+    seed: int = 0                       # Global random seed.
+    gpus: int = 1                       # Processes to spawn on this node (torchrun sets it by itself).
+    tick_kimg: float = 4.0              # Status line / stats.jsonl every tick.
+    state_kimg: float = 40.0            # Training-state interval (rounded up to ticks).
+    snapshot_kimg: float = 400.0        # Snapshot interval.
+    keep_states: int = 3                # Keep the newest K training states.
+    image_kimg: float = 400.0           # fakes<kimg>.png interval.
+    metrics: tuple[str, ...] = ("fid2k", "nfs256")  # Periodic metrics; the first selects the best snapshot.
+    metrics_kimg: float = 400.0         # Metric interval.
+    metric_batch: int = 8               # Generation batch for metrics.
+    max_rollbacks: int = 3              # Give up after this many divergence rollbacks.
+    diverge_loss_max: float = 100.0     # Divergence: a tick-mean loss above this (besides non-finite values).
+    diverge_metric_factor: float = 0.0  # Divergence: first metric worse than best by this factor (0 = off).
+    device: str | None = None           # 'cpu', 'cuda' or None = CUDA when available.
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; written to ``config.json``."""
+
+    preset: str = "dogs"                # Name of the preset this config was resolved from.
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+SECTIONS = ("model", "data", "loss", "optim", "ema", "run")
+
+
+def _tiny() -> TrainConfig:
+    # CPU-friendly: tiny nets, 32x32 data, batch 8; schedules shortened ~100x so a few kimg show every phase.
+    return TrainConfig(
+        preset="tiny",
+        model=model_config.MODEL_PRESETS["tiny"],
+        data=DataConfig(workers=0),
+        loss=LossConfig(blur_fade_kimg=2.0, nerf_noise_kimg=50.0, patch_beta_kimg=100.0, emd_anneal_kimg=100.0,
+                        depth_anneal_kimg=100.0, kd_anneal_kimg=1000.0),
+        ema=EmaConfig(ema_kimg=2.5, rampup=0.05),
+        run=RunConfig(batch=8, kimg=20.0, tick_kimg=0.5, state_kimg=0.5, snapshot_kimg=1.0, image_kimg=1.0,
+                      metrics=("fid256", "nfs32"), metrics_kimg=2.0, metric_batch=16),
+    )
+
+
+def _toy64() -> TrainConfig:
+    return TrainConfig(
+        preset="toy64",
+        model=model_config.MODEL_PRESETS["toy64"],
+        loss=LossConfig(blur_fade_kimg=20.0, nerf_noise_kimg=500.0, patch_beta_kimg=1000.0, emd_anneal_kimg=1000.0,
+                        depth_anneal_kimg=1000.0, kd_anneal_kimg=10000.0),
+        ema=EmaConfig(ema_kimg=5.0, rampup=0.05),
+        run=RunConfig(batch=16, kimg=1000.0, tick_kimg=1.0, state_kimg=10.0, snapshot_kimg=50.0, image_kimg=10.0,
+                      metrics=("fid1k", "nfs64"), metrics_kimg=50.0),
+    )
+
+
+def _paper(name: str, model_name: str, **run: Any) -> TrainConfig:
+    # Ref §12: batch 64, 25000 kimg, gamma auto (0.05 for ImageNet), FID2k + NFS256 every ~400 kimg.
+    loss = LossConfig(gamma=0.05) if name == "imagenet" else LossConfig()
+    return TrainConfig(preset=name, model=model_config.MODEL_PRESETS[model_name], loss=loss,
+                       data=DataConfig(cond=name == "imagenet", workers=3), run=RunConfig(**run))
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tiny": _tiny(),
+    "toy64": _toy64(),
+    "dogs": _paper("dogs", "dogs"),
+    "elephants": _paper("elephants", "elephants"),
+    "horses": _paper("horses", "horses"),
+    "imagenet": _paper("imagenet", "imagenet"),
+}
+
+
+def get_train_preset(name: str) -> TrainConfig:
+    """The named preset; unknown names raise ``BadOptionError('--preset', ...)``."""
+    if name not in TRAIN_PRESETS:
+        raise BadOptionError("--preset", f"unknown preset {name!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+    return TRAIN_PRESETS[name]
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """JSON-safe nested dict (tuples become lists)."""
+    return json_safe(dataclasses.asdict(cfg))
+
+
+def json_safe(value: Any) -> Any:
+    """Tuples -> lists recursively (JSON has no tuples)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Rebuild a ``TrainConfig`` from :func:`to_dict` output (``config.json`` or a checkpoint)."""
+    from stages.train.overrides import coerce_value, field_types
+
+    kwargs: dict[str, Any] = {"preset": str(data.get("preset", "dogs"))}
+    kwargs["model"] = model_config.from_dict(data.get("model", {}))
+    for section in SECTIONS[1:]:
+        cls = type(getattr(TrainConfig(), section))
+        types = field_types(cls)
+        values = data.get(section, {})
+        unknown = sorted(set(values) - set(types))
+        if unknown:
+            raise BadOptionError(f"{section}.{unknown[0]}", "unknown config key")
+        kwargs[section] = cls(**{k: coerce_value(v, types[k], f"{section}.{k}") for k, v in values.items()})
+    return TrainConfig(**kwargs)
+
+
+def replace_section(cfg: TrainConfig, section: str, **values: Any) -> TrainConfig:
+    """``cfg`` with fields of one section replaced."""
+    return replace(cfg, **{section: replace(getattr(cfg, section), **values)})

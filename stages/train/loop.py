@@ -1,0 +1,257 @@
+"""The 3DGP training loop (3DGP ref §5, §10; EDM2-shaped: one ``while True`` with blocks in a fixed order).
+
+Per iteration: schedules at the current kimg -> Gall, Dmain, Dreg (``stages.train.step``) -> G EMA -> counters.
+At every tick end: reduce stats -> divergence check (rollback) -> metrics -> snapshot -> training state -> images
+-> stats.jsonl + status line. Only rank 0 writes files and prints.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stages.common import checkpoint as ckpt
+from stages.common.distributed import DistInfo, barrier, broadcast_object
+from stages.common.errors import TrainingDiverged
+from stages.common.seeding import derive_seed, seed_everything
+from stages.common.stats import StatsCollector, StatsWriter
+from stages.train import reporting
+from stages.train.config import TrainConfig
+from stages.train.data import make_loader, reals_to_device
+from stages.train.divergence import StepHealth, metric_blowup, tick_loss_blowup
+from stages.train.metrics import MetricRunner
+from stages.train.phases import PhaseContext
+from stages.train.schedules import ema_beta, r1_gamma, schedule_state
+from stages.train.state import Counters, build_networks, build_optimizers, camera_prior_for, ema_update_, \
+    load_state, save_snapshot, save_state
+from stages.train.step import plan_batch, train_step
+
+logger = logging.getLogger(__name__)
+GRID_SIZE = 8
+
+
+@dataclass
+class LoopResult:
+    """What a finished run produced."""
+
+    cur_nimg: int  # images shown
+    rollbacks: int  # divergence rollbacks
+    last_state: str | None = None  # newest training-state file
+    last_snapshot: str | None = None  # newest snapshot file
+    best: dict = field(default_factory=dict)  # best-metric record
+    metrics: dict = field(default_factory=dict)  # last metric values
+
+
+def _crossed(prev_nimg: int, cur_nimg: int, interval_kimg: float) -> bool:
+    if interval_kimg <= 0:
+        return False
+    step = max(int(round(interval_kimg * 1000)), 1)
+    return cur_nimg // step > prev_nimg // step
+
+
+def _grid_inputs(cfg: TrainConfig, G, prior, label_probs, c_dim: int, device: torch.device) -> dict:
+    gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.run.seed, 0x6121D))
+    z = torch.randn(GRID_SIZE, G.z_dim, generator=gen, device=device)
+    c = None
+    if c_dim > 0:
+        labels = np.random.RandomState(cfg.run.seed).choice(c_dim, size=GRID_SIZE, p=label_probs)
+        c = torch.nn.functional.one_hot(torch.from_numpy(labels).to(device), c_dim).float()
+    return {"z": z, "c": c, "cameras": prior.sample(GRID_SIZE, generator=gen, device=device)}
+
+
+class Trainer:
+    """Holds one run's networks, optimizers, counters and writers; :meth:`run` is the loop."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistInfo, dataset, resume_path: Path | None):
+        self.cfg, self.run_dir, self.dist, self.dataset = cfg, Path(run_dir), dist, dataset
+        self.device = torch.device(dist.device)
+        torch.backends.cuda.matmul.allow_tf32 = False  # ref §5.3: TF32 off, cuDNN benchmark on
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+        if self.device.type == "cpu":  # denormal floats (tiny Adam moments, gradients) slow CPU math ~10x
+            torch.set_flush_denormal(True)
+        seed_everything(derive_seed(cfg.run.seed, 0x1417))  # identical initial weights on every rank
+        self.nets = build_networks(cfg, self.device)
+        self.opts = build_optimizers(cfg, self.nets[0], self.nets[1])
+        self.counters = load_state(resume_path, self.nets, self.opts, self.device) if resume_path else Counters()
+        self.resumed = resume_path is not None
+        self.plan = plan_batch(cfg.run.batch, cfg.run.batch_gpu, dist.world_size, dist.rank,
+                               cfg.model.discriminator.mbstd_group_size)
+        self.prior = camera_prior_for(cfg.model)
+        self.c_dim = cfg.model.c_dim
+        self.label_probs = dataset.label_probs if self.c_dim > 0 else None
+        self.stats = StatsCollector()
+        self.writer = StatsWriter(self.run_dir, enabled=dist.is_main)
+        self.metrics = MetricRunner(cfg.run.metrics, dataset, self.prior, self.label_probs, self.c_dim, self.device,
+                                    self.run_dir, cfg.run.seed, cfg.run.metric_batch)
+        self.grid = _grid_inputs(cfg, self.nets[0], self.prior, self.label_probs, self.c_dim, self.device)
+        self.gamma = r1_gamma(cfg.loss.gamma, cfg.model.img_resolution, cfg.run.batch)
+        self.last_metrics: dict = {}
+        self._ops_logged = False
+        self._open_loader()
+
+    def _open_loader(self) -> None:
+        c = self.cfg
+        self.loader = make_loader(self.dataset, c.run.seed, c.run.batch, self.dist.rank, self.dist.world_size,
+                                  self.counters.cur_nimg, c.data.workers)
+
+    def _context(self, kimg: float) -> PhaseContext:
+        m = self.cfg.model
+        sched = schedule_state(kimg, self.cfg.loss)
+        G = self.nets[0]
+        if getattr(G, "depth_adaptor", None) is not None:
+            G.depth_adaptor.set_progress(sched.depth_progress)
+        return PhaseContext(G=G, D=self.nets[1], sched=sched, device=self.device, prior=self.prior, c_dim=self.c_dim,
+                            label_probs=self.label_probs, patch_res=m.patch_resolution, min_scale=m.min_patch_scale,
+                            group_size=m.discriminator.mbstd_group_size, has_depth=m.img_channels == 4,
+                            gamma=self.gamma, r1_interval=self.cfg.loss.r1_interval, loss_cfg=self.cfg.loss,
+                            stats=self.stats)
+
+    def _iteration(self, health: StepHealth) -> PhaseContext:
+        c = self.counters
+        ctx = self._context(c.cur_nimg / 1000)
+        reals = reals_to_device(next(self.loader), self.device, ctx.has_depth, self.c_dim)
+        train_step(ctx, reals, self.opts, self.plan, self.cfg.run.seed, c.seed_stream, c.cur_nimg, c.batch_idx,
+                   health)
+        beta = ema_beta(c.cur_nimg, self.cfg.run.batch, self.cfg.ema.ema_kimg, self.cfg.ema.rampup)
+        ema_update_(self.nets[2], self.nets[0], beta)
+        c.cur_nimg += self.cfg.run.batch
+        c.batch_idx += 1
+        return ctx
+
+    def _save(self, what: str) -> str:
+        path = (save_state(self.run_dir, self.cfg, self.nets, self.opts, self.counters) if what == "state"
+                else save_snapshot(self.run_dir, self.cfg, self.nets[2], self.counters))
+        return str(path)
+
+    def _start(self) -> None:
+        if not self.dist.is_main:
+            return
+        logger.info("run dir %s; %s; device %s, %d process(es), batch %d = %d x %d rounds x %d", self.run_dir,
+                    "resumed at kimg %.3f" % (self.counters.cur_nimg / 1000) if self.resumed else "fresh start",
+                    self.device, self.dist.world_size, self.plan.batch, self.dist.world_size, self.plan.rounds,
+                    self.plan.batch_gpu)
+        if not self.resumed:
+            batch = next(iter(make_loader(self.dataset, self.cfg.run.seed, GRID_SIZE, 0, 1, 0, 0)))
+            reporting.save_reals_grid(reals_to_device(batch, self.device, self.cfg.model.img_channels == 4, 0)["img"],
+                                      self.run_dir / "reals.png")
+            reporting.render_fakes_grid(self.nets[2], self.grid, self.run_dir / "fakes_init.png")
+            if self.metrics.primary is not None:  # the metric curve starts at initialisation (StyleGAN tick 0)
+                self._metrics({})
+            self._save("state")  # the rollback target before the first periodic state
+
+    def _rollback(self, reason: str) -> None:
+        c = self.counters
+        rollbacks = c.rollbacks + 1
+        logger.warning("divergence at kimg %.3f: %s", c.cur_nimg / 1000, reason)
+        self.writer.write(c.cur_nimg / 1000, c.cur_tick, {"Progress/rollbacks": float(rollbacks)},
+                          event=f"divergence: {reason}")
+        if rollbacks > self.cfg.run.max_rollbacks:
+            raise TrainingDiverged(f"training diverged {rollbacks} times (last: {reason}); giving up after "
+                                   f"--max-rollbacks {self.cfg.run.max_rollbacks}. Lower the learning rates or "
+                                   f"raise --gamma, then resume from {self.run_dir}")
+        barrier()
+        target = ckpt.latest_training_state(self.run_dir)
+        assert target is not None, "the kimg-0 state is always written"
+        self.counters = load_state(target, self.nets, self.opts, self.device)
+        self.counters.rollbacks = rollbacks
+        self.counters.seed_stream = rollbacks  # a fresh random stream from the restored point on
+        logger.warning("rolled back to %s (rollback %d of at most %d, seed stream %d)", target.name, rollbacks,
+                       self.cfg.run.max_rollbacks, rollbacks)
+        self.stats.reduce(self.dist.world_size)  # drop the diverged tick's stats
+        self._open_loader()
+
+    def _metrics(self, scalars: dict) -> str | None:
+        spec = self.metrics.primary
+        if not self.dist.is_main or spec is None:
+            return None
+        t0 = time.time()
+        results = self.metrics.evaluate(self.nets[2])
+        c = self.counters
+        reporting.append_metric(self.run_dir, {"kimg": c.cur_nimg / 1000, "tick": c.cur_tick, **results,
+                                               "seconds": round(time.time() - t0, 2)})
+        logger.info("metrics at kimg %.3f: %s", c.cur_nimg / 1000,
+                    ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+        self.last_metrics = results
+        scalars.update({f"Metrics/{k}": v for k, v in results.items()})
+        value, best = results[spec.name], c.best.get("value")
+        reason = metric_blowup(spec.name, value, best, self.cfg.run.diverge_metric_factor, spec.lower_is_better)
+        if reason is None and (best is None or (value < best if spec.lower_is_better else value > best)):
+            snap = self._save("snapshot")
+            c.best = {"metric": spec.name, "value": value, "kimg": c.cur_nimg / 1000, "snapshot": Path(snap).name}
+            logger.info("new best %s %.4g -> %s", spec.name, value, Path(snap).name)
+        return reason
+
+    def _tick_end(self, ctx: PhaseContext, health: StepHealth, prev_nimg: int, done: bool, timer) -> bool:
+        """Maintenance at a tick boundary; returns False when the tick was rolled back."""
+        c, r = self.counters, self.cfg.run
+        sec_per_kimg = timer.sec_per_kimg(c.cur_nimg)
+        t0 = time.time()
+        scalars = self.stats.reduce(self.dist.world_size)
+        reasons = [health.reason]
+        if self.dist.world_size > 1:
+            import torch.distributed as dist
+
+            reasons = [None] * self.dist.world_size
+            dist.all_gather_object(reasons, health.reason)
+        reason = next((x for x in reasons if x), None) or tick_loss_blowup(scalars, r.diverge_loss_max)
+        c.cur_tick += 1
+        if reason is None and self.metrics.primary is not None and (done or _crossed(prev_nimg, c.cur_nimg,
+                                                                                       r.metrics_kimg)):
+            reason = self._metrics(scalars)
+        if self.dist.world_size > 1:
+            reason = broadcast_object(reason)
+        if reason is not None:
+            self._rollback(reason)
+            timer.reset(self.counters.cur_nimg)
+            return False
+        if self.dist.is_main:
+            if done or _crossed(prev_nimg, c.cur_nimg, r.snapshot_kimg):
+                self._save("snapshot")
+            if done or _crossed(prev_nimg, c.cur_nimg, r.state_kimg):
+                self._save("state")
+            if done or _crossed(prev_nimg, c.cur_nimg, r.image_kimg):
+                reporting.render_fakes_grid(self.nets[2], self.grid,
+                                            self.run_dir / f"fakes{ckpt.kimg_tag(c.cur_nimg)}.png")
+            scalars.update({f"Schedule/{k}": v for k, v in ctx.sched.to_dict().items() if k != "kimg"})
+            scalars.update({"Timing/sec_per_kimg": sec_per_kimg, "Timing/maintenance_sec": time.time() - t0,
+                            "Progress/rollbacks": float(c.rollbacks)})
+            self.writer.write(c.cur_nimg / 1000, c.cur_tick, scalars)
+            logger.info(reporting.status_line(c.cur_tick, c.cur_nimg / 1000, r.kimg, sec_per_kimg, scalars,
+                                              self.device))
+            if not self._ops_logged:  # which op implementations actually ran (style guide principle 7)
+                import stages.ops
+
+                logger.info("ops: %s", stages.ops.impl_report())
+                self._ops_logged = True
+        barrier()
+        timer.reset(c.cur_nimg)
+        return True
+
+    def run(self) -> LoopResult:
+        """Train until ``cfg.run.kimg``; returns what was written."""
+        self._start()
+        r = self.cfg.run
+        total_nimg = int(round(r.kimg * 1000))
+        timer = reporting.TickTimer(self.counters.cur_nimg)
+        tick_start = self.counters.cur_nimg
+        health = StepHealth()
+        while self.counters.cur_nimg < total_nimg:
+            ctx = self._iteration(health)
+            done = self.counters.cur_nimg >= total_nimg
+            if not done and self.counters.cur_nimg < tick_start + r.tick_kimg * 1000:
+                continue
+            self._tick_end(ctx, health, tick_start, done, timer)
+            tick_start = self.counters.cur_nimg
+            health = StepHealth()
+        self.writer.close()
+        states = ckpt.list_training_states(self.run_dir)
+        snaps = ckpt.list_checkpoints(self.run_dir, ckpt.SNAPSHOT_PREFIX)
+        return LoopResult(cur_nimg=self.counters.cur_nimg, rollbacks=self.counters.rollbacks,
+                          last_state=str(states[-1][1]) if states else None,
+                          last_snapshot=str(snaps[-1][1]) if snaps else None, best=dict(self.counters.best),
+                          metrics=self.last_metrics)

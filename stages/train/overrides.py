@@ -1,0 +1,144 @@
+"""User overrides of a preset: typed ``section.key=value`` assignments (style guide principle 3).
+
+Every override is an :class:`Override` ``(flag, key, value)``: ``flag`` is what the user typed (``--batch`` or
+``--set run.batch``) so messages name it; ``key`` is the dotted path in the :class:`TrainConfig`
+(``run.batch``, ``model.camera.fov_max_deg``); ``value`` is a python value or, for ``--set``, the raw string,
+type-checked against the field's annotation (bool, int, float, str, Optional[...], tuple[str, ...]).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+from stages.common.errors import BadOptionError
+
+_NONE_WORDS = {"none", "null", "auto"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Override:
+    """One user-set value."""
+
+    flag: str  # the option as typed, e.g. "--batch" or "--set loss.gamma"
+    key: str  # dotted config path, e.g. "run.batch"
+    value: Any  # python value, or the raw string of a --set
+
+
+@lru_cache(maxsize=None)
+def field_types(cls: type) -> dict[str, Any]:
+    """Evaluated annotations of a dataclass's fields."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce_value(value: Any, tp: Any, name: str, flag: str | None = None) -> Any:
+    """``value`` converted to annotation ``tp`` or ``BadOptionError(flag or name, ...)``."""
+    option = flag or name
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
+            return None
+        assert len(args) == 1, tp
+        return coerce_value(value, args[0], name, flag)
+    if origin is tuple:
+        if isinstance(value, str) and value.strip().lower() in _NONE_WORDS:
+            return ()
+        items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        return tuple(str(v).strip() for v in items)
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE | _FALSE:
+                return text in _TRUE
+            raise ValueError
+        if tp is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError
+                return int(value)
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        if tp is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if tp is str:
+            return str(value)
+    except (TypeError, ValueError):
+        where = "" if option.endswith(name) else f"{name}: "
+        raise BadOptionError(option, f"{where}expected {_type_name(tp)}, got {value!r}") from None
+    if dataclasses.is_dataclass(tp):
+        raise BadOptionError(option, f"{name} is a config section; set one of its fields ({name}.<field>)")
+    raise BadOptionError(option, f"{name}: unsupported field type {_type_name(tp)}")
+
+
+def _resolve(obj: Any, key: str, flag: str) -> tuple[list[Any], list[str], Any]:
+    """Walk ``key`` through nested dataclasses: (objects along the path, names, final field type)."""
+    parts = key.split(".")
+    objs, tp = [obj], None
+    for i, part in enumerate(parts):
+        current = objs[-1]
+        if not dataclasses.is_dataclass(current):
+            raise BadOptionError(flag, f"{'.'.join(parts[:i])} is not a config section")
+        known = field_types(type(current))
+        if part not in known:
+            prefix = ".".join(parts[:i])
+            raise BadOptionError(flag, f"unknown config key {key!r} (fields of {prefix or 'the config'}: "
+                                       f"{', '.join(known)})")
+        tp = known[part]
+        if i < len(parts) - 1:
+            objs.append(getattr(current, part))
+    return objs, parts, tp
+
+
+def get_value(cfg: Any, key: str) -> Any:
+    """The value at a dotted ``key``."""
+    value = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def set_value(cfg: Any, key: str, value: Any, flag: str | None = None) -> Any:
+    """A copy of ``cfg`` with the dotted ``key`` set to ``value`` (type-checked and converted)."""
+    flag = flag or f"--set {key}"
+    objs, parts, tp = _resolve(cfg, key, flag)
+    new = coerce_value(value, tp, key, flag)
+    for obj, part in zip(reversed(objs), reversed(parts)):
+        try:
+            new = replace(obj, **{part: new})
+        except BadOptionError as exc:  # a __post_init__ check of the section
+            raise BadOptionError(flag, exc.message) from None
+    return new
+
+
+def parse_set(text: str) -> Override:
+    """``"section.key=value"`` -> :class:`Override` (value kept as a string until applied)."""
+    if "=" not in text:
+        raise BadOptionError("--set", f"expected section.key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise BadOptionError("--set", f"expected section.key=value, got {text!r}")
+    return Override(flag=f"--set {key}", key=key, value=value.strip())
+
+
+def apply_overrides(cfg: Any, overrides: list[Override]) -> Any:
+    """Apply overrides in order (later ones win)."""
+    for ov in overrides:
+        cfg = set_value(cfg, ov.key, ov.value, ov.flag)
+    return cfg

@@ -1,0 +1,113 @@
+"""Networks, optimizers, EMA and the resumable training state (3DGP ref §5.3, §5.4, §10).
+
+:class:`Counters` is everything besides tensors that a resumed run needs to continue bit-identically; it travels in
+the training-state file next to the state_dicts (``stages.common.checkpoint``).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from stages.common import checkpoint as ckpt
+from stages.common.seeding import capture_rng_state
+from stages.train.config import TrainConfig, to_dict
+from stages.train.loss import lazy_reg_adam_params
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    """Progress counters of a run (all ints/floats/str: checkpoint-safe)."""
+
+    cur_nimg: int = 0  # real images shown to D so far
+    cur_tick: int = 0  # ticks completed
+    batch_idx: int = 0  # iterations so far (lazy-R1 phase: batch_idx % r1_interval == 0)
+    seed_stream: int = 0  # changes after every divergence rollback
+    rollbacks: int = 0  # divergence rollbacks so far
+    best: dict = field(default_factory=dict)  # {"metric", "value", "kimg", "snapshot"} of the best metric so far
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Counters":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def camera_prior_for(model_cfg):
+    """The ``CameraPrior`` described by ``ModelConfig.camera`` (3DGP ref §2.2)."""
+    from stages.nn.build import build_camera_prior
+
+    return build_camera_prior(model_cfg)
+
+
+def build_networks(cfg: TrainConfig, device: torch.device):
+    """G, D (train mode) and G_ema (eval mode, no grad) on ``device`` from ``cfg.model`` (via ``stages.nn.build``)."""
+    from stages.nn.build import build
+
+    G, D = build(cfg.model)
+    G = G.to(device).train().requires_grad_(False)
+    D = D.to(device).train().requires_grad_(False)
+    G_ema = copy.deepcopy(G).eval()
+    return G, D, G_ema
+
+
+def build_optimizers(cfg: TrainConfig, G, D) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for G (lr 0.0025, betas (0, 0.99)) and D with the lazy-regularisation correction (ref §5.3)."""
+    o = cfg.optim
+    opt_G = torch.optim.Adam(G.parameters(), lr=o.g_lr, betas=(o.g_beta1, o.g_beta2), eps=o.eps)
+    d_lr, d_betas = lazy_reg_adam_params(o.d_lr, (o.d_beta1, o.d_beta2), cfg.loss.r1_interval)
+    opt_D = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
+    return opt_G, opt_D
+
+
+@torch.no_grad()
+def ema_update_(G_ema, G, beta: float) -> None:
+    """G_ema <- lerp(G, G_ema, beta) for parameters; buffers are copied (w_avg, depth progress, ...) (ref §5.4)."""
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b.detach())
+
+
+def save_state(run_dir: Path, cfg: TrainConfig, nets: tuple, opts: tuple, counters: Counters) -> Path:
+    """Write ``training-state-<kimg>.pt`` for the current counters (rank 0 only)."""
+    G, D, G_ema = nets
+    path = ckpt.state_path(run_dir, counters.cur_nimg)
+    ckpt.save_training_state(
+        path, G=G, D=D, G_ema=G_ema, opt_G=opts[0], opt_D=opts[1], counters=counters.to_dict(),
+        rng=capture_rng_state(), sampler={"position": counters.cur_nimg, "seed": cfg.run.seed},
+        best=counters.best, config=to_dict(cfg),
+    )
+    ckpt.prune_training_states(run_dir, cfg.run.keep_states)
+    return path
+
+
+def save_snapshot(run_dir: Path, cfg: TrainConfig, G_ema, counters: Counters, extra: dict | None = None) -> Path:
+    """Write ``snapshot-<kimg>.pt`` (G_ema + model config), what eval and export read."""
+    from stages.nn.config import to_dict as model_to_dict
+
+    path = ckpt.snapshot_path(run_dir, counters.cur_nimg)
+    return ckpt.save_snapshot(path, G_ema=G_ema, model_config=model_to_dict(cfg.model), config=to_dict(cfg),
+                              cur_nimg=counters.cur_nimg, extra=extra)
+
+
+def load_state(path: Path, nets: tuple, opts: tuple, device: torch.device) -> Counters:
+    """Load a training state into existing networks/optimizers (strict); returns its counters."""
+    state = ckpt.load_checkpoint(path, kind="training-state", map_location=device)
+    G, D, G_ema = nets
+    for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
+        try:
+            module.load_state_dict(state[name], strict=True)
+        except RuntimeError as exc:
+            raise ckpt.CheckpointError(path, f"{name} does not match the configured model: {exc}") from None
+    opts[0].load_state_dict(state["opt_G"])
+    opts[1].load_state_dict(state["opt_D"])
+    counters = Counters.from_dict(state["counters"])
+    counters.best = dict(state.get("best") or {})
+    return counters

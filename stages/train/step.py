@@ -1,0 +1,98 @@
+"""One training iteration: Gall, Dmain, Dreg (lazy), each accumulated over micro-batches (3DGP ref §5.1, §5.3).
+
+Micro-batch ``k`` of rank ``r`` is global slot ``r * rounds + k``; every slot reseeds the global RNGs from
+``(seed, stream, cur_nimg, slot, phase)`` and takes the same rows of the global real batch whatever the process
+count, so 1 process x 2 rounds and 2 processes x 1 round compute the same micro-batches (issue 5 "global batch and
+results independent of the number of processes"). Gradients: mean over rounds (loss / rounds), all_reduce mean over
+processes, then NaN -> 0 / +-inf -> +-1e5 (ref §5.3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from stages.common.distributed import DistInfo
+from stages.common.seeding import seed_step
+from stages.train import phases
+from stages.train.data import slice_reals
+from stages.train.divergence import StepHealth
+from stages.train.loss import sanitize_grads_
+
+PHASE_IDS = {"Gall": 1, "Dmain": 2, "Dreg": 3}
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How the global batch is split."""
+
+    batch: int  # global batch
+    batch_gpu: int  # micro-batch per round
+    rounds: int  # accumulation rounds per process
+    rank: int  # this process
+    world_size: int  # processes
+
+
+def plan_batch(batch: int, batch_gpu: int | None, world_size: int, rank: int, group: int) -> StepPlan:
+    """Split ``batch`` over processes and rounds; raises BadOptionError when it does not divide."""
+    from stages.common.errors import BadOptionError
+
+    if batch % world_size:
+        raise BadOptionError("--batch", f"{batch} is not divisible by the {world_size} processes")
+    per_rank = batch // world_size
+    batch_gpu = per_rank if batch_gpu is None else min(batch_gpu, per_rank)
+    if per_rank % batch_gpu:
+        raise BadOptionError("--batch-gpu", f"{batch_gpu} does not divide the per-process batch {per_rank}")
+    if batch_gpu % group and batch_gpu > group:
+        raise BadOptionError("--batch-gpu", f"{batch_gpu} must be a multiple of the minibatch-std group {group}")
+    return StepPlan(batch, batch_gpu, per_rank // batch_gpu, rank, world_size)
+
+
+def reduce_grads_(params: list[torch.nn.Parameter], world_size: int) -> None:
+    """Average gradients over processes with one flat all_reduce (StyleGAN3 style, no DDP wrapper)."""
+    if world_size <= 1 or not params:
+        return
+    import torch.distributed as dist
+
+    flat = torch.cat([p.grad.flatten() for p in params])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
+
+
+def run_phase(name: str, loss_fn, module, opt, plan: StepPlan, seed: int, stream: int, cur_nimg: int,
+              health: StepHealth) -> None:
+    """Accumulate ``loss_fn(round)`` over the rounds, reduce, sanitise, and take one optimizer step."""
+    module.requires_grad_(True)
+    opt.zero_grad(set_to_none=True)
+    kimg = cur_nimg / 1000
+    for k in range(plan.rounds):
+        seed_step(seed, stream, cur_nimg, slot=plan.rank * plan.rounds + k, phase=PHASE_IDS[name])
+        loss = loss_fn(k)
+        health.check_loss(name, float(loss.detach()), kimg)
+        (loss / plan.rounds).backward()
+    module.requires_grad_(False)
+    params = [p for p in module.parameters() if p.grad is not None]
+    reduce_grads_(params, plan.world_size)
+    health.check_grads(name, sanitize_grads_(params), kimg)
+    opt.step()
+
+
+def train_step(ctx: phases.PhaseContext, reals: dict, opts: tuple, plan: StepPlan, seed: int, stream: int,
+               cur_nimg: int, batch_idx: int, health: StepHealth) -> None:
+    """Gall, Dmain and (every ``r1_interval`` iterations) Dreg on this process's share of the global batch."""
+    opt_G, opt_D = opts
+    bg = plan.batch_gpu
+
+    def part(k: int) -> dict:
+        return slice_reals(reals, k * bg, (k + 1) * bg)
+
+    run_phase("Gall", lambda k: phases.g_loss(ctx, bg), ctx.G, opt_G, plan, seed, stream, cur_nimg, health)
+    run_phase("Dmain", lambda k: phases.d_main_loss(ctx, part(k)), ctx.D, opt_D, plan, seed, stream, cur_nimg,
+              health)
+    if ctx.r1_interval > 0 and ctx.gamma > 0 and batch_idx % ctx.r1_interval == 0:
+        run_phase("Dreg", lambda k: phases.d_reg_loss(ctx, part(k)), ctx.D, opt_D, plan, seed, stream, cur_nimg,
+                  health)

@@ -1,0 +1,47 @@
+"""TrainConfig presets, typed overrides and the JSON round trip (issue 5 item 1; 3DGP ref §12, §5.3)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stages.common.errors import BadOptionError
+from stages.train.config import TRAIN_PRESETS, from_dict, get_train_preset, to_dict
+from stages.train.loss import lazy_reg_adam_params
+from stages.train.overrides import Override, apply_overrides, parse_set
+
+
+def test_paper_presets_follow_ref_12():
+    for name in ("dogs", "elephants", "horses", "imagenet"):
+        cfg = get_train_preset(name)
+        assert (cfg.run.batch, cfg.run.kimg, cfg.loss.r1_interval) == (64, 25000.0, 16)
+        assert (cfg.optim.g_lr, cfg.optim.d_lr, cfg.ema.ema_kimg, cfg.ema.rampup) == (0.0025, 0.002, 20.0, 0.05)
+        assert cfg.run.metrics == ("fid2k", "nfs256") and cfg.data.mirror
+    assert get_train_preset("dogs").loss.gamma is None  # 'auto' = 0.2048 at 256^2, batch 64
+    imagenet = get_train_preset("imagenet")
+    assert imagenet.loss.gamma == 0.05 and imagenet.data.cond
+    assert imagenet.model.generator.cbase == 65536 and imagenet.model.discriminator.cmax == 1024
+    assert set(TRAIN_PRESETS) == {"tiny", "toy64", "dogs", "elephants", "horses", "imagenet"}
+    with pytest.raises(BadOptionError, match="--preset: unknown preset"):
+        get_train_preset("cats")
+
+
+def test_lazy_regularisation_correction_of_ref_13():
+    lr, betas = lazy_reg_adam_params(0.002, (0.0, 0.99), 16)
+    assert lr == pytest.approx(0.0018824, abs=1e-7) and betas[1] == pytest.approx(0.990585, abs=1e-6)
+
+
+def test_typed_overrides_and_round_trip():
+    cfg = apply_overrides(get_train_preset("tiny"), [
+        parse_set("loss.gamma=auto"), parse_set("run.batch_gpu=4"), parse_set("data.mirror=false"),
+        parse_set("run.metrics=fid1k, nfs16"), parse_set("model.camera.fov_max_deg=21"),
+        Override("--kimg", "run.kimg", 3), parse_set("ema.rampup=none")])
+    assert cfg.loss.gamma is None and cfg.run.batch_gpu == 4 and cfg.data.mirror is False
+    assert cfg.run.metrics == ("fid1k", "nfs16") and cfg.model.camera.fov_max_deg == 21.0
+    assert cfg.run.kimg == 3.0 and isinstance(cfg.run.kimg, float) and cfg.ema.rampup is None
+    assert from_dict(json.loads(json.dumps(to_dict(cfg)))) == cfg
+    for text, message in [("run.batch=1.5", "expected int, got '1.5'"), ("data.mirror=maybe", "expected bool"),
+                          ("loss=1", "is a config section"), ("run", "expected section.key=value"),
+                          ("model.patch_resolution=48", "power of two")]:
+        with pytest.raises(BadOptionError, match=message):
+            apply_overrides(get_train_preset("tiny"), [parse_set(text)])

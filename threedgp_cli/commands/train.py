@@ -1,0 +1,88 @@
+"""``3dgp train``: options -> preset + overrides -> ``stages.train.run`` (3DGP ref §5, §10; issue 5)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from threedgp_cli.app import app
+
+_RUN = "Run"
+_ABL = "Ablations"
+
+
+@app.command("train")
+def train(
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset directory written by `3dgp prep`.")] = None,
+    outdir: Annotated[Path, typer.Option("--outdir", help="Parent of the numbered run directories.")] = Path("runs"),
+    preset: Annotated[Optional[str], typer.Option(
+        "--preset", help="tiny (CPU, minutes), toy64, dogs, elephants, horses, imagenet.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Resume the latest run under --outdir, or the run dir / checkpoint given as RESUME_FROM.",
+        rich_help_panel=_RUN)] = False,
+    resume_from: Annotated[Optional[Path], typer.Argument(
+        help="With --resume: a run directory or a training-state-*.pt file.", show_default=False)] = None,
+    force_override: Annotated[bool, typer.Option(
+        "--force-override", help="With --resume: options given now win over the saved config.",
+        rich_help_panel=_RUN)] = False,
+    kimg: Annotated[Optional[float], typer.Option("--kimg", min=0, help="Length in kimg.",
+                                                  rich_help_panel=_RUN)] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Global batch (all processes).",
+                                                 rich_help_panel=_RUN)] = None,
+    batch_gpu: Annotated[Optional[int], typer.Option(
+        "--batch-gpu", min=1, help="Per-process micro-batch (gradient accumulation).", rich_help_panel=_RUN)] = None,
+    gamma: Annotated[Optional[float], typer.Option("--gamma", min=0, help="R1 weight (default: preset / auto).",
+                                                   rich_help_panel=_RUN)] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.", rich_help_panel=_RUN)] = None,
+    gpus: Annotated[Optional[int], typer.Option("--gpus", min=1, help="Processes to spawn on this node.",
+                                                rich_help_panel=_RUN)] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda if available).",
+                                                  rich_help_panel=_RUN)] = None,
+    metrics: Annotated[Optional[str], typer.Option(
+        "--metrics", help="Comma list, e.g. fid2k,nfs256; 'none' for no metrics.", rich_help_panel=_RUN)] = None,
+    max_rollbacks: Annotated[Optional[int], typer.Option(
+        "--max-rollbacks", min=0, help="Give up after this many divergence rollbacks.", rich_help_panel=_RUN)] = None,
+    kd_weight: Annotated[Optional[float], typer.Option(
+        "--kd-weight", min=0, help="Knowledge-distillation weight; 0 = off.", rich_help_panel=_ABL)] = None,
+    no_depth_adaptor: Annotated[bool, typer.Option(
+        "--no-depth-adaptor", help="Feed raw (normalized) depth to D.", rich_help_panel=_ABL)] = False,
+    depth_adaptor_p: Annotated[Optional[float], typer.Option(
+        "--depth-adaptor-p", min=0.1, max=0.25, help="Fixed P(raw depth to D) in [0.1, 0.25].",
+        rich_help_panel=_ABL)] = None,
+    no_camera_adaptor: Annotated[bool, typer.Option(
+        "--no-camera-adaptor", help="Fixed camera prior, no adaptor.", rich_help_panel=_ABL)] = False,
+    no_depth: Annotated[bool, typer.Option(
+        "--no-depth", help="No depth channel at all (plain EpiGRAF, 3-channel D).", rich_help_panel=_ABL)] = False,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="section.key=value for any other config field (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
+) -> None:
+    """Train 3DGP on a prepped dataset in a new numbered run directory (or resume one)."""
+    from stages.train import TrainRequest, run_request
+    from stages.train.overrides import Override, parse_set
+
+    given = [
+        ("--kimg", "run.kimg", kimg), ("--batch", "run.batch", batch), ("--batch-gpu", "run.batch_gpu", batch_gpu),
+        ("--gamma", "loss.gamma", gamma), ("--seed", "run.seed", seed), ("--gpus", "run.gpus", gpus),
+        ("--device", "run.device", device), ("--max-rollbacks", "run.max_rollbacks", max_rollbacks),
+        ("--kd-weight", "loss.kd_weight", kd_weight), ("--depth-adaptor-p", "loss.depth_adaptor_p", depth_adaptor_p),
+        ("--data", "data.path", str(data) if data is not None else None),
+    ]
+    overrides = [Override(flag, key, value) for flag, key, value in given if value is not None]
+    if metrics is not None:
+        overrides.append(Override("--metrics", "run.metrics", "" if metrics.strip().lower() == "none" else metrics))
+    for flag, key, on in (("--no-depth-adaptor", "model.depth_adaptor.enabled", no_depth_adaptor),
+                          ("--no-camera-adaptor", "model.camera.adaptor_enabled", no_camera_adaptor)):
+        if on:
+            overrides.append(Override(flag, key, False))
+    if no_depth:
+        overrides += [Override("--no-depth", "model.img_channels", 3),
+                      Override("--no-depth", "model.depth_adaptor.enabled", False)]
+    overrides += [parse_set(text) for text in (set_ or [])]
+    request = TrainRequest(preset=preset, outdir=str(outdir), overrides=tuple(overrides), resume=resume,
+                           resume_from=str(resume_from) if resume_from is not None else None,
+                           force_override=force_override, dry_run=dry_run)
+    result = run_request(request)
+    if result is not None and result.printed_config is not None:
+        typer.echo(result.printed_config)
