@@ -27,12 +27,13 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The main job on the embedded toy dataset.
+# The main job on the embedded toy dataset: prep -> info -> a short CPU training run.
 demo: install
 	@mkdir -p out
 	$(BIN)/3dgp prep toy out/toy --num 256 --resolution 64 --seed 0 --preview out/toy_preview.png
 	$(BIN)/3dgp info out/toy
-	@echo "demo: dataset in out/toy, contact sheet in out/toy_preview.png"
+	$(BIN)/3dgp train --data out/toy --preset tiny --kimg 1 --outdir out/runs --metrics none
+	@echo "demo: dataset in out/toy, contact sheet in out/toy_preview.png, training run in out/runs/"
 
 bench: install
 	$(BIN)/python benchmarks/prep_throughput.py
