@@ -174,7 +174,9 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # as in training on CPU (stages.train.loop)
+    from stages.ops.cpu_runtime import configure_cpu_training
+
+    configure_cpu_training("cpu")  # as in training on CPU (stages.train.loop): flush denormals, keep big blocks
     results = {"small": small_step_timings()}
     for key in ("(i) G forward, no grad", "(ii) G fwd + D fwd + G-loss backward", "(iii) D fwd + bwd on reals with R1"):
         t = results["small"][key]

@@ -9,7 +9,8 @@ what the filter needs for an exact ``H*up`` (or ``H/down``) size, ``conv_w`` is 
 and ``down_fir`` filters with ``f`` and keeps every ``down``-th pixel. The fast paths compute the same thing with
 less work: for ``up > 1`` a transposed convolution (the convolution of the zero-inserted image) followed by the
 FIR filter; for ``down > 1`` the FIR filter followed by a strided convolution. Everything is built from
-:func:`upfirdn2d` and ``torch.nn.functional`` convolutions, so second-order gradients (R1) work natively.
+:func:`upfirdn2d` and convolutions (plain ones through :mod:`stages.ops.conv2d_gradfix`, whose exact double
+backward is cheap and which honours ``no_weight_gradients`` in the R1 pass), so second-order gradients work.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from stages.common.errors import BadOptionError
+from stages.ops import conv2d_gradfix
 from stages.ops.upfirdn2d import filter_size, parse_padding, upfirdn2d
 
 
@@ -67,6 +69,9 @@ def conv2d_resample(
             return _conv(x, w, groups=groups, flip_weight=flip_weight, padding=(y0, x0))
         return _conv(pad_input(x, pads), w, groups=groups, flip_weight=flip_weight)
     if up == 1:  # FIR low-pass first, then the strided convolution does the decimation.
+        if w.shape[2:] == (1, 1):  # pointwise conv: decimate inside the FIR (1/down^2 of its work), same values
+            x = upfirdn2d(x, f, down=down, padding=pads, flip_filter=flip_filter)
+            return _conv(x, w, groups=groups, flip_weight=flip_weight)
         x = upfirdn2d(x, f, padding=pads, flip_filter=flip_filter)
         return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
     if down == 1:
@@ -98,7 +103,7 @@ def _conv(x, w, stride: int = 1, groups: int = 1, flip_weight: bool = True, padd
     """Convolution with zero ``padding`` (py, px), valid by default; ``flip_weight=False`` = true convolution."""
     if not flip_weight:
         w = w.flip([2, 3])
-    return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+    return conv2d_gradfix.conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 
 def _conv_up(x, w, f, up, pads, groups, flip_weight, flip_filter) -> torch.Tensor:

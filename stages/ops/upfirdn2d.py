@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from stages.common.errors import BadOptionError
 from stages.ops import _impl
+from stages.ops._fir import fir_correlate, fir_scatter
 
 CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -142,20 +143,53 @@ def upfirdn2d_ref(
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     pads = parse_padding(padding)
-    batch, channels, in_h, in_w = x.shape
-    # Zero-insertion upsampling: up - 1 zeros after every pixel.  [B, C, H*up, W*up]
-    if up > 1:
-        x = x.reshape(batch, channels, in_h, 1, in_w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(batch, channels, in_h * up, in_w * up)
-    x = pad_or_crop(x, pads)
     # conv2d correlates; flip the taps unless asked to correlate.  Separable filters scale by sqrt(gain) per axis.
     f = f.to(device=x.device, dtype=x.dtype) * (gain ** (f.ndim / 2))
     if not flip_filter:
-        f = f.flip(list(range(f.ndim)))
+        f = f.flip(list(range(f.ndim)))  # the correlation taps
+    if f.requires_grad:  # a filter being learnt: the literal pipeline with grouped convolutions
+        return _grouped_fir(pad_or_crop(_zero_insert(x, up), pads), f, down)
+    # Constant filter: ops._fir (cheap exact double backward); a 1-D filter runs as a W pass then an H pass.
+    fw, fh = filter_size(f)
+    x0, x1, y0, y1 = pads
+    if up > 1:
+        # Correlating the padded zero-inserted image with f = scattering every input pixel with flip(f), shifted
+        # by the padding (see stages.ops._fir.fir_scatter): no zeros materialised, 1/up^2 of the work.
+        crop = ((fw - 1) - x0, fw - up - x1, (fh - 1) - y0, fh - up - y1)  # removed from each side of the scatter
+        if crop[0] == crop[1] >= 0 and crop[2] == crop[3] >= 0:  # the transposed conv's own padding crops it
+            x = _fir_passes(fir_scatter, x, f.flip(list(range(f.ndim))), up, crop[2], crop[0])
+        else:
+            x = pad_or_crop(_fir_passes(fir_scatter, x, f.flip(list(range(f.ndim))), up, 0, 0),
+                            tuple(-c for c in crop))
+        return x[:, :, ::down, ::down] if down > 1 else x
+    if x0 == x1 >= 0 and y0 == y1 >= 0:  # symmetric zero padding: let the convolution pad (no extra pass)
+        return _fir_passes(fir_correlate, x, f, down, y0, x0)
+    return _fir_passes(fir_correlate, pad_or_crop(x, pads), f, down, 0, 0)
+
+
+def _fir_passes(op, x: torch.Tensor, f: torch.Tensor, stride: int, pad_y: int, pad_x: int) -> torch.Tensor:
+    """``op`` (fir_correlate or fir_scatter) with a 2-D filter, or with a 1-D one along W and then along H."""
     if f.ndim == 2:
-        weight = f[None, None].repeat(channels, 1, 1, 1)  # [C, 1, fh, fw]
-        x = F.conv2d(x, weight, groups=channels)
+        return op(x, f, stride, (pad_y, pad_x))
+    x = op(x, f[None, :], (1, stride), (0, pad_x))  # along W
+    return op(x, f[:, None], (stride, 1), (pad_y, 0))  # along H
+
+
+def _zero_insert(x: torch.Tensor, up: int) -> torch.Tensor:
+    """Zero-insertion upsampling: ``up - 1`` zeros after every pixel. ``[B, C, H*up, W*up]``"""
+    if up == 1:
+        return x
+    batch, channels, in_h, in_w = x.shape
+    x = x.reshape(batch, channels, in_h, 1, in_w, 1)
+    x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+    return x.reshape(batch, channels, in_h * up, in_w * up)
+
+
+def _grouped_fir(x: torch.Tensor, f: torch.Tensor, down: int) -> torch.Tensor:
+    """Depthwise FIR (already flipped/scaled) as grouped ``F.conv2d``; differentiable w.r.t. the filter too."""
+    channels = x.shape[1]
+    if f.ndim == 2:
+        x = F.conv2d(x, f[None, None].repeat(channels, 1, 1, 1), groups=channels)  # [C, 1, fh, fw]
     else:
         x = F.conv2d(x, f[None, None, None, :].repeat(channels, 1, 1, 1), groups=channels)  # along W
         x = F.conv2d(x, f[None, None, :, None].repeat(channels, 1, 1, 1), groups=channels)  # along H

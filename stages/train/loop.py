@@ -17,6 +17,7 @@ import torch
 from stages.common import checkpoint as ckpt
 from stages.common.distributed import DistInfo, barrier, broadcast_object
 from stages.common.errors import TrainingDiverged
+from stages.ops.cpu_runtime import configure_cpu_training
 from stages.common.seeding import derive_seed, seed_everything
 from stages.common.stats import StatsCollector, StatsWriter
 from stages.train import reporting
@@ -72,8 +73,7 @@ class Trainer:
         torch.backends.cuda.matmul.allow_tf32 = False  # ref §5.3: TF32 off, cuDNN benchmark on
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cudnn.benchmark = True
-        if self.device.type == "cpu":  # denormal floats (tiny Adam moments, gradients) slow CPU math ~10x
-            torch.set_flush_denormal(True)
+        configure_cpu_training(self.device)  # flush denormals on every thread, keep big buffers in the heap
         seed_everything(derive_seed(cfg.run.seed, 0x1417))  # identical initial weights on every rank
         self.nets = build_networks(cfg, self.device)
         self.opts = build_optimizers(cfg, self.nets[0], self.nets[1])

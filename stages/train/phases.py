@@ -16,6 +16,7 @@ from stages.common.stats import StatsCollector
 from stages.nn.camera import camera_emd_loss, force_mean_loss, random_one_hot_classes
 from stages.nn.patches import extract_patches, sample_patch_params
 from stages.nn.rays import CAMERA_FIELDS
+from stages.ops.conv2d_gradfix import no_weight_gradients
 from stages.train import loss as L
 from stages.train.schedules import ScheduleState
 
@@ -83,10 +84,11 @@ def run_G(ctx: PhaseContext, z, c, cameras, patch, update_emas: bool = False) ->
     return fake_d_input(out, ctx.has_depth, ctx.G.ray_start, ctx.G.ray_end), out
 
 
-def run_D(ctx: PhaseContext, img: torch.Tensor, c, patch) -> dict:
-    """D on a blurred input (blur warm-up, ref §5.2)."""
+def run_D(ctx: PhaseContext, img: torch.Tensor, c, patch, predict_feat: bool = False) -> dict:
+    """D on a blurred input (blur warm-up, ref §5.2). The KD head runs only with ``predict_feat`` (the reals of
+    Dmain, ref §4.3); fakes and the R1 pass skip it, so ``kd_features`` is then None."""
     img = L.blur_d_input(img, ctx.sched.blur_sigma, ctx.has_depth)
-    return ctx.D(img, c, patch)
+    return ctx.D(img, c, patch, predict_feat=predict_feat)
 
 
 def report_camera(stats: StatsCollector, cameras: torch.Tensor) -> None:
@@ -155,7 +157,7 @@ def d_main_loss(ctx: PhaseContext, reals: dict) -> torch.Tensor:
     fake_logits = run_D(ctx, fake, c, patch)["logits"]
     loss_fake = L.d_fake_loss(fake_logits).mean()
     real, real_patch = real_patches(ctx, reals)
-    out = run_D(ctx, real.detach(), reals["c"], real_patch)
+    out = run_D(ctx, real.detach(), reals["c"], real_patch, predict_feat=True)
     loss_real = L.d_real_loss(out["logits"])
     ctx.stats.report("Loss/D/fake", loss_fake)
     ctx.stats.report("Loss/D/real", loss_real.mean())
@@ -174,7 +176,8 @@ def d_reg_loss(ctx: PhaseContext, reals: dict) -> torch.Tensor:
     real, real_patch = real_patches(ctx, reals)
     real = real.detach().requires_grad_(True)  # the 4-channel patch, before the blur
     logits = run_D(ctx, real, reals["c"], real_patch)["logits"]
-    penalty = L.r1_penalty(logits, real)  # [n]
+    with no_weight_gradients():  # the R1 gradient is w.r.t. the image only (ref §9 conv2d_gradfix)
+        penalty = L.r1_penalty(logits, real)  # [n]
     loss_r1 = penalty * (ctx.gamma / 2)
     ctx.stats.report("Loss/D/r1", loss_r1.mean())
     ctx.stats.report("Loss/D/r1_penalty", penalty.mean())
