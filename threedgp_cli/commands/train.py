@@ -60,29 +60,47 @@ def train(
 ) -> None:
     """Train 3DGP on a prepped dataset in a new numbered run directory (or resume one)."""
     from stages.train import TrainRequest, run_request
-    from stages.train.overrides import Override, parse_set
 
-    given = [
-        ("--kimg", "run.kimg", kimg), ("--batch", "run.batch", batch), ("--batch-gpu", "run.batch_gpu", batch_gpu),
-        ("--gamma", "loss.gamma", gamma), ("--seed", "run.seed", seed), ("--gpus", "run.gpus", gpus),
-        ("--device", "run.device", device), ("--max-rollbacks", "run.max_rollbacks", max_rollbacks),
-        ("--kd-weight", "loss.kd_weight", kd_weight), ("--depth-adaptor-p", "loss.depth_adaptor_p", depth_adaptor_p),
-        ("--data", "data.path", str(data) if data is not None else None),
-    ]
-    overrides = [Override(flag, key, value) for flag, key, value in given if value is not None]
-    if metrics is not None:
-        overrides.append(Override("--metrics", "run.metrics", "" if metrics.strip().lower() == "none" else metrics))
-    for flag, key, on in (("--no-depth-adaptor", "model.depth_adaptor.enabled", no_depth_adaptor),
-                          ("--no-camera-adaptor", "model.camera.adaptor_enabled", no_camera_adaptor)):
-        if on:
-            overrides.append(Override(flag, key, False))
-    if no_depth:
-        overrides += [Override("--no-depth", "model.img_channels", 3),
-                      Override("--no-depth", "model.depth_adaptor.enabled", False)]
-    overrides += [parse_set(text) for text in (set_ or [])]
+    overrides = _flag_overrides(
+        dict(kimg=kimg, batch=batch, batch_gpu=batch_gpu, gamma=gamma, seed=seed, gpus=gpus, device=device,
+             max_rollbacks=max_rollbacks, kd_weight=kd_weight, depth_adaptor_p=depth_adaptor_p,
+             data=str(data) if data is not None else None, metrics=metrics, no_depth_adaptor=no_depth_adaptor,
+             no_camera_adaptor=no_camera_adaptor, no_depth=no_depth),
+        set_ or [],
+    )
     request = TrainRequest(preset=preset, outdir=str(outdir), overrides=tuple(overrides), resume=resume,
                            resume_from=str(resume_from) if resume_from is not None else None,
                            force_override=force_override, dry_run=dry_run)
     result = run_request(request)
     if result is not None and result.printed_config is not None:
         typer.echo(result.printed_config)
+
+
+# Option name -> (flag, config key) for the options that set one config value directly.
+_VALUE_FLAGS = {
+    "kimg": ("--kimg", "run.kimg"), "batch": ("--batch", "run.batch"), "batch_gpu": ("--batch-gpu", "run.batch_gpu"),
+    "gamma": ("--gamma", "loss.gamma"), "seed": ("--seed", "run.seed"), "gpus": ("--gpus", "run.gpus"),
+    "device": ("--device", "run.device"), "max_rollbacks": ("--max-rollbacks", "run.max_rollbacks"),
+    "kd_weight": ("--kd-weight", "loss.kd_weight"), "depth_adaptor_p": ("--depth-adaptor-p", "loss.depth_adaptor_p"),
+    "data": ("--data", "data.path"),
+}
+
+
+def _flag_overrides(opts: dict, set_texts: list[str]) -> list:
+    """The options the user gave, as typed ``Override``s of config keys (flags the user did not give are None)."""
+    from stages.train.overrides import Override, parse_set
+
+    overrides = [Override(flag, key, opts[name]) for name, (flag, key) in _VALUE_FLAGS.items()
+                 if opts[name] is not None]
+    if opts["metrics"] is not None:
+        metrics = opts["metrics"]
+        overrides.append(Override("--metrics", "run.metrics", "" if metrics.strip().lower() == "none" else metrics))
+    if opts["no_depth_adaptor"]:
+        overrides.append(Override("--no-depth-adaptor", "model.depth_adaptor.enabled", False))
+    if opts["no_camera_adaptor"]:
+        overrides.append(Override("--no-camera-adaptor", "model.camera.adaptor_enabled", False))
+    if opts["no_depth"]:
+        overrides += [Override("--no-depth", "model.img_channels", 3),
+                      Override("--no-depth", "model.depth_adaptor.enabled", False)]
+    overrides += [parse_set(text) for text in set_texts]
+    return overrides
