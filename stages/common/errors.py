@@ -39,6 +39,10 @@ class CheckpointError(BadFileError):
     """A checkpoint cannot be read or does not match what was asked of it."""
 
 
+class MetricUnavailable(ThreeDGPError):
+    """A metric cannot be computed with what was given; eval prints it as 'X unavailable: ...'."""
+
+
 class OpsBuildError(ThreeDGPError):
     """A custom CUDA op failed to build (fatal only under ``THREEDGP_STRICT_OPS=1``)."""
 

@@ -10,7 +10,7 @@ Public API:
   rand(shape, generator=None, device=None, dtype=torch.float32) -> U[0, 1) on ``device``
   randn(shape, generator=None, device=None, dtype=torch.float32) -> N(0, 1) on ``device``
   randint(high, shape, generator=None, device=None) -> int64 in [0, high) on ``device``
-  multinomial(probs [B, N], num_samples, generator=None) -> int64 [B, num_samples] on ``probs.device``
+  multinomial(probs [B, N], num_samples, generator=None, replacement=False) -> int64 [B, num_samples] on ``probs.device``
 """
 from __future__ import annotations
 
@@ -52,9 +52,10 @@ def randint(high: int, shape: Sequence[int], generator: torch.Generator | None =
     return out.to(_target_device(device))
 
 
-def multinomial(probs: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def multinomial(probs: torch.Tensor, num_samples: int, generator: torch.Generator | None = None,
+                replacement: bool = False) -> torch.Tensor:
     """``torch.multinomial`` rows of ``probs`` [B, N] -> [B, num_samples] on ``probs.device`` (ref §5.4)."""
     if generator is None or generator.device == probs.device:
-        return torch.multinomial(probs, num_samples, generator=generator)
-    index = torch.multinomial(probs.to(generator.device), num_samples, generator=generator)
+        return torch.multinomial(probs, num_samples, replacement=replacement, generator=generator)
+    index = torch.multinomial(probs.to(generator.device), num_samples, replacement=replacement, generator=generator)
     return index.to(probs.device)

@@ -46,10 +46,10 @@ def select_units(
             key = _plan_key(label)
             if key not in done:
                 if detector is None:
-                    from stages.nn.inception import load_inception
+                    from stages.metrics.detector import load_inception
 
                     weights = None if cfg.selection_weights is None else str(cfg.selection_weights)
-                    detector = load_inception(weights, device=cfg.device)
+                    detector = load_inception(weights, device=cfg.device, resize="clean")  # as before eval existed
                 done[key] = _select_class(cfg, label, group, writer, map_units, detector, select_instances)
                 advance(len(group))
             kept += [group[i] for i in done[key]]

@@ -89,7 +89,7 @@ class RunConfig:
     snapshot_kimg: float = 400.0        # Snapshot interval.
     keep_states: int = 3                # Keep the newest K training states.
     image_kimg: float = 400.0           # fakes<kimg>.png interval.
-    metrics: tuple[str, ...] = ("fid2k", "nfs256")  # Periodic metrics; the first selects the best snapshot.
+    metrics: tuple[str, ...] = ("fid2k_full", "nfs256")  # Periodic metrics; the first selects the best snapshot.
     metrics_kimg: float = 400.0         # Metric interval.
     metric_batch: int = 8               # Generation batch for metrics.
     max_rollbacks: int = 3              # Give up after this many divergence rollbacks.

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stages.common.images import depth_to_uint8, to_uint8  # noqa: F401 (re-exported for callers)
+
 logger = logging.getLogger(__name__)
 
 
@@ -64,17 +66,6 @@ def status_line(tick: int, kimg: float, total_kimg: float, sec_per_kimg: float, 
     if device.type == "cuda":
         parts.append(f"gpumem {gpu:.2f}G")
     return " ".join(parts)
-
-
-def to_uint8(img: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float images -> uint8 with the official quantisation clamp(x * 127.5 + 128) (ref §6.3)."""
-    return (img.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
-def depth_to_uint8(depth: torch.Tensor, near: float, far: float) -> torch.Tensor:
-    """World-unit depth ``[B, 1, H, W]`` -> grey uint8 ``[B, 3, H, W]`` (near = white)."""
-    d = ((far - depth.float()) / (far - near)).clamp(0, 1)
-    return (d * 255).round().to(torch.uint8).expand(-1, 3, -1, -1)
 
 
 def save_grid(path: Path, rows: list[torch.Tensor]) -> None:

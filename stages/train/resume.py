@@ -80,10 +80,12 @@ def _validate(cfg: TrainConfig) -> None:
     r = cfg.run
     if r.batch < 1 or r.kimg < 0 or r.tick_kimg <= 0:
         raise BadOptionError("--batch", "batch must be >= 1, kimg >= 0 and tick_kimg > 0")
-    from stages.common.metrics.runner import parse_metric
+    from stages.metrics.registry import parse_metric
 
     for name in r.metrics:
-        parse_metric(name)
+        if parse_metric(name).kind == "is":
+            raise BadOptionError("--metrics", f"{name}: the Inception score needs --is-weights; compute it with "
+                                              f"`3dgp eval` instead")
 
 
 def _find_state(outdir: str, resume_from: str | None) -> tuple[Path, Path]:

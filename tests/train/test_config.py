@@ -16,7 +16,7 @@ def test_paper_presets_follow_ref_12():
         cfg = get_train_preset(name)
         assert (cfg.run.batch, cfg.run.kimg, cfg.loss.r1_interval) == (64, 25000.0, 16)
         assert (cfg.optim.g_lr, cfg.optim.d_lr, cfg.ema.ema_kimg, cfg.ema.rampup) == (0.0025, 0.002, 20.0, 0.05)
-        assert cfg.run.metrics == ("fid2k", "nfs256") and cfg.data.mirror
+        assert cfg.run.metrics == ("fid2k_full", "nfs256") and cfg.data.mirror
     assert get_train_preset("dogs").loss.gamma is None  # 'auto' = 0.2048 at 256^2, batch 64
     imagenet = get_train_preset("imagenet")
     assert imagenet.loss.gamma == 0.05 and imagenet.data.cond

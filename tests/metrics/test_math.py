@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from stages.common.errors import BadOptionError
-from stages.common.metrics import FeatureStats, frechet_distance, kernel_inception_distance, non_flatness_scores, \
-    parse_metric
-from stages.common.metrics.runner import compute_nfs, fid_from_stats
+from stages.metrics import FeatureStats, frechet_distance, kernel_inception_distance, non_flatness_scores, \
+    parse_metric, parse_metric_list
+from stages.metrics.frechet import fid_from_stats
 
 
 def test_feature_stats_match_numpy_and_round_trip(tmp_path):
@@ -56,14 +56,21 @@ def test_nfs_golden_values():
     # Empty rays (depth 0) count as the near plane: two bins of 32 pixels -> 2.
     two = torch.cat([torch.zeros(32), torch.full([32], 1.2)]).view(1, 1, 8, 8)
     assert non_flatness_scores(two).item() == pytest.approx(2.0, rel=1e-5)
-    spec = parse_metric("nfs4")
-    assert compute_nfs(spec, lambda b: flat.expand(b, -1, -1, -1), batch=3) == pytest.approx(1.0)
 
 
 def test_metric_names():
     assert parse_metric("fid2k").num_gen == 2000
+    assert parse_metric("fid2k_full").num_gen == 2048  # the official fixed size
     assert parse_metric("fid50k_full").num_gen == 50000
     assert parse_metric("nfs256").kind == "nfs" and not parse_metric("nfs256").lower_is_better
-    assert parse_metric("kid1k").needs_detector
-    with pytest.raises(BadOptionError, match="--metrics: unknown metric 'is50k'"):
-        parse_metric("is50k")
+    assert parse_metric("kid1k").needs_detector and parse_metric("kid1k").needs_reals
+    assert parse_metric("is50k").kind == "is" and not parse_metric("is50k").needs_reals
+    kid = parse_metric("KID")
+    assert kid.num_gen is None and kid.resolved(300).num_gen == 300 and kid.resolved().num_gen == 2048
+    assert parse_metric("nfs32").resolved(300).num_gen == 32  # the name's size wins
+    assert [s.name for s in parse_metric_list("fid2k_full, kid,mvc,depth,fid2k_full")] == \
+        ["fid2k_full", "kid", "mvc", "depth"]
+    with pytest.raises(BadOptionError, match="--metrics: unknown metric 'fidd'"):
+        parse_metric("fidd")
+    with pytest.raises(BadOptionError, match="--metrics: no metric given"):
+        parse_metric_list(" , ")

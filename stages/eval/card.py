@@ -1,0 +1,80 @@
+"""The metric card: everything needed to recompute a number (issue 8; peers-and-user-pain §3.3).
+
+A card is one JSON file per evaluated checkpoint or image set:
+
+* ``metrics``: per metric its name, kind, value (and std where defined), number of fakes and reals, or the reason
+  it is unavailable, plus kind-specific details (KID subsets, NFS bins, ...);
+* ``fakes``: how they were made (checkpoint path, sha256 and kimg; seed, truncation, camera sampling, noise mode) or
+  which image set they are;
+* ``reference``: the reference set (path, item count, resolution, meta/listing sha256, sha256 of the exact uint8
+  images the statistics were computed from, the statistics cache file);
+* ``detector``: the feature extractor's file and sha256, and the resize mode (``stylegan`` or ``clean``);
+* ``code_version``, ``device``, ``torch``, wall time, creation time and the command line that reproduces it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+CARD_FORMAT = "3dgp-metric-card"
+CARD_VERSION = 1
+DETECTOR_NAME = "StyleGAN3 TorchScript port of TF Inception-v3 (inception-2015-12-05), pool3 2048-d"
+
+
+def code_version() -> str:
+    from stages.common.sysinfo import package_version
+
+    return package_version("threedgp") or "unknown"
+
+
+def build_card(results: list, *, fakes: dict, reference: dict | None, detector: dict | None, device: str,
+               wall_seconds: float, command: str, checkpoint: dict | None = None) -> dict:
+    """Assemble the card dict (module docstring)."""
+    import torch
+
+    return {
+        "format": CARD_FORMAT,
+        "version": CARD_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "metrics": [r.to_dict() for r in results],
+        "checkpoint": checkpoint,
+        "fakes": fakes,
+        "reference": reference,
+        "detector": detector,
+        "code_version": code_version(),
+        "torch": torch.__version__,
+        "device": device,
+        "wall_seconds": round(wall_seconds, 2),
+        "command": command,
+    }
+
+
+def write_json_atomic(obj: dict, path: str | Path) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def append_metrics_line(run_dir: str | Path, record: dict) -> Path:
+    """Append one JSON line to ``<run_dir>/metrics.jsonl`` (the file training's periodic metrics write too)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+    return path
+
+
+def metrics_record(card: dict, card_path: Path) -> dict:
+    """The ``metrics.jsonl`` line of an evaluated snapshot: kimg, values, and where the card is."""
+    ckpt = card.get("checkpoint") or {}
+    record = {"kimg": ckpt.get("kimg"), "source": "eval", "snapshot": Path(ckpt.get("path", "")).name,
+              "seconds": card["wall_seconds"], "card": str(card_path)}
+    for m in card["metrics"]:
+        if m["value"] is not None:
+            record[m["name"]] = m["value"]
+    return record

@@ -1,0 +1,125 @@
+"""Image sets for ``3dgp eval``: ``--fakes`` (any generator's output) and ``--data`` (the reference set).
+
+A path is either a prepped dataset (a folder holding ``data.mdb``; read un-mirrored) or a folder / ``.zip`` of image
+files, read as ``3dgp prep folder`` reads it: recursive, sorted by relative path, ``<name>_depth.png`` files are depth
+maps (not images), every image EXIF-oriented, centre-cropped to a square and Lanczos-resized to ``resolution``.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stages.common.errors import BadFileError, BadOptionError
+from stages.metrics.sources import DatasetSource, ImageSetSource
+
+logger = logging.getLogger(__name__)
+
+
+def is_dataset(path: str | Path) -> bool:
+    from stages.data.summary import is_dataset_dir
+
+    return is_dataset_dir(path)
+
+
+def open_dataset(path: str | Path, option: str, workers: int = 0) -> DatasetSource:
+    """A prepped dataset as a :class:`DatasetSource` (one-line errors name ``option``)."""
+    from stages.data.dataset import LmdbDataset
+
+    path = Path(path)
+    if not path.exists():
+        raise BadFileError(path, f"{option}: no such dataset or folder")
+    dataset = LmdbDataset(path)
+    if dataset.num_items < 1:
+        raise BadFileError(path, f"{option}: the dataset holds no items")
+    return DatasetSource(dataset, workers=workers)
+
+
+def _units(path: Path, option: str):
+    from stages.prep.sources.folder import list_folder_units
+
+    if not path.exists():
+        raise BadFileError(path, f"{option}: no such dataset, folder or zip")
+    try:
+        return list_folder_units(path, "folder").units
+    except BadFileError as exc:
+        raise BadFileError(path, f"{option}: {exc.message}") from None
+
+
+def _load(unit, resolution: int) -> np.ndarray | None:
+    from stages.prep.decode import Unreadable, load_rgb
+    from stages.prep.sources.units import _zip_bytes
+
+    try:
+        data = unit.container if unit.kind == "file" else _zip_bytes(unit.container, unit.member)
+        return load_rgb(data, resolution)  # [R, R, 3] uint8
+    except (Unreadable, OSError) as exc:
+        logger.warning("skipping %s: %s", unit.source, exc)
+        return None
+
+
+def _listing_sha256(path: Path, units) -> str:
+    """sha256 of (relative path, size, mtime) of every image: the cache key of a folder's statistics."""
+    digest = hashlib.sha256(str(path.resolve()).encode())
+    for unit in units:
+        target = unit.container
+        stat = os.stat(target)
+        digest.update(f"{unit.source}\0{unit.member}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def open_folder(path: str | Path, resolution: int, option: str, workers: int = 0) -> ImageSetSource:
+    """A folder or zip of images as an :class:`ImageSetSource` at ``resolution``."""
+    path = Path(path)
+    units = _units(path, option)
+
+    def batches(batch: int) -> Iterator[torch.Tensor]:
+        pending: list[np.ndarray] = []
+        pool = None
+        if workers > 0:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(workers)
+        try:
+            loaded = pool.map(lambda u: _load(u, resolution), units) if pool else (_load(u, resolution) for u in units)
+            for image in loaded:
+                if image is not None:
+                    pending.append(image)
+                if len(pending) == batch:
+                    yield torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2).contiguous()
+                    pending = []
+            if pending:
+                yield torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2).contiguous()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    description = {"path": str(path.resolve()), "format": "zip" if path.suffix.lower() == ".zip" else "folder",
+                   "content_sha256": _listing_sha256(path, units), "resize": "center crop + Lanczos (as prep)"}
+    return ImageSetSource(batches, len(units), description, resolution)
+
+
+def open_fakes(path: str | Path, resolution: int, workers: int = 0) -> ImageSetSource:
+    """``--fakes``: a dataset's images or a folder of images, as an image set at ``resolution``."""
+    if is_dataset(path):
+        source = open_dataset(path, "--fakes", workers)
+        if source.resolution != resolution:
+            raise BadOptionError("--fakes", f"{path}: resolution {source.resolution} differs from the reference "
+                                            f"set's {resolution}")
+        return ImageSetSource(lambda batch: source.images(None, batch), source.count, source.describe(),
+                              source.resolution)
+    return open_folder(path, resolution, "--fakes", workers)
+
+
+def open_reference(path: str | Path, resolution: int | None, workers: int = 0) -> DatasetSource | ImageSetSource:
+    """``--data``: a prepped dataset (preferred: depth maps, labels) or a folder of images at ``resolution``."""
+    if is_dataset(path):
+        return open_dataset(path, "--data", workers)
+    if resolution is None:
+        raise BadOptionError("--resolution", f"--data {path} is a folder: say which resolution to read it at")
+    return open_folder(path, resolution, "--data", workers)

@@ -1,0 +1,207 @@
+"""Where metric inputs come from: fakes from a generator or an image set, reals from a dataset (3DGP ref §6.2-§6.6).
+
+* :class:`GeneratorSource`: G_ema in eval mode with the shared sampler (``stages.nn.inputs``): z ~ N(0, I), classes
+  from the dataset's label distribution, prior cameras through the adaptor, full-resolution render, truncation psi
+  (1 by default; per-class mean w for conditional models, ref §8.2), uint8 quantisation of ref §6.3. Every stream is
+  drawn from its own seeded CPU ``torch.Generator`` (the same fakes on any device, and the first N images are the
+  same whatever N is, so metrics of the same size share their fakes).
+  NFS renders (ref §6.5-§6.6): "frontal" prior (yaw 0, pitch pi/2) still passed through the adaptor, the raw depth
+  with ``cut_quantile=0.5`` in chunks of 4 images x floor(2^24 / (4 * coarse steps * 3)) rays (43,690 at 32 steps),
+  as the official eval renderer does.
+* :class:`ImageSetSource`: any set of uint8 images (a folder, another generator's output, a dataset), given as a
+  callable that yields batches.
+* :class:`DatasetSource`: a prepped dataset's items, never mirrored (ref §6.2 "mirroring forced off"): images for
+  the detector, depth maps for depth realism, ground-truth depth (toy) and a content hash for the cache key.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from stages.common.images import to_uint8
+from stages.common.seeding import derive_seed
+from stages.nn.inputs import GeneratorInputs, make_generator, sample_generator_inputs
+
+NFS_BATCH = 4  # images per NFS chunk (ref §6.5 step 2)
+NFS_CUT_QUANTILE = 0.5
+STREAMS = {"images": 1, "nfs": 2, "depth": 3, "camera": 4, "mvc": 5}  # salts of the per-metric RNG streams
+
+
+def nfs_chunk_rays(batch: int = NFS_BATCH, num_coarse: int = 32) -> int:
+    """Rays per image per chunk of the official eval renderer with a density cut: floor(2^24 / (B * S * 3))."""
+    return max((1 << 24) // (batch * num_coarse * 3), 1)
+
+
+def batch_sizes(num: int, batch: int) -> Iterator[int]:
+    """Batch sizes summing to ``num``."""
+    done = 0
+    while done < num:
+        size = min(batch, num - done)
+        yield size
+        done += size
+
+
+class GeneratorSource:
+    """Fakes from a generator (module docstring). ``G`` must be in eval mode on ``device``."""
+
+    kind = "generator"
+
+    def __init__(self, G, prior, label_probs: np.ndarray | None, device: torch.device | str, seed: int = 0,
+                 truncation: float = 1.0, batch: int = 8, noise_mode: str = "random"):
+        self.G, self.prior, self.device = G, prior, torch.device(device)
+        self.label_probs = label_probs if G.c_dim > 0 else None
+        self.seed, self.truncation, self.batch, self.noise_mode = int(seed), float(truncation), int(batch), noise_mode
+
+    @property
+    def resolution(self) -> int:
+        return int(self.G.img_resolution)
+
+    def describe(self) -> dict:
+        """What the metric card records about how fakes were made."""
+        return {"kind": self.kind, "seed": self.seed, "truncation": self.truncation, "noise_mode": self.noise_mode,
+                "classes": "dataset label distribution" if self.label_probs is not None else "unconditional",
+                "camera_sampling": "prior through the camera adaptor (NFS: frontal prior through the adaptor)",
+                "resolution": self.resolution}
+
+    def rng(self, stream: str) -> torch.Generator:
+        """The seeded CPU generator of one stream."""
+        return make_generator(derive_seed(self.seed, STREAMS[stream]))
+
+    def inputs(self, n: int, generator: torch.Generator, frontal: bool = False) -> GeneratorInputs:
+        G = self.G
+        return sample_generator_inputs(n, G.z_dim, G.c_dim, self.prior, label_probs=self.label_probs,
+                                       frontal=frontal, generator=generator, device=self.device)
+
+    def mapping(self, inputs: GeneratorInputs, generator: torch.Generator) -> torch.Tensor:
+        """ws ``[n, num_ws, w_dim]`` with truncation (per-class mean w for conditional models, ref §8.2)."""
+        G, psi = self.G, self.truncation
+        center = None
+        if psi != 1 and inputs.c is not None:
+            center = G.mapping.class_mean_w(inputs.c, generator=generator)  # [n, w_dim]
+        return G.mapping(inputs.z, inputs.c, truncation_psi=psi, w_center=center)
+
+    @torch.no_grad()
+    def render(self, inputs: GeneratorInputs, generator: torch.Generator, **render_kwargs) -> dict:
+        """G's outputs (img, depth, depth_adapted, camera) for ``inputs``."""
+        ws = self.mapping(inputs, generator)
+        camera = self.G.camera_posterior(inputs.camera_prior, inputs.z, inputs.c)  # [n, 8]
+        out = self.G.synthesis(ws, camera, noise_mode=self.noise_mode, generator=generator, **render_kwargs)
+        return {**out, "camera": camera}
+
+    def images(self, n: int) -> Iterator[torch.Tensor]:
+        """uint8 ``[b, 3, R, R]`` batches of the first ``n`` fakes (ref §6.3)."""
+        gen = self.rng("images")
+        for size in batch_sizes(n, self.batch):
+            yield to_uint8(self.render(self.inputs(size, gen), gen)["img"]).cpu()
+
+    def nfs_depths(self, n: int) -> Iterator[torch.Tensor]:
+        """Raw depth ``[b, 1, R, R]`` (world units) for NFS: frontal prior, 0.5 quantile cut, official chunks."""
+        gen = self.rng("nfs")
+        chunk = nfs_chunk_rays(NFS_BATCH, self.G.num_coarse_steps)
+        for size in batch_sizes(n, NFS_BATCH):
+            out = self.render(self.inputs(size, gen, frontal=True), gen, cut_quantile=NFS_CUT_QUANTILE,
+                              chunk_rays=chunk)
+            yield out["depth"].float().cpu()
+
+    def depths(self, n: int) -> Iterator[torch.Tensor]:
+        """Raw depth ``[b, 1, R, R]`` of ordinary fakes (prior cameras through the adaptor, no density cut)."""
+        gen = self.rng("depth")
+        for size in batch_sizes(n, self.batch):
+            yield self.render(self.inputs(size, gen), gen)["depth"].float().cpu()
+
+    @torch.no_grad()
+    def cameras(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(posterior ``[n, 8]``, prior ``[n, 8]``) cameras of ``n`` samples (no rendering)."""
+        gen = self.rng("camera")
+        inputs = self.inputs(n, gen)
+        posterior = self.G.camera_posterior(inputs.camera_prior, inputs.z, inputs.c)
+        return posterior.float().cpu(), inputs.camera_prior.float().cpu()
+
+
+class ImageSetSource:
+    """A fixed set of uint8 images: ``batches(batch)`` yields ``[b, 3, R, R]`` uint8 tensors, ``count`` of them."""
+
+    kind = "images"
+
+    def __init__(self, batches: Callable[[int], Iterator[torch.Tensor]], count: int, description: dict,
+                 resolution: int):
+        self._batches, self.count, self._description, self.resolution = batches, int(count), description, resolution
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, **self._description, "count": self.count, "resolution": self.resolution}
+
+    def images(self, n: int | None = None, batch: int = 32) -> Iterator[torch.Tensor]:
+        """The first ``min(n, count)`` images (all with ``n=None``)."""
+        left = self.count if n is None else min(n, self.count)
+        for images in self._batches(batch):
+            if left <= 0:
+                return
+            images = images[:left]
+            left -= len(images)
+            yield images
+
+
+class _StoredImages(torch.utils.data.Dataset):
+    """Un-mirrored stored images of an ``LmdbDataset`` (only the image blob is decoded)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return self.dataset.num_items
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from stages.data.format import decode_image_png
+
+        _, blobs = self.dataset._read(index)
+        return torch.from_numpy(np.ascontiguousarray(decode_image_png(blobs["image"]).transpose(2, 0, 1)))
+
+
+class DatasetSource:
+    """A prepped dataset as the reference set (module docstring)."""
+
+    kind = "dataset"
+
+    def __init__(self, dataset, workers: int = 0):
+        self.dataset, self.workers = dataset, int(workers)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.dataset.resolution)
+
+    @property
+    def count(self) -> int:
+        return int(self.dataset.num_items)
+
+    def meta_sha256(self) -> str:
+        """sha256 of the dataset's meta record (changes with every prep that rewrites the dataset)."""
+        blob = json.dumps(self.dataset.meta, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": str(self.dataset.path), "count": self.count,
+                "resolution": self.resolution, "meta_sha256": self.meta_sha256(), "mirror": False}
+
+    def images(self, n: int | None = None, batch: int = 32) -> Iterator[torch.Tensor]:
+        """uint8 ``[b, 3, R, R]`` batches of the first ``n`` (default: all) stored items, never mirrored."""
+        subset = _StoredImages(self.dataset)
+        if n is not None and n < len(subset):
+            subset = torch.utils.data.Subset(subset, range(n))
+        loader = torch.utils.data.DataLoader(subset, batch_size=batch, shuffle=False, num_workers=self.workers)
+        yield from loader
+
+    def depth_maps(self, n: int, seed: int = 0, key: str = "depth") -> torch.Tensor | None:
+        """``[m, 1, R, R]`` float depth of up to ``n`` items chosen with ``seed`` (``key``: depth or depth_gt)."""
+        ds = self.dataset
+        if key == "depth" and not ds.has_depth or key == "depth_gt" and not ds.meta.get("has_depth_gt"):
+            return None
+        if key == "depth_gt" and not ds.load_depth_gt:
+            from stages.data.dataset import LmdbDataset
+
+            ds = LmdbDataset(ds.path, max_items=ds.num_items, load_depth_gt=True)
+        order = np.random.RandomState(seed).permutation(ds.num_items)[: min(n, ds.num_items)]
+        return torch.stack([ds[int(i)][key] for i in np.sort(order)])

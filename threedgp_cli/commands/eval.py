@@ -1,0 +1,113 @@
+"""``3dgp eval``: options -> ``stages.eval.run_eval`` -> a table and the metric cards' paths (issue 8)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from threedgp_cli.app import app
+from threedgp_cli.console import console
+
+_WHAT = "What to evaluate"
+_HOW = "How"
+_NETS = "Feature networks"
+
+_METRICS_HELP = ("Comma list: fid2k_full, fid10k_full, fid50k_full, kid50k_full, is50k, nfs256 (the paper's); fid, kid, "
+                 "is, nfs (N = --num-gen); mvc (multi-view consistency), depth (depth realism), camera (posterior "
+                 "camera spread); or sized forms such as fid256, nfs32. Default: fid2k_full,nfs256 for a checkpoint, "
+                 "fid,kid for --fakes.")
+
+
+@app.command("eval")
+def eval_(
+    ckpt: Annotated[Optional[Path], typer.Argument(
+        help="A snapshot-*.pt (or training-state-*.pt), or a run directory (see --snapshots).",
+        show_default=False)] = None,
+    fakes: Annotated[Optional[Path], typer.Option(
+        "--fakes", help="Score this image set instead of a checkpoint: a folder/zip of images or a prepped dataset.",
+        rich_help_panel=_WHAT)] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Reference set (default: the checkpoint's dataset); e.g. the full ImageNet as the paper.",
+        rich_help_panel=_WHAT)] = None,
+    metrics: Annotated[Optional[str], typer.Option("--metrics", help=_METRICS_HELP, rich_help_panel=_WHAT)] = None,
+    snapshots: Annotated[str, typer.Option(
+        "--snapshots", help="For a run directory: best (by training's first metric), latest, or all (a metric "
+                            "curve appended to the run's metrics.jsonl).", rich_help_panel=_WHAT)] = "best",
+    num_gen: Annotated[Optional[int], typer.Option(
+        "--num-gen", help="Fakes for the plain metric names (fid, kid, is, nfs, mvc, depth, camera); default: "
+                          "2048 (nfs, depth 256; mvc 64), or every image of --fakes.", rich_help_panel=_HOW)] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Generation batch.", rich_help_panel=_HOW)] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of z, classes and cameras.", rich_help_panel=_HOW)] = 0,
+    truncation: Annotated[float, typer.Option(
+        "--truncation", help="Truncation psi (1 = none, as the paper's metrics).", rich_help_panel=_HOW)] = 1.0,
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda[:N].",
+                                        rich_help_panel=_HOW)] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="Image decoding workers.", rich_help_panel=_HOW)] = 2,
+    resolution: Annotated[Optional[int], typer.Option(
+        "--resolution", help="Read image folders at this size (default: the reference dataset's).",
+        rich_help_panel=_HOW)] = None,
+    resize: Annotated[str, typer.Option(
+        "--resize", help="How images reach Inception's 299x299: stylegan (NVIDIA's detector, the paper's numbers) "
+                         "or clean (clean-fid's).", rich_help_panel=_NETS)] = "stylegan",
+    inception: Annotated[Optional[Path], typer.Option(
+        "--inception", help="Your own inception-2015-12-05 TorchScript (default: the packaged one).",
+        rich_help_panel=_NETS)] = None,
+    is_weights: Annotated[Optional[Path], typer.Option(
+        "--is-weights", help="Inception with its classifier, for IS (NVIDIA's inception-2015-12-05.pt or a "
+                             "TorchScript returning logits).", rich_help_panel=_NETS)] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Metric card path (a folder with several snapshots); default beside the checkpoint.")] = None,
+) -> None:
+    """Score a checkpoint (or any image set) with FID/KID/IS, NFS and geometry scores, and write a metric card."""
+    from stages.eval import EvalRequest, run_eval
+
+    def text(p: Optional[Path]) -> Optional[str]:
+        return None if p is None else str(p)
+
+    request = EvalRequest(ckpt=text(ckpt), fakes=text(fakes), data=text(data), metrics=metrics, snapshots=snapshots,
+                          num_gen=num_gen, batch=batch, seed=seed, truncation=truncation, device=device,
+                          workers=workers, resize=resize, inception=text(inception), is_weights=text(is_weights),
+                          resolution=resolution, out=text(out))
+    result = run_eval(request)
+    for target in result.targets:
+        console.print(_table(target))
+        console.print(f"metric card: {target.card_path}")
+    for path in sorted(set(result.metrics_jsonl)):
+        console.print(f"appended to {path}")
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.1f}"
+
+
+def _notes(result) -> str:
+    if result.unavailable:
+        return result.unavailable
+    d = result.details
+    if result.kind == "depth" and "vs_ground_truth" in d:
+        return (f"vs GT {d['vs_ground_truth']:.4g}; flat baseline {d['flat_baseline']:.4g} "
+                f"(vs GT {d['flat_baseline_vs_ground_truth']:.4g})")
+    if result.kind == "depth":
+        return f"flat baseline {d['flat_baseline']:.4g}"
+    if result.kind == "mvc":
+        return f"co-visible {d['covisible_fraction']:.0%}"
+    if result.kind == "camera":
+        return ", ".join(f"{k.split('/')[0]} {d[k]:.3g}±{d[k.replace('mean', 'std')]:.2g}" for k in d
+                         if k.endswith("/mean") and k.split("/")[0] in ("yaw", "pitch", "fov_deg"))
+    return ""
+
+
+def _table(target):
+    from rich.table import Table
+
+    table = Table(title=target.label, title_justify="left")
+    for name, justify in (("metric", "left"), ("value", "right"), ("std", "right"), ("fakes", "right"),
+                          ("reals", "right"), ("time", "right"), ("notes", "left")):
+        table.add_column(name, justify=justify)
+    for r in target.results:
+        table.add_row(r.name, _fmt(r.value), _fmt(r.std), str(r.num_fakes or "-"), str(r.num_reals or "-"),
+                      f"{r.seconds:.0f}s", _notes(r))
+    return table
