@@ -83,12 +83,6 @@ class LmdbDataset(torch.utils.data.Dataset):
         counts = self.label_counts.astype(np.float64)
         return counts / counts.sum() if counts.size and counts.sum() > 0 else counts
 
-    def sample_labels(self, num: int, generator: np.random.Generator) -> np.ndarray:
-        """Draw ``num`` class labels from the dataset's label distribution (int64 [num]); -1s when unlabelled."""
-        if self.num_classes == 0:
-            return np.full(num, -1, dtype=np.int64)
-        return generator.choice(self.num_classes, size=num, p=self.label_probs).astype(np.int64)
-
     # --- torch Dataset ------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self.num_items * (2 if self.mirror else 1)

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.common.errors import BadOptionError
+from stages.common.errors import BadFileError, BadOptionError
 
 logger = logging.getLogger(__name__)
 DEFAULT_CKPT_METRICS = "fid2k_full,nfs256"
@@ -105,6 +105,9 @@ def _validate(req: EvalRequest) -> None:
 
     if req.resize not in RESIZE_MODES:
         raise BadOptionError("--resize", f"expected stylegan or clean, got {req.resize!r}")
+    for option, path in (("--inception", req.inception), ("--is-weights", req.is_weights)):
+        if path is not None and not os.path.isfile(path):
+            raise BadFileError(path, f"{option}: no such file")
 
 
 def _loaders(req: EvalRequest, device: str):

@@ -200,18 +200,11 @@ def _nfs(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
 
 def _mvc(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
     from stages.metrics.geometry import multiview_consistency
-    from stages.metrics.sources import batch_sizes
 
     _require_generator(ctx, spec)
     src = ctx.fakes
-    gen = src.rng("mvc")
     errors, covered = [], []
-
-    def batches():
-        for size in batch_sizes(spec.num_gen, src.batch):
-            yield src.inputs(size, gen)
-
-    for inputs in ctx.track(batches(), spec.num_gen, f"mvc ({spec.num_gen})"):
+    for inputs, gen in ctx.track(src.batches("mvc", spec.num_gen), spec.num_gen, f"mvc ({spec.num_gen})"):
         with torch.no_grad():
             result = multiview_consistency(src.G, inputs, truncation_psi=src.truncation, generator=gen)
         errors.append(result.errors.float().cpu())

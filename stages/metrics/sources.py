@@ -3,8 +3,9 @@
 * :class:`GeneratorSource`: G_ema in eval mode with the shared sampler (``stages.nn.inputs``): z ~ N(0, I), classes
   from the dataset's label distribution, prior cameras through the adaptor, full-resolution render, truncation psi
   (1 by default; per-class mean w for conditional models, ref §8.2), uint8 quantisation of ref §6.3. Every stream is
-  drawn from its own seeded CPU ``torch.Generator`` (the same fakes on any device, and the first N images are the
-  same whatever N is, so metrics of the same size share their fakes).
+  drawn from seeded CPU ``torch.Generator``s (the same fakes on any device). Inputs (z, class, camera) of sample i
+  do not depend on N or ``--batch``, so metrics of different sizes share their first fakes; the renderer's own
+  random draws are seeded per batch, so the pixels are identical for the same ``--batch``.
   NFS renders (ref §6.5-§6.6): "frontal" prior (yaw 0, pitch pi/2) still passed through the adaptor, the raw depth
   with ``cut_quantile=0.5`` in chunks of 4 images x floor(2^24 / (4 * coarse steps * 3)) rays (43,690 at 32 steps),
   as the official eval renderer does.
@@ -29,6 +30,8 @@ from stages.nn.inputs import GeneratorInputs, make_generator, sample_generator_i
 NFS_BATCH = 4  # images per NFS chunk (ref §6.5 step 2)
 NFS_CUT_QUANTILE = 0.5
 STREAMS = {"images": 1, "nfs": 2, "depth": 3, "camera": 4, "mvc": 5}  # salts of the per-metric RNG streams
+INPUT_BLOCK = 64  # generator inputs are drawn in blocks of this many samples (see GeneratorSource.inputs_range)
+RENDER_SALT = 0x52454E44
 
 
 def nfs_chunk_rays(batch: int = NFS_BATCH, num_coarse: int = 32) -> int:
@@ -67,14 +70,38 @@ class GeneratorSource:
                 "camera_sampling": "prior through the camera adaptor (NFS: frontal prior through the adaptor)",
                 "resolution": self.resolution}
 
-    def rng(self, stream: str) -> torch.Generator:
-        """The seeded CPU generator of one stream."""
-        return make_generator(derive_seed(self.seed, STREAMS[stream]))
-
     def inputs(self, n: int, generator: torch.Generator, frontal: bool = False) -> GeneratorInputs:
+        """``n`` fresh inputs from ``generator`` (the shared sampler, ``stages.nn.inputs``)."""
         G = self.G
         return sample_generator_inputs(n, G.z_dim, G.c_dim, self.prior, label_probs=self.label_probs,
                                        frontal=frontal, generator=generator, device=self.device)
+
+    def inputs_range(self, stream: str, start: int, stop: int, frontal: bool = False) -> GeneratorInputs:
+        """Inputs of samples ``start .. stop - 1`` of a stream. Samples are drawn in blocks of INPUT_BLOCK from
+        generators seeded by (seed, stream, block), so sample i is the same whatever N and --batch are."""
+        pieces = []
+        for block in range(start // INPUT_BLOCK, (stop - 1) // INPUT_BLOCK + 1):
+            gen = make_generator(derive_seed(self.seed, STREAMS[stream], block))
+            full = self.inputs(INPUT_BLOCK, gen, frontal)
+            lo, hi = max(start - block * INPUT_BLOCK, 0), min(stop - block * INPUT_BLOCK, INPUT_BLOCK)
+            pieces.append(full)
+            pieces[-1] = GeneratorInputs(full.z[lo:hi], None if full.c is None else full.c[lo:hi],
+                                         full.camera_prior[lo:hi], None if full.labels is None else full.labels[lo:hi])
+        if len(pieces) == 1:
+            return pieces[0]
+        cat = lambda xs: None if xs[0] is None else torch.cat(xs)  # noqa: E731
+        return GeneratorInputs(cat([p.z for p in pieces]), cat([p.c for p in pieces]),
+                               cat([p.camera_prior for p in pieces]), cat([p.labels for p in pieces]))
+
+    def batches(self, stream: str, n: int, batch: int | None = None,
+                frontal: bool = False) -> Iterator[tuple[GeneratorInputs, torch.Generator]]:
+        """(inputs, render generator) per batch of the first ``n`` samples of ``stream``. The renderer's random
+        draws (ray jitter, importance samples, synthesis noise) come from a generator seeded per batch start."""
+        start = 0
+        for size in batch_sizes(n, batch or self.batch):
+            render_gen = make_generator(derive_seed(self.seed, STREAMS[stream], RENDER_SALT, start))
+            yield self.inputs_range(stream, start, start + size, frontal), render_gen
+            start += size
 
     def mapping(self, inputs: GeneratorInputs, generator: torch.Generator) -> torch.Tensor:
         """ws ``[n, num_ws, w_dim]`` with truncation (per-class mean w for conditional models, ref §8.2)."""
@@ -94,30 +121,25 @@ class GeneratorSource:
 
     def images(self, n: int) -> Iterator[torch.Tensor]:
         """uint8 ``[b, 3, R, R]`` batches of the first ``n`` fakes (ref §6.3)."""
-        gen = self.rng("images")
-        for size in batch_sizes(n, self.batch):
-            yield to_uint8(self.render(self.inputs(size, gen), gen)["img"]).cpu()
+        for inputs, gen in self.batches("images", n):
+            yield to_uint8(self.render(inputs, gen)["img"]).cpu()
 
     def nfs_depths(self, n: int) -> Iterator[torch.Tensor]:
         """Raw depth ``[b, 1, R, R]`` (world units) for NFS: frontal prior, 0.5 quantile cut, official chunks."""
-        gen = self.rng("nfs")
         chunk = nfs_chunk_rays(NFS_BATCH, self.G.num_coarse_steps)
-        for size in batch_sizes(n, NFS_BATCH):
-            out = self.render(self.inputs(size, gen, frontal=True), gen, cut_quantile=NFS_CUT_QUANTILE,
-                              chunk_rays=chunk)
+        for inputs, gen in self.batches("nfs", n, NFS_BATCH, frontal=True):
+            out = self.render(inputs, gen, cut_quantile=NFS_CUT_QUANTILE, chunk_rays=chunk)
             yield out["depth"].float().cpu()
 
     def depths(self, n: int) -> Iterator[torch.Tensor]:
         """Raw depth ``[b, 1, R, R]`` of ordinary fakes (prior cameras through the adaptor, no density cut)."""
-        gen = self.rng("depth")
-        for size in batch_sizes(n, self.batch):
-            yield self.render(self.inputs(size, gen), gen)["depth"].float().cpu()
+        for inputs, gen in self.batches("depth", n):
+            yield self.render(inputs, gen)["depth"].float().cpu()
 
     @torch.no_grad()
     def cameras(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(posterior ``[n, 8]``, prior ``[n, 8]``) cameras of ``n`` samples (no rendering)."""
-        gen = self.rng("camera")
-        inputs = self.inputs(n, gen)
+        inputs = self.inputs_range("camera", 0, n)
         posterior = self.G.camera_posterior(inputs.camera_prior, inputs.z, inputs.c)
         return posterior.float().cpu(), inputs.camera_prior.float().cpu()
 

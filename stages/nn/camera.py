@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from stages.nn.camera_adaptor import CameraAdaptor, ParamsAdaptor, mean_posterior_camera, random_one_hot_classes
+from stages.nn.camera_adaptor import CameraAdaptor, ParamsAdaptor, mean_posterior_camera
 from stages.nn.camera_prior import PRIOR_PRESETS, CameraPrior
 from stages.nn.rays import CAMERA_DIM, CAMERA_FIELDS
 
@@ -35,7 +35,6 @@ __all__ = [
     "emd_1d_squared",
     "force_mean_loss",
     "mean_posterior_camera",
-    "random_one_hot_classes",
 ]
 
 # Per-parameter EMD weights in camera layout order (ref §2.4a: emd.origin 2.0, radius 0.0, fov 1e-4,

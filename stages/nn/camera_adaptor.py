@@ -20,7 +20,6 @@ for c_dim 1000. ``enabled=False`` is the fixed-prior ablation: the prior camera 
 Public API:
   CameraAdaptor(c_dim, z_dim=512, hid_dim=256, embed_dim=16, lr_multiplier=0.1, prior=CameraPrior(),
                 enabled=True, la_radius_quirk=True)(prior_camera [B, 8], z [B, z_dim], c [B, c_dim] | None) -> [B, 8]
-  random_one_hot_classes(batch_size, c_dim, generator=None, device=None) -> [B, c_dim] | None
   mean_posterior_camera(adaptor, prior, z_dim, c_dim, n=1024, generator=None, device=None) -> [8]
 """
 from __future__ import annotations
@@ -30,8 +29,8 @@ import math
 import torch
 from torch import nn
 
-from stages.nn import rng
 from stages.nn.camera_prior import PITCH_EPS, CameraPrior
+from stages.nn.inputs import sample_generator_inputs
 from stages.nn.layers import FullyConnectedLayer, normalize_2nd_moment
 from stages.nn.rays import (
     CAM_FOV, CAM_LA_PITCH, CAM_LA_RADIUS, CAM_LA_YAW, CAM_PITCH, CAM_RADIUS, CAM_ROLL, CAM_YAW, CAMERA_DIM,
@@ -147,19 +146,6 @@ class CameraAdaptor(nn.Module):
         return f"c_dim={self.c_dim}, z_dim={self.z_dim}, enabled={self.enabled}"
 
 
-def random_one_hot_classes(
-    batch_size: int,
-    c_dim: int,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor | None:
-    """One-hot classes drawn uniformly over ``c_dim`` classes, or None when unconditional (3DGP ref §2.4a)."""
-    if c_dim == 0:
-        return None
-    labels = rng.randint(c_dim, (batch_size,), generator, device)  # [B], drawn on the generator's device
-    return torch.nn.functional.one_hot(labels, c_dim).float()  # [B, c_dim]
-
-
 @torch.no_grad()
 def mean_posterior_camera(
     adaptor: CameraAdaptor,
@@ -174,7 +160,5 @@ def mean_posterior_camera(
 
     The spherical look-at coordinates are averaged component-wise too, like the official code. Returns ``[8]``.
     """
-    prior_camera = prior.sample(n, generator=generator, device=device)  # [n, 8]
-    z = rng.randn((n, z_dim), generator, device)  # [n, z_dim]
-    c = random_one_hot_classes(n, c_dim, generator=generator, device=device)
-    return adaptor(prior_camera, z, c).mean(dim=0)  # [8]
+    inputs = sample_generator_inputs(n, z_dim, c_dim, prior, generator=generator, device=device)  # uniform classes
+    return adaptor(inputs.camera_prior, inputs.z, inputs.c).mean(dim=0)  # [8]

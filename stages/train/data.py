@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from stages.common.seeding import derive_seed
+from stages.nn.inputs import one_hot
 
 
 class ProgressSampler:
@@ -69,7 +70,7 @@ def reals_to_device(batch: dict, device: torch.device, has_depth: bool, c_dim: i
         img = torch.cat([img, batch["depth"].to(device, non_blocking=True).float()], dim=1)  # [B, 4, R, R]
     c = None
     if c_dim > 0:
-        c = torch.nn.functional.one_hot(batch["label"].to(device).long().clamp(min=0), c_dim).float()
+        c = one_hot(batch["label"].to(device), c_dim)
     emb = batch.get("embedding")
     return {"img": img, "c": c, "embedding": emb.to(device).float() if emb is not None else None}
 

@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from stages.common import checkpoint as ckpt
 from stages.common.distributed import DistInfo, barrier, broadcast_object
 from stages.common.errors import TrainingDiverged
+from stages.nn.inputs import make_generator, sample_generator_inputs
 from stages.ops.cpu_runtime import configure_cpu_training
 from stages.common.seeding import derive_seed, seed_everything
 from stages.common.stats import StatsCollector, StatsWriter
@@ -55,13 +55,12 @@ def _crossed(prev_nimg: int, cur_nimg: int, interval_kimg: float) -> bool:
 
 
 def _grid_inputs(cfg: TrainConfig, G, prior, label_probs, c_dim: int, device: torch.device) -> dict:
-    gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.run.seed, 0x6121D))
-    z = torch.randn(GRID_SIZE, G.z_dim, generator=gen, device=device)
-    c = None
-    if c_dim > 0:
-        labels = np.random.RandomState(cfg.run.seed).choice(c_dim, size=GRID_SIZE, p=label_probs)
-        c = torch.nn.functional.one_hot(torch.from_numpy(labels).to(device), c_dim).float()
-    return {"z": z, "c": c, "cameras": prior.sample(GRID_SIZE, generator=gen, device=device)}
+    """Fixed z / classes (dataset label distribution) / prior cameras of the fakes grid, from a seeded CPU generator
+    (the same grid on every device); keys ``z`` ``[8, z_dim]``, ``c`` ``[8, c_dim]`` | None, ``cameras`` ``[8, 8]``."""
+    gen = make_generator(derive_seed(cfg.run.seed, 0x6121D))
+    inputs = sample_generator_inputs(GRID_SIZE, G.z_dim, c_dim, prior, label_probs=label_probs, generator=gen,
+                                     device=device)
+    return {"z": inputs.z, "c": inputs.c, "cameras": inputs.camera_prior}
 
 
 class Trainer:

@@ -13,9 +13,12 @@ import numpy as np
 import torch
 
 from stages.common.stats import StatsCollector
-from stages.nn.camera import camera_emd_loss, force_mean_loss, random_one_hot_classes
+from stages.nn.camera import camera_emd_loss, force_mean_loss
+from stages.nn.inputs import sample_generator_inputs
 from stages.nn.patches import extract_patches, sample_patch_params
-from stages.nn.rays import CAMERA_FIELDS
+from stages.nn.rays import (
+    CAM_FOV, CAM_LA_PITCH, CAM_LA_RADIUS, CAM_LA_YAW, CAM_PITCH, CAM_RADIUS, CAM_YAW, CAMERA_DIM, CAMERA_FIELDS,
+)
 from stages.ops.conv2d_gradfix import no_weight_gradients
 from stages.train import loss as L
 from stages.train.schedules import ScheduleState
@@ -44,25 +47,15 @@ class PhaseContext:
     stats: StatsCollector  # named scalars
 
 
-def one_hot(labels: torch.Tensor, c_dim: int) -> torch.Tensor | None:
-    """One-hot ``[B, c_dim]`` float, or None when unconditional."""
-    if c_dim == 0:
-        return None
-    return torch.nn.functional.one_hot(labels.long().clamp(min=0), c_dim).float()
-
-
 def sample_fake_inputs(ctx: PhaseContext, n: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
                                                             torch.Tensor]:
-    """Fresh z ``[n, z_dim]``, classes from the dataset label distribution, prior cameras ``[n, 8]`` and patch
-    parameters ``[n, 3]`` (ref §5.1 'fresh per phase', §1.7 beta scheme)."""
-    z = torch.randn(n, ctx.G.z_dim, device=ctx.device)
-    c = None
-    if ctx.c_dim > 0:
-        labels = np.random.choice(ctx.c_dim, size=n, p=ctx.label_probs)
-        c = one_hot(torch.from_numpy(labels).to(ctx.device), ctx.c_dim)
-    cameras = ctx.prior.sample(n, device=ctx.device)  # [n, 8]
+    """Fresh z ``[n, z_dim]``, classes from the dataset label distribution, prior cameras ``[n, 8]`` (all from
+    ``stages.nn.inputs`` on the global RNGs) and patch parameters ``[n, 3]`` (ref §5.1 'fresh per phase', §1.7
+    beta scheme)."""
+    inputs = sample_generator_inputs(n, ctx.G.z_dim, ctx.c_dim, ctx.prior, label_probs=ctx.label_probs,
+                                     device=ctx.device)
     patch = sample_patch_params(n, ctx.min_scale, ctx.sched.patch_beta, ctx.group_size, device=ctx.device)
-    return z, c, cameras, patch
+    return inputs.z, inputs.c, inputs.camera_prior, patch
 
 
 def fake_d_input(out: dict, has_depth: bool, ray_start: float, ray_end: float) -> torch.Tensor:
@@ -109,19 +102,21 @@ def camera_regularizers(ctx: PhaseContext) -> torch.Tensor:
     cfg = ctx.loss_cfg
     if ctx.sched.emd_multiplier > 0 and cfg.emd_num_samples > 1:
         n = cfg.emd_num_samples
-        prior = ctx.prior.sample(n, device=ctx.device)  # [n, 8]
-        z = torch.randn(n, ctx.G.z_dim, device=ctx.device)
-        post = ctx.G.camera_posterior(prior, z, random_one_hot_classes(n, ctx.c_dim, device=ctx.device))
-        a, fov, la = cfg.emd_weight_angles, cfg.emd_weight_fov, cfg.emd_weight_look_at
-        weights = (a, a, 0.0, fov, cfg.emd_weight_radius, la, la, la)
+        inputs = sample_generator_inputs(n, ctx.G.z_dim, ctx.c_dim, ctx.prior, device=ctx.device)  # uniform classes
+        prior = inputs.camera_prior  # [n, 8]
+        post = ctx.G.camera_posterior(prior, inputs.z, inputs.c)
+        weights = [0.0] * CAMERA_DIM  # per camera field; roll is excluded (0)
+        weights[CAM_YAW] = weights[CAM_PITCH] = cfg.emd_weight_angles
+        weights[CAM_FOV] = cfg.emd_weight_fov
+        weights[CAM_RADIUS] = cfg.emd_weight_radius
+        weights[CAM_LA_YAW] = weights[CAM_LA_PITCH] = weights[CAM_LA_RADIUS] = cfg.emd_weight_look_at
         emd = camera_emd_loss(post, prior, weights) * ctx.sched.emd_multiplier
         ctx.stats.report("Loss/G/emd", emd)
         total = total + emd
     if cfg.force_mean_weight > 0 and cfg.force_mean_num_samples > 0:
         n = cfg.force_mean_num_samples
-        prior = ctx.prior.sample(n, device=ctx.device)
-        z = torch.randn(n, ctx.G.z_dim, device=ctx.device)
-        post = ctx.G.camera_posterior(prior, z, random_one_hot_classes(n, ctx.c_dim, device=ctx.device))
+        inputs = sample_generator_inputs(n, ctx.G.z_dim, ctx.c_dim, ctx.prior, device=ctx.device)  # uniform classes
+        post = ctx.G.camera_posterior(inputs.camera_prior, inputs.z, inputs.c)
         fm = force_mean_loss(post, ctx.prior.mean_angles(device=ctx.device), weight=cfg.force_mean_weight)
         ctx.stats.report("Loss/G/force_mean", fm)
         total = total + fm

@@ -24,6 +24,8 @@ from stages.data.format import (
     unpack_item,
 )
 from stages.data.lmdb_store import DatasetWriter, open_readonly, read_meta, release_readonly
+from stages.nn.camera_prior import CameraPrior
+from stages.nn.inputs import make_generator, sample_generator_inputs
 
 RES, NUM, DIM = 8, 5, 6
 
@@ -127,7 +129,8 @@ def test_multi_worker_dataloader(dataset_dir):
 def test_label_distribution(dataset_dir):
     ds = LmdbDataset(dataset_dir)
     np.testing.assert_allclose(ds.label_probs, [0.4, 0.4, 0.2])
-    labels = ds.sample_labels(2000, np.random.default_rng(0))
+    labels = sample_generator_inputs(2000, 4, ds.num_classes, CameraPrior(), label_probs=ds.label_probs,
+                                     generator=make_generator(0)).labels.numpy()  # fake classes (stages.nn.inputs)
     assert set(labels.tolist()) == {0, 1, 2}
     assert abs((labels == 2).mean() - 0.2) < 0.04
 

@@ -18,7 +18,10 @@ from stages.nn.camera import (
     emd_1d_squared,
     force_mean_loss,
     mean_posterior_camera,
-    random_one_hot_classes,
+)
+from stages.nn.inputs import sample_generator_inputs
+from stages.nn.rays import (
+    CAM_FOV, CAM_LA_PITCH, CAM_LA_RADIUS, CAM_LA_YAW, CAM_PITCH, CAM_RADIUS, CAM_ROLL, CAM_YAW,
 )
 
 
@@ -27,14 +30,15 @@ def _num_params(module) -> int:
 
 
 def _assert_inside_box(cam: torch.Tensor, prior: CameraPrior):
-    assert bool((cam[:, 0] >= prior.yaw_min).all() and (cam[:, 0] <= prior.yaw_max).all())
-    assert bool((cam[:, 1] >= prior.pitch_min).all() and (cam[:, 1] <= prior.pitch_max).all())
-    assert bool((cam[:, 2] == 0).all())
-    assert bool((cam[:, 3] >= prior.fov_min_deg).all() and (cam[:, 3] <= prior.fov_max_deg).all())
-    assert bool((cam[:, 4] == prior.radius).all())
-    assert bool((cam[:, 5].abs() <= math.pi + 1e-6).all())
-    assert bool((cam[:, 6] >= 0).all() and (cam[:, 6] <= math.pi + 1e-6).all())
-    assert bool((cam[:, 7] >= prior.la_radius_min).all() and (cam[:, 7] <= prior.la_radius_max + 1e-6).all())
+    assert bool((cam[:, CAM_YAW] >= prior.yaw_min).all() and (cam[:, CAM_YAW] <= prior.yaw_max).all())
+    assert bool((cam[:, CAM_PITCH] >= prior.pitch_min).all() and (cam[:, CAM_PITCH] <= prior.pitch_max).all())
+    assert bool((cam[:, CAM_ROLL] == 0).all())
+    assert bool((cam[:, CAM_FOV] >= prior.fov_min_deg).all() and (cam[:, CAM_FOV] <= prior.fov_max_deg).all())
+    assert bool((cam[:, CAM_RADIUS] == prior.radius).all())
+    assert bool((cam[:, CAM_LA_YAW].abs() <= math.pi + 1e-6).all())
+    assert bool((cam[:, CAM_LA_PITCH] >= 0).all() and (cam[:, CAM_LA_PITCH] <= math.pi + 1e-6).all())
+    la_r = cam[:, CAM_LA_RADIUS]
+    assert bool((la_r >= prior.la_radius_min).all() and (la_r <= prior.la_radius_max + 1e-6).all())
 
 
 # --- prior --------------------------------------------------------------------------------------------------
@@ -45,9 +49,9 @@ def test_prior_samples_inside_the_box_with_spherical_uniform_look_at():
     cam = prior.sample(20000, generator=torch.Generator().manual_seed(0))
     assert cam.shape == (20000, 8)
     _assert_inside_box(cam, prior)
-    assert cam[:, 0].mean().item() == pytest.approx(0.0, abs=0.03)
-    assert cam[:, 3].var().item() == pytest.approx(35.0**2 / 12, rel=0.05)  # uniform FoV
-    cos_pitch = torch.cos(cam[:, 6])  # spherical-uniform: cos(la_pitch) ~ U[-1, 1]
+    assert cam[:, CAM_YAW].mean().item() == pytest.approx(0.0, abs=0.03)
+    assert cam[:, CAM_FOV].var().item() == pytest.approx(35.0**2 / 12, rel=0.05)  # uniform FoV
+    cos_pitch = torch.cos(cam[:, CAM_LA_PITCH])  # spherical-uniform: cos(la_pitch) ~ U[-1, 1]
     assert cos_pitch.mean().item() == pytest.approx(0.0, abs=0.02)
     assert cos_pitch.var().item() == pytest.approx(1 / 3, rel=0.05)
 
@@ -62,16 +66,16 @@ def test_truncnorm_angles_centre_on_the_range_midpoint():
     prior = CameraPrior(yaw_min=-0.5, yaw_max=1.5, angle_dist="truncnorm", yaw_std=0.3, pitch_std=0.2,
                         fov_dist="truncnorm", fov_mean_deg=15.0, fov_std_deg=2.0)
     cam = prior.sample(20000, generator=torch.Generator().manual_seed(1))
-    assert cam[:, 0].mean().item() == pytest.approx(0.5, abs=0.01)  # [quirk] mid-point, not a configured mean
-    assert cam[:, 0].std().item() == pytest.approx(0.3, rel=0.05)
-    assert cam[:, 1].mean().item() == pytest.approx(math.pi / 2, abs=0.01)
-    assert cam[:, 3].mean().item() == pytest.approx(15.0, abs=0.1)  # bounded scalars use their mean
-    assert bool((cam[:, 0] >= -0.5).all() and (cam[:, 0] <= 1.5).all())
+    assert cam[:, CAM_YAW].mean().item() == pytest.approx(0.5, abs=0.01)  # [quirk] mid-point, not a configured mean
+    assert cam[:, CAM_YAW].std().item() == pytest.approx(0.3, rel=0.05)
+    assert cam[:, CAM_PITCH].mean().item() == pytest.approx(math.pi / 2, abs=0.01)
+    assert cam[:, CAM_FOV].mean().item() == pytest.approx(15.0, abs=0.1)  # bounded scalars use their mean
+    assert bool((cam[:, CAM_YAW] >= -0.5).all() and (cam[:, CAM_YAW] <= 1.5).all())
 
 
 def test_pitch_is_clamped_away_from_the_poles():
     cam = CameraPrior(pitch_min=0.0, pitch_max=math.pi).sample(1000, generator=torch.Generator().manual_seed(2))
-    assert cam[:, 1].min().item() >= 1e-5 - 1e-7 and cam[:, 1].max().item() <= math.pi - 1e-5 + 1e-6
+    assert cam[:, CAM_PITCH].min().item() >= 1e-5 - 1e-7 and cam[:, CAM_PITCH].max().item() <= math.pi - 1e-5 + 1e-6
 
 
 def test_prior_mean_camera_and_presets():
@@ -109,9 +113,8 @@ def test_adaptor_output_stays_inside_the_prior_box(c_dim, logit_bias):
     with torch.no_grad():  # push every logit to +-1e3 so the sigmoids saturate (stored bias = value / lr_mult)
         for fc in (adaptor.origin_adaptor.output_fc, adaptor.look_at_adaptor.output_fc):
             fc.bias.fill_(logit_bias / 0.1)
-    gen = torch.Generator().manual_seed(1)
-    cam = prior.sample(256, generator=gen)
-    post = adaptor(cam, torch.randn(256, 32, generator=gen), random_one_hot_classes(256, c_dim, generator=gen))
+    inputs = sample_generator_inputs(256, 32, c_dim, prior, generator=torch.Generator().manual_seed(1))
+    post = adaptor(inputs.camera_prior, inputs.z, inputs.c)
     assert post.shape == (256, 8) and torch.isfinite(post).all()
     _assert_inside_box(post, prior)
     if logit_bias > 0:
@@ -127,8 +130,8 @@ def test_origin_ignores_z_but_look_at_uses_it():
     adaptor = CameraAdaptor(0, z_dim=16)
     cam = CameraPrior().sample(8, generator=torch.Generator().manual_seed(0))
     a, b = adaptor(cam, torch.randn(8, 16)), adaptor(cam, torch.randn(8, 16))
-    torch.testing.assert_close(a[:, :2], b[:, :2], atol=0, rtol=0)
-    assert not torch.allclose(a[:, 3], b[:, 3])
+    torch.testing.assert_close(a[:, :CAM_ROLL], b[:, :CAM_ROLL], atol=0, rtol=0)
+    assert not torch.allclose(a[:, CAM_FOV], b[:, CAM_FOV])
 
 
 def test_look_at_adaptor_receives_origin_logits_and_normalised_prior():
@@ -155,7 +158,7 @@ def test_la_radius_quirk_uses_the_look_at_pitch_minimum():
         with torch.no_grad():  # la_r' -> -inf: la_radius = its lower bound
             adaptor.look_at_adaptor.output_fc.weight.zero_()
             adaptor.look_at_adaptor.output_fc.bias[3] = -1e3
-        torch.testing.assert_close(adaptor(cam, z)[:, 7], torch.full((4,), expected))
+        torch.testing.assert_close(adaptor(cam, z)[:, CAM_LA_RADIUS], torch.full((4,), expected))
 
 
 def test_disabled_adaptor_is_a_passthrough():
@@ -169,12 +172,13 @@ def test_mean_posterior_camera():
     adaptor = CameraAdaptor(5, z_dim=16)
     a = mean_posterior_camera(adaptor, prior, 16, 5, n=256, generator=torch.Generator().manual_seed(0))
     b = mean_posterior_camera(adaptor, prior, 16, 5, n=256, generator=torch.Generator().manual_seed(0))
-    assert a.shape == (8,) and a[4].item() == 1.0 and a[2].item() == 0.0
+    assert a.shape == (8,) and a[CAM_RADIUS].item() == 1.0 and a[CAM_ROLL].item() == 0.0
     torch.testing.assert_close(a, b, atol=0, rtol=0)
     fixed = mean_posterior_camera(CameraAdaptor(0, enabled=False), prior, 512, 0, n=1024,
                                   generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(fixed[:5], prior.mean_camera()[:5], atol=0.6, rtol=0.01)  # fov within 0.6 deg
-    assert abs(fixed[0].item()) < 0.1 and abs(fixed[1].item() - math.pi / 2) < 0.05
+    torch.testing.assert_close(fixed[:CAM_RADIUS + 1], prior.mean_camera()[:CAM_RADIUS + 1], atol=0.6,
+                               rtol=0.01)  # yaw..radius; fov within 0.6 deg
+    assert abs(fixed[CAM_YAW].item()) < 0.1 and abs(fixed[CAM_PITCH].item() - math.pi / 2) < 0.05
 
 
 # --- regularizers -------------------------------------------------------------------------------------------
@@ -207,17 +211,17 @@ def test_camera_emd_loss_weights():
     assert camera_emd_loss(prior + shift, prior).item() == pytest.approx(expected, rel=1e-4)
     assert EMD_WEIGHTS == (2.0, 2.0, 0.0, 1e-4, 0.0, 1e-4, 1e-4, 1e-4)
     collapsed = prior.clone()
-    collapsed[:, 0] = 0.0  # yaw collapse to a point costs ~ 2 Var(U[-1.57, 1.57]) ~ 1.64
-    assert camera_emd_loss(collapsed, prior).item() == pytest.approx(2 * prior[:, 0].square().mean().item())
+    collapsed[:, CAM_YAW] = 0.0  # yaw collapse to a point costs ~ 2 Var(U[-1.57, 1.57]) ~ 1.64
+    assert camera_emd_loss(collapsed, prior).item() == pytest.approx(2 * prior[:, CAM_YAW].square().mean().item())
 
 
 def test_force_mean_loss_golden_value():
     post = torch.zeros(4, 8)
-    post[:, 0] = torch.tensor([0.0, 0.2, 0.1, 0.1])  # mean yaw 0.1
-    post[:, 1] = math.pi / 2 + 0.2
+    post[:, CAM_YAW] = torch.tensor([0.0, 0.2, 0.1, 0.1])  # mean yaw 0.1
+    post[:, CAM_PITCH] = math.pi / 2 + 0.2
     mean_angles = CameraPrior().mean_angles()
     expected = 10.0 * math.sqrt((0.1 + 1e-8) ** 2 + (0.2 + 1e-8) ** 2 + 1e-16)
     assert force_mean_loss(post, mean_angles).item() == pytest.approx(expected, rel=1e-5)
     centred = torch.zeros(2, 8)
-    centred[:, 1] = math.pi / 2
+    centred[:, CAM_PITCH] = math.pi / 2
     assert force_mean_loss(centred.double(), mean_angles).item() == pytest.approx(10 * math.sqrt(3) * 1e-8, rel=1e-3)

@@ -33,7 +33,8 @@ def test_dry_run_prints_resolved_config(toy_dataset, tmp_path, capsys):
     (["--preset", "tiny", "--set", "run.nope=1"], "--set run.nope: unknown config key 'run.nope'"),
     (["--preset", "huge"], "--preset: unknown preset 'huge'"),
     ([], "--preset: required for a new run"),
-    (["--preset", "tiny", "--metrics", "fid"], "--metrics: unknown metric 'fid'"),
+    (["--preset", "tiny", "--metrics", "fidd"], "--metrics: unknown metric 'fidd'"),
+    (["--preset", "tiny", "--metrics", "is50k"], "--metrics: is50k: the Inception score needs --is-weights"),
 ])
 def test_bad_options_are_one_line_errors(argv, message, toy_dataset, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("THREEDGP_DEBUG", raising=False)

@@ -1,0 +1,147 @@
+"""`3dgp eval` as a user runs it: cards, metrics.jsonl, run directories, image sets and bad inputs (issue 8)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages.common.stats import read_jsonl
+
+CARD_KEYS = {"format", "version", "created", "metrics", "checkpoint", "fakes", "reference", "detector",
+             "code_version", "torch", "device", "wall_seconds", "command"}
+
+
+def _images_sha256(dataset_path: str) -> str:
+    from stages.data.dataset import LmdbDataset
+
+    ds = LmdbDataset(dataset_path)
+    digest = hashlib.sha256()
+    for i in range(ds.num_items):
+        digest.update(ds[i]["image"].contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _write_pngs(folder: Path, count: int, seed: int, size: int = 32) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for i in range(count):
+        base = np.stack([np.sin(6 * xx + rng.rand() * 6), np.cos(5 * yy + rng.rand() * 6), xx * yy], -1)
+        img = ((base + 1) * 127.5 * rng.uniform(0.5, 1.0)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i:03d}.png")
+    return folder
+
+
+def test_snapshot_eval_writes_a_complete_card(eval_run, eval_dataset, run_cli):
+    snap = sorted(eval_run.glob("snapshot-*.pt"))[-1]
+    code, out, err = run_cli("eval", snap, "--metrics", "fid12,kid12,nfs4,mvc2,depth4,camera,is", "--batch", "4")
+    assert code == 0, err
+    assert "IS unavailable: needs --is-weights" in out  # a clear line, not a failure
+    card_path = snap.with_suffix(".metrics.json")
+    assert f"metric card: {card_path}" in out.replace("\n", "")
+    card = json.loads(card_path.read_text())
+    assert CARD_KEYS <= set(card) and card["format"] == "3dgp-metric-card" and card["device"] == "cpu"
+    metrics = {m["name"]: m for m in card["metrics"]}
+    assert list(metrics) == ["fid12", "kid12", "nfs4", "mvc2", "depth4", "camera", "is"]
+    assert metrics["fid12"]["value"] > 0 and metrics["fid12"]["num_fakes"] == 12 and metrics["fid12"]["num_reals"] == 12
+    assert metrics["kid12"]["details"]["num_subsets"] == 100 and metrics["kid12"]["details"]["subset_size"] == 12
+    assert 1 <= metrics["nfs4"]["value"] <= 64 and metrics["nfs4"]["num_fakes"] == 4
+    assert metrics["mvc2"]["value"] is not None and metrics["mvc2"]["num_fakes"] == 2
+    assert metrics["depth4"]["value"] >= 0 and "flat_baseline" in metrics["depth4"]["details"]
+    assert metrics["camera"]["details"]["yaw/prior_std"] > 0.5  # the tiny preset's prior spans +-90 deg of yaw
+    assert metrics["is"]["value"] is None and metrics["is"]["unavailable"].startswith("IS unavailable")
+    # Someone who reads the card can recompute the number.
+    assert card["checkpoint"]["sha256"] == hashlib.sha256(snap.read_bytes()).hexdigest()
+    assert card["checkpoint"]["kimg"] == pytest.approx(0.004)
+    ref = card["reference"]
+    assert ref["path"] == eval_dataset and ref["count"] == 12 and ref["resolution"] == 32 and ref["mirror"] is False
+    assert ref["images_sha256"] == _images_sha256(eval_dataset)
+    assert card["detector"]["sha256"].startswith("7ff4a85c") and card["detector"]["resize"] == "stylegan"
+    fakes = card["fakes"]
+    assert fakes["seed"] == 0 and fakes["truncation"] == 1.0 and "adaptor" in fakes["camera_sampling"]
+    line = read_jsonl(eval_run / "metrics.jsonl")[-1]
+    assert line["snapshot"] == snap.name and line["fid12"] == metrics["fid12"]["value"] and "is" not in line
+    # Same seed -> same numbers; the reference statistics now come from the cache.
+    code, out, _ = run_cli("eval", snap, "--metrics", "fid12,nfs4", "--batch", "4", "--out", card_path.parent / "b.json")
+    again = json.loads((card_path.parent / "b.json").read_text())
+    assert code == 0 and again["metrics"][0]["value"] == pytest.approx(metrics["fid12"]["value"], rel=1e-6)
+    assert again["metrics"][1]["value"] == pytest.approx(metrics["nfs4"]["value"], rel=1e-6)
+    assert again["reference"]["cache"].endswith(".npz") and again["reference"]["images_sha256"] == ref["images_sha256"]
+
+
+def test_run_directory_all_snapshots_make_a_curve(eval_run, run_cli, tmp_path):
+    before = len(read_jsonl(eval_run / "metrics.jsonl")) if (eval_run / "metrics.jsonl").exists() else 0
+    code, out, err = run_cli("eval", eval_run, "--snapshots", "all", "--metrics", "nfs4,camera",
+                             "--out", tmp_path / "cards")
+    assert code == 0, err
+    lines = read_jsonl(eval_run / "metrics.jsonl")[before:]
+    assert [line["kimg"] for line in lines] == [0.0, 0.004]
+    assert sorted(p.name for p in (tmp_path / "cards").iterdir()) == [
+        "snapshot-000000.000.metrics.json", "snapshot-000000.004.metrics.json"]
+    code, out, _ = run_cli("eval", eval_run, "--snapshots", "latest", "--metrics", "camera", "--out", tmp_path / "l.json")
+    assert code == 0 and json.loads((tmp_path / "l.json").read_text())["checkpoint"]["kimg"] == pytest.approx(0.004)
+
+
+def test_image_sets_match_clean_fid(tmp_path, run_cli):
+    """`--fakes A --data B --resize clean` uses clean-fid's exact features and KID; FID uses StyleGAN's biased
+    covariance with clean-fid's own Frechet function."""
+    from stages.common.compat import ensure_torchvision
+
+    ensure_torchvision()
+    import torch
+    from cleanfid import fid as cfid
+
+    from stages.metrics.detector import load_inception
+
+    a, b = _write_pngs(tmp_path / "a", 10, seed=1), _write_pngs(tmp_path / "b", 12, seed=2)
+    code, out, err = run_cli("eval", "--fakes", a, "--data", b, "--resize", "clean", "--resolution", 32,
+                             "--metrics", "fid,kid", "--out", tmp_path / "card.json")
+    assert code == 0, err
+    card = json.loads((tmp_path / "card.json").read_text())
+    ours = {m["name"]: m["value"] for m in card["metrics"]}
+    assert card["detector"]["resize"] == "clean" and card["metrics"][0]["num_fakes"] == 10
+    net = load_inception(resize="clean").net
+
+    def extractor(batch):
+        with torch.no_grad():
+            return net((batch - 128) / 128)
+
+    feats = [cfid.get_folder_features(str(d), extractor, num_workers=0, batch_size=8, device=torch.device("cpu"),
+                                      mode="clean", verbose=False) for d in (a, b)]
+    mu = [f.mean(axis=0) for f in feats]
+    sigma = [np.cov(f, rowvar=False, bias=True) for f in feats]  # StyleGAN3 / the paper: divide by N
+    assert ours["fid"] == pytest.approx(cfid.frechet_distance(mu[0], sigma[0], mu[1], sigma[1]), abs=1e-3)
+    assert ours["kid"] == pytest.approx(cfid.kernel_distance(feats[0], feats[1]), abs=1e-3)  # all rows: exact
+    # A set against itself.
+    code, out, _ = run_cli("eval", "--fakes", b, "--data", b, "--resolution", 32, "--metrics", "fid",
+                           "--out", tmp_path / "self.json")
+    assert code == 0 and abs(json.loads((tmp_path / "self.json").read_text())["metrics"][0]["value"]) < 1e-3
+
+
+def test_bad_inputs_are_one_line(eval_run, eval_dataset, tmp_path, run_cli):
+    from tests.helpers.toy_data import make_toy_dataset
+
+    snap = sorted(eval_run.glob("snapshot-*.pt"))[-1]
+    other = make_toy_dataset(tmp_path / "res64", num=4, resolution=64)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    cases = [
+        (("eval", tmp_path / "missing.pt"), "no such snapshot file or run directory"),
+        (("eval", snap, "--data", other, "--metrics", "fid8"), "resolution 64 differs from the checkpoint's 32"),
+        (("eval", "--fakes", empty, "--data", eval_dataset), "--fakes: contains no image files"),
+        (("eval", snap, "--metrics", "fid8,sharpness"), "--metrics: unknown metric 'sharpness'"),
+        (("eval",), "nothing to evaluate"),
+        (("eval", snap, "--fakes", empty), "not both"),
+        (("eval", snap, "--resize", "bilinear"), "--resize: expected stylegan or clean"),
+        (("eval", "--fakes", empty, "--metrics", "fid"), "--data: fid needs a reference set"),
+        (("eval", snap, "--metrics", "fid8", "--inception", tmp_path / "nope.pt"), "--inception: no such file"),
+        (("eval", snap, "--metrics", "is8", "--is-weights", tmp_path / "nope.pt"), "--is-weights"),
+    ]
+    for args, message in cases:
+        code, out, err = run_cli(*args)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, (args, err)
