@@ -123,7 +123,8 @@ def load_checkpoint(path: str | Path, kind: str | None = None, map_location: Any
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a torn or foreign file is a user-facing problem
-        raise CheckpointError(path, f"cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(path, f"cannot read checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(obj, dict) or "format_version" not in obj:
         raise CheckpointError(path, "not a 3dgp checkpoint (no format_version)")
     obj = _upgrade(obj, path)

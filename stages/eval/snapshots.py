@@ -95,3 +95,71 @@ def load_snapshot(path: str | Path, device) -> LoadedSnapshot:
     kimg = float(obj["kimg"]) if kind == "snapshot" else obj["counters"]["cur_nimg"] / 1000
     config = json.loads(json.dumps(obj.get("config") or {}))
     return LoadedSnapshot(G=G, model_config=model_cfg, config=config, kimg=kimg, path=path, kind=kind)
+
+
+def is_checkpoint_file(path: str | Path) -> bool:
+    """Whether ``path`` is named like a 3dgp checkpoint (``snapshot-*.pt`` / ``training-state-*.pt``)."""
+    return Path(path).is_file() and Path(path).suffix == ".pt"
+
+
+def _param_counts(model_config: dict, which: str = "generator") -> dict[str, int]:
+    """Parameters per top-level module of the generator or discriminator (built on the meta device: no memory)."""
+    import torch
+
+    from stages.nn.build import build_discriminator, build_generator
+    from stages.nn.config import from_dict as model_from_dict
+
+    with torch.device("meta"):
+        net = (build_generator if which == "generator" else build_discriminator)(model_from_dict(model_config))
+    counts: dict[str, int] = {}
+    for name, param in net.named_parameters():
+        top = name.split(".", 1)[0]
+        counts[top] = counts.get(top, 0) + param.numel()
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def _ops_used(run_dir: Path) -> str | None:
+    """The op implementations the training log recorded (``ops: {...}``), if any."""
+    log = run_dir / "log.txt"
+    if not log.is_file():
+        return None
+    found = None
+    with open(log, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if " ops: {" in line:
+                found = line.split(" ops: ", 1)[1].strip()
+    return found
+
+
+def describe_checkpoint(path: str | Path) -> dict:
+    """What ``3dgp info CKPT`` shows: kind, kimg, preset, dataset, resolution, classes, parameter counts, metrics
+    recorded for this kimg (training's metrics.jsonl, eval cards), the best record and the ops training used."""
+    from stages.common.stats import read_jsonl
+
+    path = Path(path)
+    obj = ckpt.load_checkpoint(path)
+    kind = obj.get("kind")
+    config = obj.get("config") or {}
+    model = obj.get("model_config") or config.get("model") or {}
+    kimg = float(obj["kimg"]) if kind == "snapshot" else obj["counters"]["cur_nimg"] / 1000
+    summary = {
+        "kind": kind, "path": str(path.resolve()), "sha256": sha256_file(path), "kimg": kimg,
+        "format_version": obj.get("format_version"), "preset": config.get("preset"),
+        "dataset": (config.get("data") or {}).get("path"), "resolution": model.get("img_resolution"),
+        "c_dim": model.get("c_dim"), "depth_channel": model.get("img_channels") == 4,
+        "params": {"G_ema": _param_counts(model)}, "size_bytes": path.stat().st_size,
+    }
+    if kind == "training-state":
+        summary["params"]["D"] = _param_counts(model, "discriminator")
+        summary["best"] = obj.get("best") or {}
+        summary["rollbacks"] = obj["counters"].get("rollbacks", 0)
+    run_dir = path.parent
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        summary["metrics"] = [r for r in read_jsonl(metrics) if abs(float(r.get("kimg") or -1) - kimg) < 5e-4]
+    card = path.with_suffix(".metrics.json")
+    if card.is_file():
+        summary["card"] = str(card)
+    summary["ops"] = _ops_used(run_dir)
+    return summary

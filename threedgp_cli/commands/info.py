@@ -22,9 +22,16 @@ def _dataset_inspector() -> tuple[Callable[[Path], bool], Callable[[Path], dict]
     return is_dataset_dir, dataset_summary
 
 
+def _checkpoint_inspector() -> tuple[Callable[[Path], bool], Callable[[Path], dict]]:
+    from stages.eval.snapshots import describe_checkpoint, is_checkpoint_file
+
+    return is_checkpoint_file, describe_checkpoint
+
+
 # (name, factory returning (matches(path), summarise(path))). Factories keep stage imports lazy.
 _INSPECTORS: list[tuple[str, Callable[[], tuple[Callable[[Path], bool], Callable[[Path], dict]]]]] = [
     ("dataset", _dataset_inspector),
+    ("checkpoint (snapshot-*.pt / training-state-*.pt)", _checkpoint_inspector),
 ]
 
 
@@ -68,6 +75,34 @@ def _dataset_rows(summary: dict) -> list[tuple[str, str]]:
     ]
 
 
+def _checkpoint_rows(summary: dict) -> list[tuple[str, str]]:
+    rows = [
+        ("path", summary["path"]),
+        ("sha256", summary["sha256"]),
+        ("kimg", f"{summary['kimg']:.3f}"),
+        ("preset", str(summary["preset"])),
+        ("dataset", str(summary["dataset"])),
+        ("resolution", f"{summary['resolution']} x {summary['resolution']}"),
+        ("classes", str(summary["c_dim"] or "unconditional")),
+        ("depth channel", "yes" if summary["depth_channel"] else "no"),
+    ]
+    for net, counts in summary["params"].items():
+        parts = ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "total")
+        rows.append((f"{net} parameters", f"{counts['total']:,}" + (f" ({parts})" if parts else "")))
+    if summary.get("best"):
+        best = summary["best"]
+        rows.append(("best", f"{best.get('metric')} = {best.get('value'):.4g} at kimg {best.get('kimg')}"))
+    for record in summary.get("metrics", []):
+        values = ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                           if isinstance(v, (int, float)) and k not in ("kimg", "tick", "seconds"))
+        rows.append((f"metrics ({record.get('source', 'train')})", values))
+    if summary.get("card"):
+        rows.append(("metric card", summary["card"]))
+    rows += [("ops used in training", str(summary.get("ops") or "-")), ("format version", str(summary["format_version"])),
+             ("size on disk", f"{summary['size_bytes'] / 2**20:.1f} MiB")]
+    return rows
+
+
 def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     from rich.table import Table
 
@@ -81,16 +116,18 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
 
 @app.command("info")
 def info(
-    path: Annotated[Optional[Path], typer.Argument(help="A dataset folder written by `3dgp prep`.")] = None,
+    path: Annotated[Optional[Path], typer.Argument(
+        help="A dataset folder written by `3dgp prep`, or a snapshot-*.pt / training-state-*.pt.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (for scripts).")] = False,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Write a contact sheet PNG of the dataset.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Print the parameter table of a model preset.")] = None,
 ) -> None:
-    """Describe a dataset (meta record, item count, depth, labels, embedding) or a model preset."""
+    """Describe a dataset (meta record, items, depth, labels, embedding), a checkpoint (kimg, preset, dataset,
+    parameters, metrics recorded, ops used) or a model preset."""
     from stages.common.errors import BadOptionError
 
     if path is None and model is None:
-        raise BadOptionError("PATH", "give a dataset folder, or --model PRESET")
+        raise BadOptionError("PATH", "give a dataset folder or a checkpoint, or --model PRESET")
     out: dict[str, Any] = {}
     if path is not None:
         out = summarise_path(path)
@@ -106,7 +143,8 @@ def info(
         typer.echo(json.dumps(out, indent=2))
         return
     if path is not None:
-        _print_table(f"3dgp {out['kind']}", _dataset_rows(out))
+        rows = _dataset_rows(out) if out["kind"] == "dataset" else _checkpoint_rows(out)
+        _print_table(f"3dgp {out['kind']}", rows)
         if "preview" in out:
             console.print(f"Preview: {out['preview']}")
     if model is not None:

@@ -1,0 +1,1 @@
+"""Export: meshes, videos and the HTML report of a trained generator."""
