@@ -4,8 +4,9 @@
 every public method are the real ones), puts it in eval mode, removes the camera adaptor (posterior camera = prior
 camera) and replaces, on the instance, ``decode_points`` by an analytic scene and ``triplanes`` by zeros:
 
-* geometry: a sphere of radius ``radius`` centred at the world origin. Raw density is
-  ``(radius - |p|) / SHARPNESS`` clamped to ``[OUTSIDE_RAW_DENSITY, INSIDE_RAW_DENSITY]``: softplus of it is
+* geometry: a sphere of radius ``radius`` centred at the world origin, or at ``offset`` (an off-centre sphere
+  changes its depth map when the camera turns, for export tests). Raw density is ``(radius - |p - offset|) /
+  SHARPNESS`` clamped to ``[OUTSIDE_RAW_DENSITY, INSIDE_RAW_DENSITY]``: softplus of it is
   ~1e3 just 0.01 inside (an opaque, sharp surface) and 4.5e-5 outside: transparent along a ray, but the renderer's
   last sample (delta 1e10) is still opaque, so background pixels get depth ~ ``ray_end`` like a real 3DGP render.
   An extracted mesh (level set of the density) is this sphere.
@@ -29,8 +30,8 @@ coarse spacing (0.026). ``resolution`` must be a power of two (a config rule); r
 ``G.render(planes, camera, resolution=...)``.
 
 Public API:
-  sphere_generator(radius=0.25, color=(0.8, 0.2, 0.2), textured=False, view_dependent=False, resolution=32)
-      -> Generator (eval mode, camera_adaptor None)
+  sphere_generator(radius=0.25, color=(0.8, 0.2, 0.2), textured=False, view_dependent=False, resolution=32,
+                   offset=(0, 0, 0)) -> Generator (eval mode, camera_adaptor None)
   sphere_color(points [B, N, 3], color, textured, yaw [B] | None) -> raw rgb [B, N, 3] in [-1, 1]
   ray_sphere_distance(origins [..., 3], dirs [..., 3], radius) -> [...] (inf where the ray misses)
 """
@@ -93,8 +94,9 @@ def sphere_generator(
     textured: bool = False,
     view_dependent: bool = False,
     resolution: int = 32,
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> Generator:
-    """A tiny real ``Generator`` rendering an analytic origin-centred sphere (module docstring), in eval mode."""
+    """A tiny real ``Generator`` rendering an analytic sphere centred at ``offset`` (module docstring), in eval mode."""
     cfg = get_preset("tiny")
     cfg = dataclasses.replace(
         cfg, img_resolution=resolution,
@@ -107,7 +109,9 @@ def sphere_generator(
     G.sphere_camera = None  # [B, 8] cameras of the render in progress (set by the wrapped render)
 
     def decode_points(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sigma_raw = ((radius - points.norm(dim=-1)) / SHARPNESS).clamp(OUTSIDE_RAW_DENSITY, INSIDE_RAW_DENSITY)
+        centre = torch.tensor(offset, dtype=points.dtype, device=points.device)  # [3]
+        sigma_raw = (radius - (points - centre).norm(dim=-1)) / SHARPNESS
+        sigma_raw = sigma_raw.clamp(OUTSIDE_RAW_DENSITY, INSIDE_RAW_DENSITY)
         yaw = None
         if view_dependent:
             assert self.sphere_camera is not None, "view-dependent sphere: decode_points called outside render"

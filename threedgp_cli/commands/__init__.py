@@ -4,5 +4,5 @@ Add one import line per command module. A command is registered only when it wor
 """
 from threedgp_cli.commands import prep, info  # noqa: F401,E402
 from threedgp_cli.commands import train  # noqa: F401
-from threedgp_cli.commands import eval  # noqa: F401
+from threedgp_cli.commands import eval, export  # noqa: F401
 from threedgp_cli.commands import doctor  # noqa: F401

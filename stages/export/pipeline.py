@@ -1,0 +1,314 @@
+"""``3dgp export``: samples, videos, grids, meshes and the report of one snapshot (3DGP ref §8; issue 9).
+
+Inference settings follow ref §8.1 unless overridden: 64 + 64 samples per ray (``--steps``), the far plane moved
+out by 1.0 (``--ray-end``, default ``ray_end + 1``), truncation 0.7 (per-class mean w for conditional models,
+§8.2), synthesis noise ``const``. z per seed is ``np.random.RandomState(seed).randn(1, z_dim)`` as the official
+inference script, so seeds name the same latents as there; the class of a seed is ``--classes`` (every class x seed
+pair) or ``RandomState(seed).choice(c_dim)``. Trajectories turn around the mean posterior camera (§2.5, §8.3).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stages.common.errors import BadOptionError
+
+logger = logging.getLogger(__name__)
+
+MAX_SEEDS = 4096
+FAR_PLANE_OFFSET = 1.0  # ref §8.1
+STEP_MULTIPLIER = 2  # ref §8.1: 64 + 64 samples for a 32 + 32 model
+VIDEO_KINDS = ("rgb", "depth", "both")
+MESH_FORMATS = ("obj", "ply", "glb")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Everything the ``3dgp export`` command line says (None = default)."""
+
+    ckpt: str
+    outdir: str
+    seeds: str = "0-7"
+    classes: str | None = None
+    truncation: float = 0.7
+    noise_mode: str = "const"
+    device: str | None = None
+    resolution: int | None = None  # render size (default: the model's)
+    steps: int | None = None  # samples per ray, coarse = fine (default: 2x the model's, §8.1)
+    ray_end: float | None = None  # far plane (default: model's + 1.0, §8.1)
+    batch: int = 4
+    video: bool = False
+    trajectory: str = "front_circle"
+    frames: int | None = None
+    fps: int = 30
+    video_format: str = "mp4"
+    video_kind: str = "both"
+    grid: bool = False
+    grid_views: int = 3
+    mesh: str | None = None
+    mesh_res: int = 128
+    level: float | None = None
+    volume: str | None = None  # "npy" | "mrc"
+    report: bool = False
+
+
+@dataclass
+class ExportResult:
+    outdir: str
+    files: dict[str, list[str]] = field(default_factory=dict)  # kind -> paths
+
+    def add(self, kind: str, path) -> None:
+        self.files.setdefault(kind, []).append(str(path))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-15"``, ``"1,4,9"``, ``"0-3,10"`` -> sorted unique seeds (BadOptionError names --seeds)."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise BadOptionError("--seeds", f"bad seed range {part!r} (expected e.g. 0-15 or 1,4,9)")
+        lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
+        if hi < lo:
+            raise BadOptionError("--seeds", f"bad seed range {part!r}: the end is before the start")
+        if hi - lo + 1 + len(seeds) > MAX_SEEDS:
+            raise BadOptionError("--seeds", f"more than {MAX_SEEDS} seeds")
+        seeds.extend(range(lo, hi + 1))
+    return sorted(set(seeds))
+
+
+def parse_classes(text: str | None, c_dim: int, class_names: list[str]) -> list[int] | None:
+    """``--classes`` (names or ids, comma separated) -> class ids; None when not given."""
+    if text is None:
+        return None
+    if c_dim == 0:
+        raise BadOptionError("--classes", "this model is unconditional (it has no classes)")
+    ids = []
+    for part in text.split(","):
+        part = part.strip()
+        if part.isdigit():
+            index = int(part)
+        elif part in class_names:
+            index = class_names.index(part)
+        else:
+            known = f" (known: {', '.join(class_names[:10])}{' ...' if len(class_names) > 10 else ''})" \
+                if class_names else ""
+            raise BadOptionError("--classes", f"unknown class {part!r}{known}")
+        if not 0 <= index < c_dim:
+            raise BadOptionError("--classes", f"class id {index} is outside 0..{c_dim - 1}")
+        ids.append(index)
+    return ids
+
+
+def _validate(req: ExportRequest) -> None:
+    from stages.export.trajectories import TRAJECTORIES
+
+    if req.trajectory not in TRAJECTORIES:
+        raise BadOptionError("--trajectory", f"unknown trajectory {req.trajectory!r} (expected "
+                                             f"{', '.join(TRAJECTORIES)})")
+    if req.video_kind not in VIDEO_KINDS:
+        raise BadOptionError("--video-kind", f"expected one of {', '.join(VIDEO_KINDS)}, got {req.video_kind!r}")
+    if req.video_format not in ("mp4", "gif"):
+        raise BadOptionError("--format", f"expected mp4 or gif, got {req.video_format!r}")
+    if req.mesh is not None and req.mesh not in MESH_FORMATS:
+        raise BadOptionError("--mesh", f"expected one of {', '.join(MESH_FORMATS)}, got {req.mesh!r}")
+    if req.volume is not None and req.volume not in ("npy", "mrc"):
+        raise BadOptionError("--volume", f"expected npy or mrc, got {req.volume!r}")
+    if req.volume is not None and req.mesh is None:
+        raise BadOptionError("--volume", "the density volume is written with a mesh: add --mesh obj|ply|glb")
+    if req.noise_mode not in ("const", "random", "none"):
+        raise BadOptionError("--noise-mode", f"expected const, random or none, got {req.noise_mode!r}")
+    for option, value, low, high in (("--truncation", req.truncation, 0.0, 2.0), ("--fps", req.fps, 1, 120),
+                                     ("--batch", req.batch, 1, 1024), ("--grid-views", req.grid_views, 1, 16),
+                                     ("--mesh-res", req.mesh_res, 16, 1024)):
+        if not low <= value <= high:
+            raise BadOptionError(option, f"must be in [{low}, {high}], got {value}")
+    if req.frames is not None and not 1 <= req.frames <= 10_000:
+        raise BadOptionError("--frames", f"must be in [1, 10000], got {req.frames}")
+    if req.resolution is not None and not 8 <= req.resolution <= 2048:
+        raise BadOptionError("--resolution", f"must be in [8, 2048], got {req.resolution}")
+    if req.steps is not None and not 2 <= req.steps <= 1024:
+        raise BadOptionError("--steps", f"must be in [2, 1024], got {req.steps}")
+    if not (req.video or req.grid or req.mesh or req.report):
+        raise BadOptionError("--video", "nothing to export: add --video, --grid, --mesh FORMAT and/or --report")
+
+
+def _prepare_outdir(outdir: str) -> Path:
+    path = Path(outdir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BadOptionError("--outdir", f"{outdir}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+@dataclass
+class Samples:
+    """The exported samples: seed, class and ws per sample."""
+
+    seeds: list[int]
+    classes: list[int | None]
+    ws: torch.Tensor  # [N, num_ws, w_dim]
+
+    def name(self, i: int) -> str:
+        c = self.classes[i]
+        return f"seed{self.seeds[i]:04d}" + ("" if c is None else f"-class{c:04d}")
+
+
+def make_samples(G, seeds: list[int], class_ids: list[int] | None, truncation: float, device) -> Samples:
+    """ws per (class, seed) with the official latents and truncation (module docstring, ref §8.2)."""
+    from stages.nn.inputs import make_generator, one_hot
+
+    pairs = [(c, s) for c in class_ids for s in seeds] if class_ids else \
+        [((int(np.random.RandomState(s).choice(G.c_dim)) if G.c_dim else None), s) for s in seeds]
+    z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(G.z_dim) for _, s in pairs])).float().to(device)
+    c = None
+    if G.c_dim:
+        c = one_hot(torch.tensor([cls for cls, _ in pairs], device=device), G.c_dim)
+    with torch.no_grad():
+        center = None
+        if truncation != 1 and c is not None:
+            center = G.mapping.class_mean_w(c, generator=make_generator(0))  # [N, w_dim]
+        ws = G.mapping(z, c, truncation_psi=truncation, w_center=center)
+    return Samples([s for _, s in pairs], [cls for cls, _ in pairs], ws)
+
+
+def _render_kwargs(G, req: ExportRequest) -> dict:
+    steps = req.steps or STEP_MULTIPLIER * G.num_coarse_steps
+    return {"num_coarse_steps": steps, "num_fine_steps": steps,
+            "ray_end": req.ray_end if req.ray_end is not None else G.ray_end + FAR_PLANE_OFFSET}
+
+
+def _class_names(config: dict) -> list[str]:
+    from stages.data.lmdb_store import read_meta
+
+    path = (config.get("data") or {}).get("path")
+    try:
+        return list(read_meta(path)["class_names"]) if path else []
+    except Exception:  # noqa: BLE001 - the dataset may be elsewhere now; ids still work
+        return []
+
+
+def _write_videos(G, samples: Samples, base, posterior, req: ExportRequest, outdir: Path, kw: dict,
+                  result: ExportResult) -> None:
+    from stages.export.media import compose_views, depth_to_color, render_views, tile, write_video
+    from stages.export.trajectories import make_trajectory, posterior_yaw_range
+
+    yaw_range = posterior_yaw_range(posterior) if req.trajectory == "orbit" else None
+    cameras = make_trajectory(req.trajectory, base, req.frames, yaw_range=yaw_range)  # [F, 8]
+    frames, depth = render_views(G, samples.ws, cameras, resolution=req.resolution, batch=req.batch, progress=True,
+                                 seeds=samples.seeds, **kw)  # [N, F, 3, H, W], [N, F, 1, H, W]
+    views = compose_views(frames, depth_to_color(depth, G.ray_start, kw["ray_end"]), req.video_kind)
+    suffix = f"{req.trajectory}-{req.video_kind}.{req.video_format}"
+    for i in range(len(samples.seeds)):
+        result.add("videos", write_video(outdir / "videos" / f"{samples.name(i)}-{suffix}",
+                                         views[i].permute(0, 2, 3, 1), fps=req.fps))
+    if len(samples.seeds) > 1:
+        grid = tile(views[:16]).permute(0, 2, 3, 1)  # ref §8.4: up to 16 videos per grid
+        result.add("videos", write_video(outdir / f"grid-{suffix}", grid, fps=req.fps))
+
+
+def _write_grid(G, samples: Samples, base, req: ExportRequest, outdir: Path, kw: dict, result: ExportResult):
+    from stages.export.media import depth_to_color, render_views, write_grid_png
+    from stages.export.trajectories import make_trajectory
+
+    cameras = make_trajectory("points", base, req.grid_views)  # yaw offsets over +-0.5 around the mean camera
+    frames, depth = render_views(G, samples.ws, cameras, resolution=req.resolution, batch=req.batch,
+                                 seeds=samples.seeds, **kw)
+    path = write_grid_png(outdir / "grid.png", frames, depth_to_color(depth, G.ray_start, kw["ray_end"]))
+    result.add("grids", path)
+    from PIL import Image
+
+    for i in range(len(samples.seeds)):  # the frontal view of each sample, for the report
+        sample_path = outdir / "samples" / f"{samples.name(i)}.png"
+        sample_path.parent.mkdir(exist_ok=True)
+        Image.fromarray(frames[i, len(cameras) // 2].permute(1, 2, 0).numpy()).save(sample_path)
+        result.add("samples", sample_path)
+
+
+def _write_meshes(G, samples: Samples, posterior, req: ExportRequest, outdir: Path, result: ExportResult) -> list:
+    from stages.common.progress import track
+    from stages.export.mesh import export_mesh
+
+    summaries = []
+    for i in track(range(len(samples.seeds)), description="meshes", unit="mesh"):
+        name = samples.name(i)
+        volume = outdir / "meshes" / f"{name}-density.{req.volume}" if req.volume else None
+        summary = export_mesh(G, samples.ws[i:i + 1], outdir / "meshes" / f"{name}.{req.mesh}", cameras=posterior,
+                              resolution=req.mesh_res, level=req.level, volume_path=volume)
+        logger.info("%s: %d vertices, %d faces, level %.3g (%s), watertight %s", name, summary["vertices"],
+                    summary["faces"], summary["level"], summary["level_rule"], summary["watertight"])
+        result.add("meshes", summary["path"])
+        if summary["volume_path"]:
+            result.add("volumes", summary["volume_path"])
+        summaries.append(summary)
+    return summaries
+
+
+def _write_report(snap, req: ExportRequest, outdir: Path, result: ExportResult) -> None:
+    from stages.export.report import write_report
+
+    run_dir = snap.run_dir
+    files = result.files
+    images = [(Path(p).stem, p) for p in files.get("samples", [])] + [("grid", p) for p in files.get("grids", [])]
+    videos = [(Path(p).stem, p) for p in files.get("videos", []) if Path(p).name.startswith("grid-")] or \
+        [(Path(p).stem, p) for p in files.get("videos", [])[:8]]
+    meshes = [(Path(p).stem, p) for p in files.get("meshes", []) if p.endswith(".glb")][:8]
+    cards = sorted(run_dir.glob("*.metrics.json"))
+    path = write_report(outdir / "report.html", title=f"3dgp export: {snap.path.name} (kimg {snap.kimg:.3f})",
+                        images=images, videos=videos, meshes=meshes,
+                        stats_jsonl=run_dir / "stats.jsonl" if (run_dir / "stats.jsonl").is_file() else None,
+                        metrics_jsonl=run_dir / "metrics.jsonl" if (run_dir / "metrics.jsonl").is_file() else None,
+                        cards=cards, config=snap.config)
+    result.add("report", path)
+
+
+def run_export(req: ExportRequest) -> ExportResult:
+    """Export what ``req`` asks for (module docstring); returns the written files by kind."""
+    from stages.eval import resolve_device
+    from stages.eval.snapshots import load_snapshot, resolve_snapshots
+    from stages.metrics.sources import GeneratorSource
+    from stages.nn.build import build_camera_prior
+    from stages.nn.camera_adaptor import mean_posterior_camera
+
+    _validate(req)
+    seeds = parse_seeds(req.seeds)
+    device = resolve_device(req.device)
+    outdir = _prepare_outdir(req.outdir)
+    path = resolve_snapshots(req.ckpt, "best")[0]
+    snap = load_snapshot(path, device)
+    G = snap.G
+    class_ids = parse_classes(req.classes, G.c_dim, _class_names(snap.config))
+    samples = make_samples(G, seeds, class_ids, req.truncation, device)
+    prior = build_camera_prior(snap.model_config)
+    posterior, _ = GeneratorSource(G, prior, None, device, seed=0).cameras(1024)  # [1024, 8]
+    if G.camera_adaptor is not None:
+        from stages.nn.inputs import make_generator
+
+        with torch.no_grad():
+            base = mean_posterior_camera(G.camera_adaptor, prior, G.z_dim, G.c_dim, generator=make_generator(0),
+                                         device=device).cpu()  # [8], ref §2.5
+    else:
+        base = prior.mean_camera()
+    kw = _render_kwargs(G, req)
+    result = ExportResult(outdir=str(outdir))
+    logger.info("exporting %d sample(s) of %s (kimg %.3f) on %s: %d+%d samples per ray, far plane %.2f", len(seeds),
+                path.name, snap.kimg, device, kw["num_coarse_steps"], kw["num_fine_steps"], kw["ray_end"])
+    if req.grid or req.report:
+        _write_grid(G, samples, base, req, outdir, kw, result)
+    if req.video:
+        _write_videos(G, samples, base, posterior, req, outdir, kw, result)
+    if req.mesh is not None:
+        _write_meshes(G, samples, posterior.to(device), req, outdir, result)
+    if req.report:
+        _write_report(snap, req, outdir, result)
+    return result
