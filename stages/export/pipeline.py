@@ -198,6 +198,12 @@ def _class_names(config: dict) -> list[str]:
         return []
 
 
+def _upscale(frames: torch.Tensor, res: int) -> torch.Tensor:
+    """Nearest-neighbour upscale ``[..., H, W]`` of renders below 128 px so that small models can be seen."""
+    factor = max(1, 128 // res)
+    return frames.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1) if factor > 1 else frames
+
+
 def _write_videos(G, samples: Samples, base, posterior, req: ExportRequest, outdir: Path, kw: dict,
                   result: ExportResult) -> None:
     from stages.export.media import compose_views, depth_to_color, render_views, tile, write_video
@@ -208,6 +214,7 @@ def _write_videos(G, samples: Samples, base, posterior, req: ExportRequest, outd
     frames, depth = render_views(G, samples.ws, cameras, resolution=req.resolution, batch=req.batch, progress=True,
                                  seeds=samples.seeds, **kw)  # [N, F, 3, H, W], [N, F, 1, H, W]
     views = compose_views(frames, depth_to_color(depth, G.ray_start, kw["ray_end"]), req.video_kind)
+    views = _upscale(views, frames.shape[-1])
     suffix = f"{req.trajectory}-{req.video_kind}.{req.video_format}"
     for i in range(len(samples.seeds)):
         result.add("videos", write_video(outdir / "videos" / f"{samples.name(i)}-{suffix}",
@@ -224,14 +231,16 @@ def _write_grid(G, samples: Samples, base, req: ExportRequest, outdir: Path, kw:
     cameras = make_trajectory("points", base, req.grid_views)  # yaw offsets over +-0.5 around the mean camera
     frames, depth = render_views(G, samples.ws, cameras, resolution=req.resolution, batch=req.batch,
                                  seeds=samples.seeds, **kw)
-    path = write_grid_png(outdir / "grid.png", frames, depth_to_color(depth, G.ray_start, kw["ray_end"]))
+    res = frames.shape[-1]
+    path = write_grid_png(outdir / "grid.png", _upscale(frames, res),
+                          _upscale(depth_to_color(depth, G.ray_start, kw["ray_end"]), res))
     result.add("grids", path)
     from PIL import Image
 
     for i in range(len(samples.seeds)):  # the frontal view of each sample, for the report
         sample_path = outdir / "samples" / f"{samples.name(i)}.png"
         sample_path.parent.mkdir(exist_ok=True)
-        Image.fromarray(frames[i, len(cameras) // 2].permute(1, 2, 0).numpy()).save(sample_path)
+        Image.fromarray(_upscale(frames[i, len(cameras) // 2], res).permute(1, 2, 0).numpy()).save(sample_path)
         result.add("samples", sample_path)
 
 

@@ -18,13 +18,13 @@ def test_export_writes_videos_grid_meshes_and_report(eval_run, run_cli, tmp_path
     names = ["seed0000", "seed0001", "seed0005"]
     for name in names:
         video = iio.imread(out / "videos" / f"{name}-orbit-both.mp4", index=None)
-        assert video.shape == (6, 32, 64, 3)  # 6 frames of rgb | depth side by side
+        assert video.shape == (6, 128, 256, 3)  # 6 frames of rgb | depth side by side, 32 px upscaled x4
         assert trimesh.load(out / "meshes" / f"{name}.glb", force="mesh").vertices.shape[0] > 0
         assert (out / "samples" / f"{name}.png").is_file()
     grid = iio.imread(out / "grid-orbit-both.mp4", index=None)
-    assert grid.shape[0] == 6 and grid.shape[2] > 64  # three tiles
+    assert grid.shape[0] == 6 and grid.shape[2] > 256  # three tiles
     sheet = iio.imread(out / "grid.png")
-    assert sheet.shape[0] > 6 * 32 and sheet.std() > 0  # 3 samples x (views row + depth row)
+    assert sheet.shape[0] > 6 * 128 and sheet.std() > 0  # 3 samples x (views row + depth row)
     html = (out / "report.html").read_text()
     assert html.count("data:model/gltf-binary;base64,") == 3 and "data:video/mp4;base64," in html
     assert str(out / "report.html") in stdout.replace("\n", "")
