@@ -325,9 +325,18 @@ def build_ops(check_only: bool = False, verbose: bool = True) -> dict:
         result["ok"] = False
         return result
     try:
-        build_extension(verbose=verbose)
+        module = build_extension(verbose=verbose)
     except OpsBuildError as exc:
         result.update(ok=False, reason=str(exc))
         return result
     result.update(ok=True, cache_dir=str(cache_root() / build_key()))
+    import torch
+
+    if torch.cuda.is_available():  # parity self-check of every kernel against the reference (issue 12 §1)
+        from stages.ops import selfcheck
+
+        with _lock:
+            _state.update(tried=True, module=module)
+        checks = selfcheck.verify_all(module, "cuda")
+        result.update(selfcheck=checks, ok=all(c["passed"] for c in checks.values()))
     return result

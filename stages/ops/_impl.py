@@ -9,6 +9,8 @@ Every public op takes ``impl in ("auto", "ref", "cuda")`` and asks :func:`choose
   build fails it warns once and falls back to ``ref`` -- or raises :class:`OpsBuildError` under
   ``THREEDGP_STRICT_OPS=1``.
 * ``"cuda"`` on a CUDA tensor is an explicit request: a failed build raises :class:`OpsBuildError`.
+* Before an op first runs on the extension on a device, ``stages.ops.selfcheck.verify`` compares it with the
+  reference (forward and backward, a small input); a kernel that fails runs the reference instead (one warning).
 
 :func:`impl_report` says what each op actually ran so far; the training log records it.
 """
@@ -38,12 +40,19 @@ def choose(op: str, impl: str, x, cuda_ok: bool = True):
     """
     check_impl(impl)
     module = None
-    if impl != "ref" and cuda_ok and getattr(x, "is_cuda", False):
-        from stages.ops import _build
+    if impl != "ref" and cuda_ok and _is_cuda(x):
+        from stages.ops import _build, selfcheck
 
         module = _build.get_extension(explicit=(impl == "cuda"))
+        if module is not None and not selfcheck.running() and not selfcheck.verify(op, module, getattr(x, "device", "cuda")):
+            module = None  # the kernel failed its parity self-check: reference path (issue 12 §1)
     record(op, "cuda" if module is not None else "ref")
     return module
+
+
+def _is_cuda(x) -> bool:
+    """Whether ``x`` lives on a CUDA device (a function so tests can route CPU tensors through the CUDA path)."""
+    return bool(getattr(x, "is_cuda", False))
 
 
 def record(op: str, which: str) -> None:

@@ -226,6 +226,11 @@ class Trainer:
                 import stages.ops
 
                 logger.info("ops: %s", stages.ops.impl_report())
+                from stages.ops import selfcheck
+
+                if selfcheck.report():
+                    logger.info("ops self-check: %s", {op: ("passed" if r["passed"] else f"FAILED: {r['problem']}")
+                                                       for op, r in selfcheck.report().items()})
                 self._ops_logged = True
         barrier()
         timer.reset(c.cur_nimg)

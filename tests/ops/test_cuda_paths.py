@@ -25,7 +25,10 @@ from stages.ops.volume_composite import composite_ref
 
 
 @pytest.fixture(autouse=True)
-def _fresh_state():
+def _fresh_state(monkeypatch):
+    from stages.ops import selfcheck
+
+    monkeypatch.setattr(selfcheck, "verify", lambda op, ext, device: True)  # tested in test_selfcheck.py
     _build.reset()
     _impl.reset_report()
     yield

@@ -80,7 +80,10 @@ def _render_build(build: dict) -> None:
             console.print(f"nvcc -c {name}: {'[green]' if status.startswith('ok') else '[red]'}{status}")
         if build.get("reason"):
             console.print(f"(a full build is not possible here: {build['reason']})")
-    elif build["ok"]:
+    elif build.get("cache_dir"):
         console.print(f"[green]CUDA ops built[/green]: {build['cache_dir']}")
+        for op, check in (build.get("selfcheck") or {}).items():
+            verdict = "[green]passed[/green]" if check["passed"] else f"[red]FAILED[/red] ({check['problem']})"
+            console.print(f"self-check {op} on {check['device']}: {verdict}, max relative error {check['max_error']:.1e}")
     else:
         console.print(f"[red]cannot build the CUDA ops[/red]: {build['reason']}")
