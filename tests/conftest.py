@@ -58,6 +58,18 @@ def eval_run(tmp_path_factory, eval_dataset):
     return run_dir
 
 
+@pytest.fixture(autouse=True)
+def _restore_stages_logger():
+    """The CLI routes the "stages" logger to its own rich handler (no propagation); undo that after every test (some
+    call ``main`` directly) so that later tests' caplog still sees stage log records."""
+    import logging
+
+    stages_logger = logging.getLogger("stages")
+    saved = (list(stages_logger.handlers), stages_logger.propagate, stages_logger.level)
+    yield
+    stages_logger.handlers[:], stages_logger.propagate, stages_logger.level = saved[0], saved[1], saved[2]
+
+
 @pytest.fixture
 def run_cli(capsys, monkeypatch, tmp_path):
     """Run ``3dgp ARGS`` in-process with a private metrics cache; returns (exit code, stdout, stderr)."""

@@ -42,24 +42,36 @@ def _root(
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point and the CLI's one error boundary.
 
-    A :class:`stages.common.errors.ThreeDGPError` (or an OS error about a file) becomes one line on stderr and
-    exit code 1; anything else is a bug and keeps its traceback. ``THREEDGP_DEBUG=1`` always shows tracebacks.
+    A :class:`stages.common.errors.ThreeDGPError` (or an OS error about a file), and a command-line usage error
+    (a bad type, a missing argument, an unknown option), become one line on stderr and exit code 1; anything else
+    is a bug and keeps its traceback. ``THREEDGP_DEBUG=1`` always shows tracebacks. ``--help`` and ``--version``
+    exit 0. This function always ends in ``SystemExit``.
     """
-    from threedgp_cli.errors import describe
+    from threedgp_cli.errors import click_errors, describe, describe_usage, one_line
 
     try:
-        app(args=argv, prog_name="3dgp", standalone_mode=True)
+        code = app(args=argv, prog_name="3dgp", standalone_mode=False)
     except SystemExit:
         raise
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         raise SystemExit(130) from None
+    except click_errors("NoArgsIsHelpError") as exc:  # bare `3dgp` or a group without a command: its help
+        typer.echo(exc.ctx.get_help())
+        raise SystemExit(0) from None
+    except click_errors("ClickException") as exc:
+        sys.stderr.write(f"Error: {one_line(describe_usage(exc))}\n")
+        raise SystemExit(1) from None
+    except click_errors("Abort"):
+        sys.stderr.write("Aborted.\n")
+        raise SystemExit(1) from None
     except Exception as exc:  # noqa: BLE001 - this is the boundary
         message = describe(exc)
         if message is None or os.environ.get("THREEDGP_DEBUG") == "1":
             raise
-        sys.stderr.write(f"Error: {message}\n")
+        sys.stderr.write(f"Error: {one_line(message)}\n")
         raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 # Attach every command module (each a thin wrapper over one ``stages.<stage>.run``); at the bottom because the

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -121,16 +122,74 @@ def load_checkpoint(path: str | Path, kind: str | None = None, map_location: Any
     if not path.is_file():
         raise CheckpointError(path, "no such checkpoint file")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol warnings are not for the user
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a torn or foreign file is a user-facing problem
-        first = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(path, f"cannot read checkpoint ({type(exc).__name__}: {first})") from None
+        raise CheckpointError(path, f"cannot read checkpoint: {_load_failure(exc)}") from None
     if not isinstance(obj, dict) or "format_version" not in obj:
         raise CheckpointError(path, "not a 3dgp checkpoint (no format_version)")
     obj = _upgrade(obj, path)
     if kind is not None and obj.get("kind") != kind:
         raise CheckpointError(path, f"expected a {kind} checkpoint, found {obj.get('kind')!r}")
+    missing = [key for key in REQUIRED_KEYS.get(obj.get("kind"), ()) if key not in obj]
+    if missing:
+        raise CheckpointError(path, f"incomplete {obj.get('kind')} checkpoint: no {', '.join(missing)}")
     return obj
+
+
+REQUIRED_KEYS = {
+    "training-state": ("G", "D", "G_ema", "opt_G", "opt_D", "counters", "config"),
+    "snapshot": ("G_ema", "model_config", "kimg"),
+}
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one line (torch's own text suggests unsafe loading)."""
+    import pickle
+
+    text = str(exc)
+    if isinstance(exc, EOFError) or "EOF" in text:
+        return "the file is empty or truncated (an interrupted copy?)"
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if match:
+            return (f"it refers to Python code ({match.group(1)}); 3dgp only loads tensors and plain containers, "
+                    f"so this is not a 3dgp checkpoint")
+        return "damaged or not a torch checkpoint (unreadable pickle data)"
+    if "zip archive" in text or "PytorchStreamReader" in text:
+        return "damaged or truncated (not a complete torch zip file)"
+    return f"damaged or not a torch checkpoint ({type(exc).__name__})"
+
+
+def check_module_state(own: dict, state: Any, path: str | Path, name: str) -> None:
+    """``CheckpointError`` (one line saying what differs) unless ``state`` has exactly the tensors of ``own`` (a
+    module's ``state_dict()``, e.g. of a model built on the ``meta`` device) with the same shapes."""
+    if not isinstance(state, dict):
+        raise CheckpointError(path, f"{name} is not a state dict")
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {list(getattr(state[k], 'shape', []))} vs {list(own[k].shape)}" for k in own
+              if k in state and getattr(state[k], "shape", None) != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensor(s) (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {unexpected[0]})")
+    if shapes:
+        problems.append(f"{len(shapes)} tensor(s) of another shape (e.g. {shapes[0]})")
+    if problems:
+        raise CheckpointError(path, f"{name} does not match the configured model: {'; '.join(problems)}")
+
+
+def load_module_state(module, state: Any, path: str | Path, name: str) -> None:
+    """``module.load_state_dict(state, strict=True)``, or one ``CheckpointError`` line that says what differs."""
+    check_module_state(module.state_dict(), state, path, name)
+    try:
+        module.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(path, f"{name} does not match the configured model ({first})") from None
 
 
 def list_checkpoints(run_dir: str | Path, prefix: str = STATE_PREFIX) -> list[tuple[float, Path]]:

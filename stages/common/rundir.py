@@ -1,13 +1,23 @@
 """Numbered run directories ``<outdir>/00003-<preset>-<dataset>/`` (EDM2/StyleGAN naming, style guide §2).
 
 A run directory holds ``config.json``, ``log.txt``, ``stats.jsonl``, ``metrics.jsonl``, ``training-state-*.pt``,
-``snapshot-*.pt`` and ``fakes*.png``. The number is one more than the largest existing one.
+``snapshot-*.pt``, ``fakes*.png`` and ``train.lock``. The number is one more than the largest existing one.
+
+While a process trains a run directory it holds :class:`RunLock` on it (issue 13 §2): an exclusive ``flock`` on
+``train.lock``, which records the holder's PID and host. The kernel drops a ``flock`` when its process dies, so a
+killed run never leaves the directory locked; the file itself stays (it only says who held it last).
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
+import os
 import re
+import socket
 from pathlib import Path
+
+from stages.common.errors import BadFileError
 
 logger = logging.getLogger(__name__)
 _RUN_RE = re.compile(r"^(\d{5})-")
@@ -23,24 +33,76 @@ def run_number(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
+LOCK_NAME = "train.lock"
+
+
 def next_run_dir(outdir: str | Path, desc: str, create: bool = True) -> Path:
-    """The next numbered run directory ``<outdir>/<NNNNN>-<desc>``; created unless ``create`` is False."""
+    """The next numbered run directory ``<outdir>/<NNNNN>-<desc>``; created unless ``create`` is False (a number
+    taken meanwhile by a concurrent start is skipped)."""
     outdir = Path(outdir)
-    numbers = [n for p in outdir.glob("*") if p.is_dir() and (n := run_number(p)) is not None] if outdir.is_dir() else []
-    run_dir = outdir / f"{(max(numbers) + 1) if numbers else 0:05d}-{_slug(desc)}"
-    if create:
-        run_dir.mkdir(parents=True, exist_ok=False)
-    return run_dir
+    while True:
+        numbers = [n for p in outdir.glob("*") if p.is_dir() and (n := run_number(p)) is not None] \
+            if outdir.is_dir() else []
+        run_dir = outdir / f"{(max(numbers) + 1) if numbers else 0:05d}-{_slug(desc)}"
+        if not create:
+            return run_dir
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            continue
 
 
-def latest_run_dir(outdir: str | Path) -> Path | None:
-    """The highest-numbered run directory under ``outdir`` that has a ``config.json``, or ``None``."""
+def run_dirs(outdir: str | Path) -> list[Path]:
+    """The numbered run directories under ``outdir``, highest number first."""
     outdir = Path(outdir)
     if not outdir.is_dir():
-        return None
+        return []
     runs = [(n, p) for p in outdir.iterdir() if p.is_dir() and (n := run_number(p)) is not None]
-    runs = [(n, p) for n, p in runs if (p / "config.json").is_file()]
-    return max(runs)[1] if runs else None
+    return [p for _, p in sorted(runs, reverse=True)]
+
+
+def latest_run_dir(outdir: str | Path, require_state: bool = False) -> Path | None:
+    """The highest-numbered run directory under ``outdir`` that has a ``config.json`` (and, with
+    ``require_state``, a training state), or ``None``."""
+    from stages.common.checkpoint import latest_training_state
+
+    for p in run_dirs(outdir):
+        if (p / "config.json").is_file() and (not require_state or latest_training_state(p) is not None):
+            return p
+    return None
+
+
+class RunLock:
+    """The exclusive lock of a process training a run directory (module docstring); :meth:`release` when done."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self._fd = path, fd
+
+    @classmethod
+    def acquire(cls, run_dir: str | Path) -> "RunLock":
+        """Lock ``run_dir`` or raise ``BadFileError`` naming the live holder (PID and host)."""
+        path = Path(run_dir) / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise BadFileError(run_dir, f"another `3dgp train` ({holder}) is training this run directory; wait for "
+                                        f"it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        """Unlock (idempotent); the file stays."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def attach_log_file(run_dir: str | Path, logger_name: str = "stages") -> logging.Handler:

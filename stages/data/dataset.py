@@ -51,6 +51,43 @@ class LmdbDataset(torch.utils.data.Dataset):
         self.load_depth_gt = bool(load_depth_gt) and bool(self.meta["has_depth_gt"])
         self._env = None  # opened lazily per process
         self._env_pid = None  # the process that opened _env (a forked worker must open its own)
+        self._check_items(num)
+
+    def _check_items(self, num: int) -> None:
+        """The meta record agrees with a few items (first, middle, last, and none after the last)."""
+        def bad(index: int, what: str) -> DataFormatError:
+            return DataFormatError(self.path, f"item {index} disagrees with the meta record: {what}; the dataset is "
+                                              f"damaged or was not written by `3dgp prep`: re-run the prep")
+
+        self._env, self._env_pid = open_readonly(self.path), os.getpid()
+        probes = sorted({0, num // 2, num - 1} if num else ())
+        with self._env.begin(buffers=False) as txn:
+            if txn.get(item_key(num)) is not None:
+                raise bad(num, f"it exists although num_items is {num}")
+            for index in probes:
+                if txn.get(item_key(index)) is None:
+                    raise bad(index, f"it is missing although num_items is {num}")
+        res, dim = self.resolution, self.embedding_dim
+        for index in probes:
+            header, blobs = self._read(index)
+            if "image" not in blobs:
+                raise bad(index, "it has no image")
+            try:
+                shape = decode_image_png(blobs["image"]).shape
+            except Exception as exc:  # noqa: BLE001 - any decoder error means a damaged item
+                raise bad(index, f"its image does not decode ({type(exc).__name__})") from None
+            if shape[:2] != (res, res):
+                raise bad(index, f"its image is {shape[1]}x{shape[0]} but the resolution is {res}")
+            if self.has_depth != ("depth" in blobs):
+                raise bad(index, "it has a depth map although the meta record says none" if "depth" in blobs
+                          else "it has no depth map although the meta record names a depth model")
+            if dim and ("embedding" not in blobs or len(blobs["embedding"]) != 2 * dim):
+                got = len(blobs["embedding"]) // 2 if "embedding" in blobs else 0
+                raise bad(index, f"its embedding has {got} values but the embedder dim is {dim}")
+            label = header.get("label")
+            if label is not None and (not isinstance(label, int) or isinstance(label, bool)
+                                      or not -1 <= label < self.num_classes):
+                raise bad(index, f"label {label!r} is not a class index below {self.num_classes}")
 
     # --- what the trainer needs to know -------------------------------------------------------------------
     @property

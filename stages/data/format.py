@@ -159,4 +159,32 @@ def check_meta(meta: Any, where: str) -> dict[str, Any]:
     missing = [name for name in REQUIRED_META_FIELDS if name not in meta]
     if missing:
         raise DataFormatError(where, f"meta record lacks field(s) {', '.join(missing)}")
+
+    def bad(field: str, expected: str) -> DataFormatError:
+        return DataFormatError(where, f"meta record: {field} must be {expected}, got {meta[field]!r:.80}; the dataset "
+                                      f"is damaged or was not written by `3dgp prep`: re-run the prep")
+
+    def is_int(value: Any, low: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    if not is_int(meta["resolution"], 1):
+        raise bad("resolution", "a positive integer")
+    if not is_int(meta["num_items"], 0):
+        raise bad("num_items", "an integer >= 0")
+    if not isinstance(meta["class_names"], list) or not all(isinstance(n, str) for n in meta["class_names"]):
+        raise bad("class_names", "a list of strings")
+    counts = meta["label_counts"]
+    if (not isinstance(counts, list) or not all(is_int(c, 0) for c in counts)
+            or len(counts) != len(meta["class_names"]) or sum(counts) > meta["num_items"]):
+        raise bad("label_counts", f"{len(meta['class_names'])} item counts (one per class) adding up to at most "
+                                  f"num_items")
+    if meta["depth"] is not None and not isinstance(meta["depth"], dict):
+        raise bad("depth", "null or an object")
+    if not isinstance(meta["has_depth_gt"], bool):
+        raise bad("has_depth_gt", "true or false")
+    emb = meta["embedder"]
+    if emb is not None and not (isinstance(emb, dict) and is_int(emb.get("dim"), 1)):
+        raise bad("embedder", "null or an object with a positive integer dim")
+    if not is_int(meta["num_skipped"], 0):
+        raise bad("num_skipped", "an integer >= 0")
     return meta

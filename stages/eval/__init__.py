@@ -108,6 +108,35 @@ def _validate(req: EvalRequest) -> None:
     for option, path in (("--inception", req.inception), ("--is-weights", req.is_weights)):
         if path is not None and not os.path.isfile(path):
             raise BadFileError(path, f"{option}: no such file")
+    import math
+    import re
+
+    if not math.isfinite(req.truncation):
+        raise BadOptionError("--truncation", f"must be finite, got {req.truncation}")
+    if not 0 <= req.seed < 2**32:
+        raise BadOptionError("--seed", f"must be in [0, 2^32), got {req.seed}")
+    if req.workers > 256:
+        raise BadOptionError("--workers", f"must be <= 256, got {req.workers}")
+    if req.device is not None and not re.fullmatch(r"auto|cpu|cuda(:\d+)?", req.device):
+        raise BadOptionError("--device", f"expected auto, cpu or cuda[:N], got {req.device!r}")
+    if req.device is not None and ":" in req.device:
+        import torch
+
+        if torch.cuda.is_available() and int(req.device.split(":")[1]) >= torch.cuda.device_count():
+            raise BadOptionError("--device", f"{req.device}: only {torch.cuda.device_count()} CUDA device(s) exist")
+    from stages.eval.snapshots import SNAPSHOT_CHOICES
+
+    if req.snapshots not in SNAPSHOT_CHOICES:
+        raise BadOptionError("--snapshots", f"expected one of {', '.join(SNAPSHOT_CHOICES)}, got {req.snapshots!r}")
+    for option, path in (("--data", req.data), ("--fakes", req.fakes)):
+        if path is not None and not os.path.exists(path):
+            raise BadOptionError(option, f"{path}: no such file or folder")
+    if req.out is not None:
+        for parent in [Path(req.out), *Path(req.out).parents]:
+            if parent.exists():
+                if parent != Path(req.out) and not parent.is_dir():
+                    raise BadOptionError("--out", f"{req.out}: {parent} is a file, not a folder")
+                break
 
 
 def _loaders(req: EvalRequest, device: str):

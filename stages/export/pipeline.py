@@ -133,10 +133,32 @@ def _validate(req: ExportRequest) -> None:
         raise BadOptionError("--frames", f"must be in [1, 10000], got {req.frames}")
     if req.resolution is not None and not 8 <= req.resolution <= 2048:
         raise BadOptionError("--resolution", f"must be in [8, 2048], got {req.resolution}")
-    if req.steps is not None and not 2 <= req.steps <= 1024:
-        raise BadOptionError("--steps", f"must be in [2, 1024], got {req.steps}")
+    if req.steps is not None and not 3 <= req.steps <= 1024:  # importance sampling needs 3 coarse samples
+        raise BadOptionError("--steps", f"must be in [3, 1024], got {req.steps}")
     if not (req.video or req.grid or req.mesh or req.report):
         raise BadOptionError("--video", "nothing to export: add --video, --grid, --mesh FORMAT and/or --report")
+    import math
+
+    if not math.isfinite(req.truncation):
+        raise BadOptionError("--truncation", f"must be finite, got {req.truncation}")
+    if req.level is not None and not (math.isfinite(req.level) and req.level > 0):
+        raise BadOptionError("--level", f"must be a finite density > 0, got {req.level}")
+    if req.device is not None and not re.fullmatch(r"auto|cpu|cuda(:\d+)?", req.device):
+        raise BadOptionError("--device", f"expected auto, cpu or cuda[:N], got {req.device!r}")
+    if req.device is not None and ":" in req.device and torch.cuda.is_available() \
+            and int(req.device.split(":")[1]) >= torch.cuda.device_count():
+        raise BadOptionError("--device", f"{req.device}: only {torch.cuda.device_count()} CUDA device(s) exist")
+    if req.ray_end is not None:
+        if not (math.isfinite(req.ray_end) and req.ray_end > 0):
+            raise BadOptionError("--ray-end", f"must be a finite distance > 0, got {req.ray_end}")
+        from stages.common.checkpoint import load_checkpoint
+        from stages.eval.snapshots import resolve_snapshots
+
+        saved = load_checkpoint(resolve_snapshots(req.ckpt, "best")[0])
+        ray_start = ((saved.get("model_config") or saved.get("config", {}).get("model") or {}).get("render")
+                     or {}).get("ray_start", 0.0)
+        if req.ray_end <= ray_start:
+            raise BadOptionError("--ray-end", f"{req.ray_end:g} must be beyond the model's near plane {ray_start:g}")
 
 
 def _prepare_outdir(outdir: str) -> Path:

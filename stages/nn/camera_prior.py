@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import torch
 
-from stages.common.errors import BadOptionError
 from stages.nn import rng
 from stages.nn.rays import CAM_FOV, CAM_LA_PITCH, CAM_LA_RADIUS, CAM_LA_YAW, CAM_PITCH, CAM_RADIUS, CAM_YAW
 
@@ -76,15 +75,15 @@ class CameraPrior:
                                 ("fov", self.fov_min_deg, self.fov_max_deg),
                                 ("la_radius", self.la_radius_min, self.la_radius_max)]:
             if not low <= high:
-                raise BadOptionError(f"camera_{name}", f"min must not exceed max, got [{low}, {high}]")
+                raise ValueError(f"camera_{name}: min must not exceed max, got [{low}, {high}]")
         if not (0 < self.fov_min_deg and self.fov_max_deg < 180):
-            raise BadOptionError("camera_fov", f"must lie in (0, 180) degrees, got [{self.fov_min_deg}, "
+            raise ValueError(f"camera_fov: must lie in (0, 180) degrees, got [{self.fov_min_deg}, "
                                  f"{self.fov_max_deg}]")
         for name in ("angle_dist", "fov_dist"):
             if getattr(self, name) not in DISTRIBUTIONS:
-                raise BadOptionError(f"camera_{name}", f"must be one of {DISTRIBUTIONS}, got {getattr(self, name)!r}")
+                raise ValueError(f"camera_{name}: must be one of {DISTRIBUTIONS}, got {getattr(self, name)!r}")
         if min(self.yaw_std, self.pitch_std, self.fov_std_deg, self.radius, self.la_radius_min) < 0:
-            raise BadOptionError("camera_prior", "standard deviations and radii must be >= 0")
+            raise ValueError("camera_prior: standard deviations and radii must be >= 0")
 
     def bounds(self) -> dict[str, tuple[float, float]]:
         """(min, max) per normalised camera field, as used by the camera adaptor (3DGP ref §2.3 steps 1, 4)."""

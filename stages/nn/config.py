@@ -19,11 +19,16 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from stages.common.errors import BadOptionError
+from stages.common.errors import BadOptionError, ConfigValueError
+from stages.common.validate import Checked, Range, one_of
+
+_POS = Range(1)  # counts and widths
+_GT0 = Range(0, low_open=True)
+DISTRIBUTIONS = ("uniform", "truncnorm")
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(Checked):
     """Mapping network, tri-plane synthesis backbone and tri-plane MLP (3DGP ref §1.1-§1.3)."""
 
     z_dim: int = 512                    # Latent size (ref §1.1).
@@ -39,9 +44,12 @@ class GeneratorConfig:
     mlp_hid_dim: int = 64               # Hidden width of the tri-plane decoding MLP (ref §1.3).
     mlp_num_layers: int = 2             # Layers of the decoding MLP (feat -> hid -> ... -> 4).
 
+    _RANGES = {"z_dim": _POS, "w_dim": _POS, "map_depth": _POS, "map_lr_multiplier": _GT0, "w_avg_beta": Range(0, 1),
+               "cbase": _POS, "cmax": _POS, "feat_dim": _POS, "mlp_hid_dim": _POS, "mlp_num_layers": _POS}
+
 
 @dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(Checked):
     """The ResNet discriminator with hyper-modulation, projection head and KD head (3DGP ref §4)."""
 
     cbase: int = 32768                  # Channel base over the virtual resolutions (ref §4.1).
@@ -58,9 +66,14 @@ class DiscriminatorConfig:
     patch_const_emb_dim: int = 256      # Scalar encoder: learned embedding width per scalar.
     kd_dim: int = 2048                  # Knowledge-distillation head output (ref §4.3); 0 builds no head.
 
+    _RANGES = {"cbase": _POS, "cmax": _POS, "num_fp16_res": Range(0), "conv_clamp": _GT0, "mbstd_group_size": _POS,
+               "mbstd_num_channels": Range(0), "hyper_mod_dim": _POS, "mapping_num_layers": _POS,
+               "mapping_lr_multiplier": _GT0, "patch_x_multiplier": _GT0, "patch_const_emb_dim": _POS,
+               "kd_dim": Range(0)}
+
 
 @dataclass(frozen=True)
-class CameraConfig:
+class CameraConfig(Checked):
     """Camera prior and camera adaptor (3DGP ref §2.2, §2.3). Field names follow ``CameraPrior``."""
 
     yaw_min: float = -1.57              # Prior yaw range, radians (+-90 deg).
@@ -84,9 +97,26 @@ class CameraConfig:
     adaptor_lr_multiplier: float = 0.1  # Learning-rate multiplier of every camera-adaptor FC layer.
     la_radius_quirk: bool = True        # Reproduce the official la_radius denormalisation bug (ref §2.3 step 4).
 
+    _RANGES = {"fov_min_deg": Range(0, 180, low_open=True, high_open=True),
+               "fov_max_deg": Range(0, 180, low_open=True, high_open=True), "radius": _GT0,
+               "la_radius_min": Range(0), "la_radius_max": Range(0), "yaw_std": Range(0), "pitch_std": Range(0),
+               "fov_mean_deg": Range(0, 180, low_open=True, high_open=True), "fov_std_deg": Range(0),
+               "adaptor_hid_dim": _POS, "adaptor_embed_dim": _POS, "adaptor_lr_multiplier": _GT0}
+
+    def _check_values(self) -> None:
+        one_of("angle_dist", self.angle_dist, DISTRIBUTIONS)
+        one_of("fov_dist", self.fov_dist, DISTRIBUTIONS)
+
+    def _check_combinations(self) -> None:
+        for low, high in (("yaw_min", "yaw_max"), ("pitch_min", "pitch_max"), ("fov_min_deg", "fov_max_deg"),
+                          ("la_radius_min", "la_radius_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ConfigValueError((low, high), f"{getattr(self, low):g} exceeds {{{high}}} = "
+                                                    f"{getattr(self, high):g}")
+
 
 @dataclass(frozen=True)
-class RenderConfig:
+class RenderConfig(Checked):
     """Ray interval, tri-plane cube and sample counts (3DGP ref §1.3, §1.5, §1.6)."""
 
     ray_start: float = 0.75             # Near bound of every ray.
@@ -95,9 +125,17 @@ class RenderConfig:
     num_coarse_steps: int = 32          # Stratified samples per ray.
     num_fine_steps: int = 32            # Importance samples per ray.
 
+    _RANGES = {"ray_start": _GT0, "ray_end": _GT0, "cube_scale": _GT0, "num_coarse_steps": Range(3),
+               "num_fine_steps": Range(0)}
+
+    def _check_combinations(self) -> None:
+        if not self.ray_start < self.ray_end:
+            raise ConfigValueError(("ray_start", "ray_end"), f"{self.ray_start:g} must be below {{ray_end}} = "
+                                                             f"{self.ray_end:g}")
+
 
 @dataclass(frozen=True)
-class DepthAdaptorConfig:
+class DepthAdaptorConfig(Checked):
     """The depth adaptor (3DGP ref §3.1, §3.2). Its annealing schedule belongs to training."""
 
     enabled: bool = True                # Conv stack on (False = D sees the normalised rendered depth only).
@@ -109,9 +147,19 @@ class DepthAdaptorConfig:
     selection_start_p: float = 0.1      # Probability of the raw depth output at the end of annealing.
     fixed_p: tuple[float, ...] | None = None  # Fixed selection probabilities (ablation; None = annealed).
 
+    _RANGES = {"num_hid_layers": Range(0), "hid_dim": _POS, "kernel_size": _POS,
+               "near_plane_offset_max_fraction": Range(0, 1), "selection_start_p": Range(0, 1), "fixed_p": Range(0, 1)}
+
+    def _check_combinations(self) -> None:
+        if self.fixed_p is not None:
+            num = self.num_hid_layers + 1 if self.enabled else 1
+            if len(self.fixed_p) != num or abs(sum(self.fixed_p) - 1.0) > 1e-6:
+                raise ConfigValueError(("fixed_p", "num_hid_layers"), f"needs {num} probabilities summing to 1 "
+                                                                      f"(one per candidate), got {list(self.fixed_p)}")
+
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Checked):
     """Everything needed to build G and D (3DGP ref §12). Defaults = SDIP Dogs."""
 
     c_dim: int = 0                      # Number of classes (one-hot conditioning); 0 = unconditional.
@@ -124,15 +172,19 @@ class ModelConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     depth_adaptor: DepthAdaptorConfig = field(default_factory=DepthAdaptorConfig)
 
-    def __post_init__(self) -> None:
+    _RANGES = {"c_dim": Range(0, 100_000)}
+
+    def _check_values(self) -> None:
         _check_power_of_two("img_resolution", self.img_resolution, minimum=8)
         _check_power_of_two("patch_resolution", self.patch_resolution, minimum=8)
         _check_power_of_two("generator.tri_plane_res", self.generator.tri_plane_res, minimum=4)
+        if self.img_channels not in (3, 4):
+            raise ConfigValueError("img_channels", f"must be 3 (RGB) or 4 (RGB + depth), got {self.img_channels}")
+
+    def _check_combinations(self) -> None:
         if self.patch_resolution > self.img_resolution:
-            raise BadOptionError("patch_resolution", f"{self.patch_resolution} exceeds img_resolution "
-                                 f"{self.img_resolution}")
-        if self.c_dim < 0:
-            raise BadOptionError("c_dim", f"must be >= 0, got {self.c_dim}")
+            raise ConfigValueError(("patch_resolution", "img_resolution"), f"{self.patch_resolution} exceeds "
+                                   f"{{img_resolution}} = {self.img_resolution}")
 
     @property
     def min_patch_scale(self) -> float:
@@ -142,7 +194,7 @@ class ModelConfig:
 
 def _check_power_of_two(name: str, value: int, minimum: int) -> None:
     if not isinstance(value, int) or value < minimum or value & (value - 1):
-        raise BadOptionError(name, f"must be a power of two >= {minimum}, got {value!r}")
+        raise ConfigValueError(name, f"must be a power of two >= {minimum}, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -230,11 +282,11 @@ def from_dict(data: dict[str, Any]) -> ModelConfig:
 
 def _dataclass_from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise BadOptionError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(data).__name__}")
+        raise ConfigValueError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(data).__name__}")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise BadOptionError(prefix + unknown[0], f"unknown model-config key (known: {', '.join(known)})")
+        raise ConfigValueError(prefix + unknown[0], f"unknown model-config key (known: {', '.join(known)})")
     kwargs = {}
     for name, value in data.items():
         default = getattr(cls(), name) if name in _nested_fields(cls) else None
@@ -242,7 +294,10 @@ def _dataclass_from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
             kwargs[name] = _dataclass_from_dict(type(default), value, prefix=f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce_scalar(known[name], value, prefix + name)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigValueError as exc:
+        raise exc.prefixed(prefix.rstrip(".")) from None
 
 
 def _nested_fields(cls: type) -> set[str]:
@@ -256,14 +311,14 @@ def _coerce_scalar(f: dataclasses.Field, value: Any, name: str) -> Any:
         return tuple(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise BadOptionError(name, f"expected true/false, got {value!r}")
+            raise ConfigValueError(name, f"expected true/false, got {value!r}")
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(default, int) and isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, float) and not math.isfinite(value):
-        raise BadOptionError(name, f"must be finite, got {value!r}")
+        raise ConfigValueError(name, f"must be finite, got {value!r}")
     return value
 
 
@@ -275,5 +330,8 @@ def with_overrides(config: ModelConfig, **sections: dict[str, Any]) -> ModelConf
     top: dict[str, Any] = {}
     for name, value in sections.items():
         sub = getattr(config, name)
-        top[name] = replace(sub, **value) if dataclasses.is_dataclass(sub) else value
+        try:
+            top[name] = replace(sub, **value) if dataclasses.is_dataclass(sub) else value
+        except ConfigValueError as exc:
+            raise exc.prefixed(name) from None
     return replace(config, **top)

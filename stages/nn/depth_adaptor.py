@@ -26,7 +26,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from stages.common.errors import BadOptionError
 from stages.nn import rng
 from stages.nn.layers import Conv2dLayer
 
@@ -62,7 +61,7 @@ class DepthAdaptor(nn.Module):
     ):
         super().__init__()
         if not ray_start < ray_end:
-            raise BadOptionError("ray_start", f"must be below --ray-end, got {ray_start} >= {ray_end}")
+            raise ValueError(f"ray_start: must be below ray_end, got {ray_start} >= {ray_end}")
         self.ray_start, self.ray_end = float(ray_start), float(ray_end)
         self.enabled = enabled
         self.max_fraction = near_plane_offset_max_fraction
@@ -73,7 +72,7 @@ class DepthAdaptor(nn.Module):
         if fixed_p is not None:
             fixed_p = [float(p) for p in fixed_p]
             if len(fixed_p) != self.num_outputs or min(fixed_p) < 0 or abs(sum(fixed_p) - 1.0) > 1e-6:
-                raise BadOptionError("depth_fixed_p", f"need {self.num_outputs} non-negative probabilities "
+                raise ValueError(f"depth_fixed_p: need {self.num_outputs} non-negative probabilities "
                                      f"summing to 1, got {fixed_p}")
         self.fixed_p = fixed_p
         if enabled:

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from stages.common.errors import BadOptionError
 from stages.nn.layers import Conv2dLayer, FullyConnectedLayer
 
 SQRT_HALF = math.sqrt(0.5)  # ResNet branch gain: keeps the variance of skip + residual (ref §4.1)
@@ -109,7 +108,7 @@ class MinibatchStdLayer(nn.Module):
         batch_size, channels, height, width = x.shape
         group = min(self.group_size, batch_size)
         if batch_size % group != 0:
-            raise BadOptionError("batch", f"the per-device batch ({batch_size}) must be a multiple of the "
+            raise ValueError(f"batch: the per-device batch ({batch_size}) must be a multiple of the "
                                  f"minibatch-stddev group size ({group})")
         feats = self.num_channels
         assert channels % feats == 0, (channels, feats)

@@ -26,7 +26,6 @@ import math
 import torch
 from torch import nn
 
-from stages.common.errors import BadOptionError
 from stages.nn.disc_blocks import DiscriminatorBlock, DiscriminatorEpilogue
 from stages.nn.mapping import MappingNetwork
 from stages.nn.scalar_encoder import ScalarEncoder1d
@@ -44,7 +43,7 @@ def num_additional_start_blocks(img_resolution: int, patch_resolution: int) -> i
     """log2(img_resolution / patch_resolution): the non-downsampling start blocks (3DGP ref §4.1)."""
     ratio = img_resolution // patch_resolution
     if patch_resolution * ratio != img_resolution or ratio & (ratio - 1):
-        raise BadOptionError("patch_resolution", f"img_resolution / patch_resolution must be a power of two, "
+        raise ValueError(f"patch_resolution: img_resolution / patch_resolution must be a power of two, "
                              f"got {img_resolution} / {patch_resolution}")
     return int(math.log2(ratio))
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stages.common.errors import BadOptionError
 from stages.nn import rng
 from stages.nn.rays import pixel_ndc
 
@@ -42,11 +41,11 @@ def sample_patch_params(
 ) -> torch.Tensor:
     """Draw ``[batch_size, 3]`` patch parameters (s, o_x, o_y), shared within groups of ``group_size`` (ref §1.7)."""
     if not 0.0 < min_scale <= max_scale <= 1.0:
-        raise BadOptionError("patch_min_scale", f"need 0 < min_scale <= max_scale <= 1, got {min_scale}, {max_scale}")
+        raise ValueError(f"patch_min_scale: need 0 < min_scale <= max_scale <= 1, got {min_scale}, {max_scale}")
     if beta <= 0:
-        raise BadOptionError("patch_beta", f"must be > 0, got {beta}")
+        raise ValueError(f"patch_beta: must be > 0, got {beta}")
     if group_size < 1:
-        raise BadOptionError("mbstd_group_size", f"must be >= 1, got {group_size}")
+        raise ValueError(f"mbstd_group_size: must be >= 1, got {group_size}")
     num_groups = -(-batch_size // group_size)  # ceil
     u = rng.rand((num_groups, 3), generator, device, torch.float64)  # [G, 3], on the generator's device
     beta_draw = 1.0 - (1.0 - u[:, 0]).pow(1.0 / beta)  # Beta(1, beta) by inverse CDF, [G]

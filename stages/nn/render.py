@@ -36,7 +36,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from stages.common.errors import BadOptionError
 from stages.nn import rng
 from stages.ops import composite
 
@@ -190,17 +189,17 @@ def _render_chunk(decode_fn, origins, dirs, *, ray_start, ray_end, num_coarse, n
 
 def _check_options(ray_start, ray_end, num_coarse, num_fine, density_noise_std, cut_quantile, chunk_rays) -> None:
     if not ray_start < ray_end:
-        raise BadOptionError("ray_start", f"must be below --ray-end, got {ray_start} >= {ray_end}")
+        raise ValueError(f"ray_start: must be below ray_end, got {ray_start} >= {ray_end}")
     if num_coarse < 3:
-        raise BadOptionError("num_coarse", f"needs at least 3 samples for importance sampling, got {num_coarse}")
+        raise ValueError(f"num_coarse: needs at least 3 samples for importance sampling, got {num_coarse}")
     if num_fine < 0:
-        raise BadOptionError("num_fine", f"must be >= 0, got {num_fine}")
+        raise ValueError(f"num_fine: must be >= 0, got {num_fine}")
     if density_noise_std < 0:
-        raise BadOptionError("density_noise_std", f"must be >= 0, got {density_noise_std}")
+        raise ValueError(f"density_noise_std: must be >= 0, got {density_noise_std}")
     if not 0.0 <= cut_quantile < 1.0:
-        raise BadOptionError("cut_quantile", f"must be in [0, 1), got {cut_quantile}")
+        raise ValueError(f"cut_quantile: must be in [0, 1), got {cut_quantile}")
     if chunk_rays is not None and chunk_rays < 1:
-        raise BadOptionError("chunk_rays", f"must be >= 1, got {chunk_rays}")
+        raise ValueError(f"chunk_rays: must be >= 1, got {chunk_rays}")
 
 
 def render_rays(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 
-from stages.common.errors import BadOptionError
 
 IMPLS = ("auto", "ref", "cuda")
 
@@ -27,9 +26,9 @@ _used: dict[str, set[str]] = {}  # op name -> {"ref", "cuda"} actually run in th
 
 
 def check_impl(impl: str) -> None:
-    """Raise a user-facing error for an unknown ``impl`` value."""
+    """Raise ValueError for an unknown ``impl`` value (a programming error: no option sets it)."""
     if impl not in IMPLS:
-        raise BadOptionError("--ops-impl", f"must be one of {', '.join(IMPLS)}, got {impl!r}")
+        raise ValueError(f"impl: must be one of {', '.join(IMPLS)}, got {impl!r}")
 
 
 def choose(op: str, impl: str, x, cuda_ok: bool = True):

@@ -12,7 +12,6 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from stages.common.errors import BadOptionError
 from stages.ops import _impl
 
 
@@ -48,7 +47,7 @@ CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 def resolve_params(act: str, alpha: float | None, gain: float | None, clamp: float | None):
     """Check ``act`` and fill in the activation's default alpha and gain; ``clamp`` < 0 or None means no clamp."""
     if act not in ACTIVATIONS:
-        raise BadOptionError("act", f"unknown activation {act!r}; choose from {', '.join(ACTIVATIONS)}")
+        raise ValueError(f"act: unknown activation {act!r}; choose from {', '.join(ACTIVATIONS)}")
     spec = ACTIVATIONS[act]
     alpha = float(spec.def_alpha if alpha is None else alpha)
     gain = float(spec.def_gain if gain is None else gain)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stages.common.errors import BadOptionError
 from stages.ops import conv2d_gradfix
 from stages.ops.upfirdn2d import filter_size, parse_padding, upfirdn2d
 
@@ -54,7 +53,7 @@ def conv2d_resample(
     assert isinstance(w, torch.Tensor) and w.ndim == 4 and w.dtype == x.dtype, (w.shape, w.dtype, x.dtype)
     up, down = int(up), int(down)
     if up < 1 or down < 1:
-        raise BadOptionError("up/down", f"resampling factors must be >= 1, got up={up}, down={down}")
+        raise ValueError(f"up/down: resampling factors must be >= 1, got up={up}, down={down}")
     x0, x1, y0, y1 = parse_padding(padding)
     fw, fh = filter_size(f)
     # Grow the padding by what the FIR filter consumes, so the sizes come out exactly H*up or H/down.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stages.common.errors import BadOptionError
 from stages.ops import _impl
 from stages.ops._fir import fir_correlate, fir_scatter
 
@@ -42,7 +41,7 @@ def setup_filter(
     if f.ndim == 0:
         f = f.reshape(1)
     if f.ndim not in (1, 2) or f.numel() == 0:
-        raise BadOptionError("filter", f"must have 1 or 2 non-empty dimensions, got shape {tuple(f.shape)}")
+        raise ValueError(f"filter: must have 1 or 2 non-empty dimensions, got shape {tuple(f.shape)}")
     if separable is None:
         separable = f.ndim == 1 and f.numel() >= 8
     if f.ndim == 1 and not separable:
@@ -65,7 +64,7 @@ def parse_padding(padding) -> tuple[int, int, int, int]:
         return px, px, py, py
     if len(padding) == 4:
         return tuple(padding)  # type: ignore[return-value]
-    raise BadOptionError("padding", f"must be an int, [px, py] or [x0, x1, y0, y1], got {padding}")
+    raise ValueError(f"padding: must be an int, [px, py] or [x0, x1, y0, y1], got {padding}")
 
 
 def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
@@ -104,7 +103,7 @@ def upfirdn2d(
     assert isinstance(x, torch.Tensor) and x.ndim == 4, getattr(x, "shape", None)
     up, down = int(up), int(down)
     if up < 1 or down < 1:
-        raise BadOptionError("up/down", f"resampling factors must be >= 1, got up={up}, down={down}")
+        raise ValueError(f"up/down: resampling factors must be >= 1, got up={up}, down={down}")
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     pads = parse_padding(padding)
@@ -112,7 +111,7 @@ def upfirdn2d(
     out_w = (x.shape[3] * up + pads[0] + pads[1] - fw) // down + 1
     out_h = (x.shape[2] * up + pads[2] + pads[3] - fh) // down + 1
     if out_w < 1 or out_h < 1:
-        raise BadOptionError("padding", f"input {tuple(x.shape)} with these settings gives an empty output")
+        raise ValueError(f"padding: input {tuple(x.shape)} with these settings gives an empty output")
     cuda_ok = x.dtype in CUDA_DTYPES and x.numel() > 0
     ext = _impl.choose("upfirdn2d", impl, x, cuda_ok=cuda_ok)
     if ext is not None:

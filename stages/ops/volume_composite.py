@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stages.common.errors import BadOptionError
 from stages.ops import _impl
 
 LAST_DELTA = 1e10  # the last sample's interval: makes it fully opaque (ref §1.5)
@@ -41,9 +40,7 @@ def composite(
         ``(rgb_out [R, C], depth [R, 1], weights [R, S])``, differentiable w.r.t. ``rgb``, ``sigma_raw`` and ``t``.
     """
     if rgb.ndim != 3 or sigma_raw.shape != rgb.shape[:2] or t.shape != rgb.shape[:2]:
-        raise BadOptionError(
-            "composite",
-            f"expected rgb [R, S, C], sigma_raw [R, S], t [R, S]; got {tuple(rgb.shape)}, "
+        raise ValueError(f"composite: expected rgb [R, S, C], sigma_raw [R, S], t [R, S]; got {tuple(rgb.shape)}, "
             f"{tuple(sigma_raw.shape)}, {tuple(t.shape)}",
         )
     same_dtype = rgb.dtype == sigma_raw.dtype == t.dtype

@@ -6,18 +6,29 @@ partial dataset can only be resumed by a command with the same fingerprint (3DGP
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.common.errors import BadOptionError
+from stages.common.errors import BadFileError, BadOptionError
 
 SOURCES = ("toy", "folder", "zip", "imagenet", "lsun")
 DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
 AUTO = "auto"  # --depth-model default: toy -> "toy"; precomputed when <name>_depth.png files exist; else "none"
-_NOT_CONTENT = ("out", "workers", "preview", "overwrite", "device", "batch_size")  # fields left out of the fingerprint
+_NOT_CONTENT = ("out", "workers", "preview", "overwrite", "device", "batch_size", "max_classes", "resource_check")  # not in
+# the fingerprint: they change how the work runs (or whether it may start), never what the dataset holds
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
+DEFAULT_MAX_FILE_MB = 512  # one zip member / LSUN value / dataset.json, uncompressed
+MAX_ITEMS = 10**9 - 1  # item keys have 9 digits (stages.data.format.INDEX_DIGITS)
+MAX_WORKERS = 256
+MAX_BATCH = 4096
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+_PATH_FIELDS = ("out", "src", "depth_weights", "embedder_weights", "preview", "classes_file", "synset_map",
+                "selection_weights")
 
 
 @dataclass(frozen=True)
@@ -50,31 +61,87 @@ class PrepConfig:
     selection_weights: Path | None = None  # imagenet: Inception weights for selection (default: shipped)
     # lsun / any file source
     max_images: int | None = None  # lsun (and folder): use only the first N inputs in key/path order
+    # resource caps on untrusted input (overrides for the rare real case)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # an image with more pixels is skipped (listed in prep_report.json)
+    max_file_mb: int = DEFAULT_MAX_FILE_MB  # a zip member / LSUN value larger than this (MiB) is skipped
+    max_classes: int | None = None  # dataset.json labels: at most this many classes (None: max(1000, labelled files))
+    resource_check: bool = True  # refuse to start when the output clearly cannot fit the disk or memory
+
+    def __post_init__(self) -> None:
+        """Check every value on construction (type, range, finiteness, combinations), so the CLI and the API get
+        the same one-line errors naming the option; checks that need the file system are in :meth:`validate`."""
+        for name in _PATH_FIELDS:
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        self._check_values()
+        self._check_combinations()
 
     def validate(self) -> None:
-        """Raise BadOptionError naming the option for anything a user must fix before work starts."""
+        """Raise for anything a user must fix before work starts (the checks of ``__post_init__`` and those that
+        look at the file system: option files exist, OUT is not inside SRC)."""
+        self._check_values()
+        self._check_combinations()
+        for option in ("depth_weights", "embedder_weights", "selection_weights", "classes_file", "synset_map"):
+            path = getattr(self, option)
+            if path is not None and not path.exists():
+                raise BadOptionError(option, f"{path}: no such file or directory")
+        out = self.out.resolve()
+        if self.preview is not None and self.preview.resolve() in (out, out.with_name(out.name + ".partial")):
+            raise BadOptionError("--preview", "must not be the output dataset folder")
+        if self.src is not None:
+            src = self.src.resolve()
+            if out == src or src in out.parents:
+                raise BadFileError(self.out, f"is inside the source {self.src}; choose an output folder outside it")
+
+    def _check_values(self) -> None:
         if self.source not in SOURCES:
             raise BadOptionError("SOURCE", f"unknown source {self.source!r}; choose one of {', '.join(SOURCES)}")
-        res = self.resolution
+        for name in _PATH_FIELDS:
+            value = getattr(self, name)
+            if not (isinstance(value, Path) or value is None and name != "out"):
+                raise BadOptionError(name, f"expected a path, got {value!r}")
+        res = _int("--resolution", self.resolution)
         if res < 4 or res > 4096 or res & (res - 1):
             raise BadOptionError("--resolution", f"must be a power of two between 4 and 4096, got {res}")
-        if self.workers < 0:
-            raise BadOptionError("--workers", f"must be >= 0, got {self.workers}")
-        if self.batch_size < 1:
-            raise BadOptionError("--batch-size", f"must be >= 1, got {self.batch_size}")
+        _int("--workers", self.workers, 0, MAX_WORKERS)
+        _int("--batch-size", self.batch_size, 1, MAX_BATCH)
+        _int("--max-pixels", self.max_pixels, 1)
+        _int("--max-file-mb", self.max_file_mb, 1)
+        for name in ("depth_model", "embedder"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise BadOptionError(name, f"expected a name, got {getattr(self, name)!r}")
+        for name in ("overwrite", "resource_check"):
+            if not isinstance(getattr(self, name), bool):
+                raise BadOptionError(name, f"expected true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.device, str) or not _DEVICE.match(self.device):
+            raise BadOptionError("--device", f"expected cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.source == "toy":
-            if self.num < 1:
-                raise BadOptionError("--num", f"must be >= 1, got {self.num}")
+            _int("--num", self.num, 1, MAX_ITEMS)
+            _int("--seed", self.seed, 0, 2**32 - 1)
         elif self.src is None:
             raise BadOptionError("SRC", f"the {self.source} source needs an input path")
-        if not 0.0 < self.keep_ratio <= 1.0:
+        if not _is_number(self.keep_ratio) or not 0.0 < self.keep_ratio <= 1.0:
             raise BadOptionError("--keep-ratio", f"must be in (0, 1], got {self.keep_ratio}")
-        if self.max_per_class is not None and self.max_per_class < 1:
-            raise BadOptionError("--max-per-class", f"must be >= 1, got {self.max_per_class}")
-        if self.max_images is not None and self.max_images < 1:
-            raise BadOptionError("--max-images", f"must be >= 1, got {self.max_images}")
+        if not _is_number(self.reg_covar) or not (math.isfinite(self.reg_covar) and self.reg_covar > 0):
+            raise BadOptionError("--reg-covar", f"must be a finite number > 0, got {self.reg_covar}")
+        for name in ("max_per_class", "max_images", "max_classes"):
+            if getattr(self, name) is not None:
+                _int(f"--{name.replace('_', '-')}", getattr(self, name), 1, MAX_ITEMS)
+        if self.classes is not None and not (isinstance(self.classes, tuple) and all(isinstance(c, str) for c in self.classes)):
+            raise BadOptionError("--classes", f"expected synset names, got {self.classes!r}")
         if self.preview is not None and self.preview.suffix.lower() != ".png":
             raise BadOptionError("--preview", f"must be a .png path, got {self.preview}")
+
+    def _check_combinations(self) -> None:
+        """Options that make no sense together."""
+        if self.embedder == "none" and self.embedder_weights is not None:
+            raise BadOptionError("--embedder-weights", "not used with --embedder none")
+        if self.depth_model in ("none", "precomputed", "toy") and self.depth_weights is not None:
+            raise BadOptionError("--depth-weights", f"not used by --depth-model {self.depth_model}")
+        if self.max_classes is not None and self.source not in ("folder", "zip"):
+            raise BadOptionError("--max-classes", "applies only to the dataset.json labels of a folder or zip source")
+        if self.keep_ratio >= 1.0 and self.selection_weights is not None:
+            raise BadOptionError("--selection-weights", "used only for instance selection (--keep-ratio below 1)")
 
     def prep_args(self) -> dict[str, Any]:
         """The content-determining arguments (JSON-ready): the resume fingerprint and the meta record's
@@ -96,11 +163,12 @@ class PrepConfig:
         args = ["3dgp", "prep", self.source]
         args += [str(self.src)] if self.src is not None else []
         args += [str(self.out), "--resolution", str(self.resolution)]
-        defaults = PrepConfig(source=self.source, out=self.out)
+        defaults = _content_defaults()
         for name in ("num", "seed", "depth_model", "depth_weights", "embedder", "embedder_weights", "classes_file", "synset_map",
-                     "keep_ratio", "max_per_class", "reg_covar", "selection_weights", "max_images"):
+                     "keep_ratio", "max_per_class", "reg_covar", "selection_weights", "max_images", "max_pixels",
+                     "max_file_mb", "max_classes"):
             value = getattr(self, name)
-            if value != getattr(defaults, name) and value is not None:
+            if value != defaults.get(name) and value is not None:
                 args += [f"--{name.replace('_', '-')}", str(value)]
         if self.classes:
             args += ["--classes", ",".join(self.classes)]
@@ -113,7 +181,7 @@ class PrepResult:
 
     out: Path  # the finished dataset directory
     num_items: int  # items in the dataset
-    num_skipped: int  # unreadable inputs skipped (listed in report_path)
+    num_skipped: int  # inputs skipped: unreadable, too large, special files (listed in report_path)
     num_resumed: int  # items that were already done by an interrupted earlier run (0 for a fresh run)
     seconds: float  # wall time of this run
     images_per_second: float  # items written per second in this run
@@ -123,11 +191,37 @@ class PrepResult:
     already_complete: bool = False  # the dataset existed with the same arguments; nothing was done
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(option: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as a checked integer (no bools, floats or strings), within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadOptionError(option, f"must be an integer, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low:,} and {high:,}" if high is not None else f">= {low:,}"
+        raise BadOptionError(option, f"must be {bounds}, got {value:,}")
+    return value
+
+
+def args_match(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a stored fingerprint ``old`` equals ``new``; options added since ``old`` was written count as equal
+    when ``new`` holds their default (so older datasets stay "already complete")."""
+    defaults = _content_defaults()
+    return all(old.get(k, defaults.get(k)) == new.get(k) for k in set(old) | set(new))
+
+
+def _content_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(PrepConfig) if f.default is not dataclasses.MISSING}
+
+
 def describe_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     """Human-readable list of fingerprint fields that differ, e.g. ``--resolution 64 -> 128``."""
-    keys = sorted(set(old) | set(new))
+    keys, defaults = sorted(set(old) | set(new)), _content_defaults()
     return ", ".join(
-        f"--{k.replace('_', '-')} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)
+        f"--{k.replace('_', '-')} {old.get(k, defaults.get(k))!r} -> {new.get(k)!r}"
+        for k in keys if old.get(k, defaults.get(k)) != new.get(k)
     )
 
 

@@ -4,10 +4,13 @@ so it imports only PIL and numpy (never torch).
 Every input ends up as RGB uint8: grayscale is replicated, RGBA/LA/transparent palettes are composited on white
 (as the official resize script does for JPEG output), CMYK and other modes go through PIL's converter, 16-bit
 grayscale is rounded to 8 bits (x / 257), and EXIF orientation is applied. Anything PIL cannot decode raises
-``Unreadable`` with a short reason, which the pipeline records in ``prep_report.json``.
+``Unreadable`` with a short reason, which the pipeline records in ``prep_report.json``; so does an image with more
+pixels than ``max_pixels`` (PIL's decompression-bomb limit by default; ``--max-pixels`` raises it), checked from
+the header before any pixel is decoded.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
@@ -17,14 +20,29 @@ from PIL import Image, ImageOps
 
 _LANCZOS = Image.Resampling.LANCZOS
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default Image.MAX_IMAGE_PIXELS (stages.prep.config uses the same)
 
 
 class Unreadable(Exception):
     """An input that cannot be used; ``str()`` is the reason recorded in the prep report."""
 
 
-def _open(data: bytes | str | os.PathLike) -> Image.Image:
-    """Open from bytes or a path; raises Unreadable for empty, non-image or bomb-sized inputs."""
+@contextlib.contextmanager
+def _own_pixel_limit():
+    """Turn PIL's global bomb check off while decoding: ``_open`` applies ``max_pixels`` itself, from the header,
+    with a message that names the size and the option (PIL's would warn at 1x and fail at 2x its limit)."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _open(data: bytes | str | os.PathLike, max_pixels: int) -> Image.Image:
+    """Open from bytes or a path (header only); raises Unreadable for empty, non-image or too large inputs."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         if len(data) == 0:
             raise Unreadable("empty file (0 bytes)")
@@ -34,17 +52,19 @@ def _open(data: bytes | str | os.PathLike) -> Image.Image:
             raise Unreadable("empty file (0 bytes)")
         fp = data
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(fp)
+        im = Image.open(fp)
     except Image.UnidentifiedImageError:
         raise Unreadable("not an image (unrecognised format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise Unreadable(f"image too large ({exc})") from None
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise  # the file itself is the problem: reported as "cannot read"
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated headers and the like
         raise Unreadable(f"cannot decode ({type(exc).__name__}: {exc})") from None
+    width, height = im.size
+    if width * height > max_pixels:
+        im.close()
+        raise Unreadable(f"image too large ({width}x{height} = {width * height:,} pixels; the limit is "
+                         f"{max_pixels:,}: raise it with --max-pixels if the image is real)")
+    return im
 
 
 def _to_rgb_array(im: Image.Image) -> np.ndarray:
@@ -73,10 +93,20 @@ def center_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
-def load_rgb(data: bytes | str | os.PathLike, resolution: int) -> np.ndarray:
+def load_rgb(data: bytes | str | os.PathLike, resolution: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file or bytes and return uint8 [R, R, 3]: EXIF-oriented, RGB, center-cropped, Lanczos-resized
     (3DGP ref §7.4). Raises Unreadable with a reason."""
-    im = _open(data)
+    with _own_pixel_limit():
+        rgb = _decode_rgb(data, resolution, max_pixels)
+    if min(rgb.size) < 1:
+        raise Unreadable("image has zero size")
+    box = center_crop_box(*rgb.size)
+    out = rgb.resize((resolution, resolution), _LANCZOS, box=box)
+    return np.asarray(out)
+
+
+def _decode_rgb(data: bytes | str | os.PathLike, resolution: int, max_pixels: int) -> Image.Image:
+    im = _open(data, max_pixels)
     try:
         if im.format == "JPEG":
             im.draft(None, (resolution, resolution))  # DCT-domain downscale, never below the target size
@@ -89,17 +119,21 @@ def load_rgb(data: bytes | str | os.PathLike, resolution: int) -> np.ndarray:
         raise Unreadable(f"cannot decode ({type(exc).__name__}: {exc})") from None
     finally:
         im.close()
-    if min(rgb.size) < 1:
-        raise Unreadable("image has zero size")
-    box = center_crop_box(*rgb.size)
-    out = rgb.resize((resolution, resolution), _LANCZOS, box=box)
-    return np.asarray(out)
+    return rgb
 
 
-def load_depth(data: bytes | str | os.PathLike, resolution: int) -> np.ndarray:
+def load_depth(data: bytes | str | os.PathLike, resolution: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a ``<name>_depth.png`` (16-bit used as is, 8-bit x 256, first channel; 3DGP ref §3.3) and return it
     center-cropped and Lanczos-resized in float: float32 [R, R], >= 0, larger = farther."""
-    im = _open(data)
+    with _own_pixel_limit():
+        raw = _decode_depth(data, max_pixels)
+    height, width = raw.shape
+    depth = Image.fromarray(raw, "F").resize((resolution, resolution), _LANCZOS, box=center_crop_box(width, height))
+    return np.maximum(np.asarray(depth, dtype=np.float32), 0.0)  # Lanczos may undershoot below zero
+
+
+def _decode_depth(data: bytes | str | os.PathLike, max_pixels: int) -> np.ndarray:
+    im = _open(data, max_pixels)
     try:
         im.load()
         mode = im.mode
@@ -112,6 +146,4 @@ def load_depth(data: bytes | str | os.PathLike, resolution: int) -> np.ndarray:
         raise Unreadable(f"cannot decode depth map ({type(exc).__name__}: {exc})") from None
     finally:
         im.close()
-    height, width = raw.shape
-    depth = Image.fromarray(raw, "F").resize((resolution, resolution), _LANCZOS, box=center_crop_box(width, height))
-    return np.maximum(np.asarray(depth, dtype=np.float32), 0.0)  # Lanczos may undershoot below zero
+    return raw

@@ -4,15 +4,16 @@ Batches are committed to ``OUT.partial`` one LMDB transaction at a time, togethe
 (next input, items written, label counts) and the skipped inputs, so ``kill -9`` at any moment and the same
 command again resumes after the last committed batch; items are numbered in input order, so the result is
 identical to an uninterrupted run. The meta record goes in last, then ``OUT.partial`` is renamed to ``OUT``.
+
+Before any work: the output paths are vetted (:mod:`stages.prep.resume`: only our own folders are ever replaced),
+the source is listed and fingerprinted (a resume on a changed source is refused), the depth decision is made for
+the whole source (:mod:`stages.prep.models`) and disk and memory are checked (:mod:`stages.prep.limits`).
 """
 from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -29,36 +30,25 @@ from stages.data.format import (
 )
 from stages.data.lmdb_store import DatasetWriter
 from stages.prep.config import PrepConfig, PrepResult
+from stages.prep.fingerprint import source_fingerprint
+from stages.prep.limits import check_resources
 from stages.prep.models import DepthSetup, resolve_depth_name, setup_depth, setup_embedder
 from stages.prep.report import REPORT_NAME, build_meta, write_report
-from stages.prep.resume import check_existing_output, open_partial, partial_dir, publish
+from stages.prep.resume import (
+    check_existing_output,
+    check_output_paths,
+    check_partial,
+    open_partial,
+    partial_dir,
+    publish,
+    units_done,
+)
 from stages.prep.selection_plan import select_units
 from stages.prep.sources import Loaded, Skipped, Unit, build_source, load_unit
+from stages.prep.workers import decoded_batches, make_pool
 
 logger = logging.getLogger(__name__)
-_PREFETCH_BATCHES = 2  # decoded batches queued ahead of the writer (bounds memory)
-
-
-def _make_pool(workers: int):
-    """A process pool for decoding, created before any model loads (fork is cheap and safe at that point)."""
-    if workers <= 0:
-        return None
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
-
-
-def _decoded_batches(pool, fn: Callable, units: list[Unit], start: int, batch: int) -> Iterator[tuple[int, list]]:
-    """Yield ``(first position, results)`` per batch of ``units[start:]``, in order, decoding ahead in ``pool``."""
-    pending: deque = deque()
-    position = start
-    while pending or position < len(units):
-        while position < len(units) and len(pending) <= _PREFETCH_BATCHES:
-            chunk = units[position : position + batch]
-            job = pool.map_async(fn, chunk, chunksize=max(1, len(chunk) // (4 * pool._processes))) if pool else chunk
-            pending.append((position, job))
-            position += len(chunk)
-        first, job = pending.popleft()
-        yield first, (job.get() if pool else [fn(u) for u in job])
+_LIST_SKIP = SKIP_PREFIX + b"list/"  # entries skipped while listing the source (links, FIFOs, ...)
 
 
 def _batch_records(results: list, first: int, state: dict, depth: DepthSetup, embedder) -> tuple[dict, dict]:
@@ -98,38 +88,50 @@ def _batch_records(results: list, first: int, state: dict, depth: DepthSetup, em
 def _write_items(cfg: PrepConfig, units, state, writer: DatasetWriter, pool, depth, embedder) -> None:
     """Decode, estimate, embed and commit every unit from ``state["next_unit"]`` on."""
     keep_array = depth.mode == "model" or embedder is not None
-    fn = functools.partial(load_unit, resolution=cfg.resolution, depth_mode=depth.mode, keep_array=keep_array)
+    fn = functools.partial(_load, cfg, depth_mode=depth.mode, keep_array=keep_array)
     start = state["next_unit"]
     with progress_bar(len(units), f"prep {cfg.source}", unit="img", completed=start) as advance:
-        for first, results in _decoded_batches(pool, fn, units, start, cfg.batch_size):
+        for first, results in decoded_batches(pool, fn, units, start, cfg.batch_size):
             puts, json_puts = _batch_records(results, first, state, depth, embedder)
             writer.commit(puts, json_puts)
             advance(len(results))
+
+
+def _load(cfg: PrepConfig, unit: Unit, depth_mode: str, keep_array: bool):
+    """``load_unit`` with this run's resolution and input caps (picklable through functools.partial)."""
+    return load_unit(unit, cfg.resolution, depth_mode, keep_array, max_pixels=cfg.max_pixels,
+                     max_bytes=cfg.max_file_mb << 20)
 
 
 def run_prep(cfg: PrepConfig) -> PrepResult:
     """Build (or resume, or confirm) the dataset ``cfg`` describes; see the module docstring (3DGP ref §7)."""
     cfg.validate()
     started = time.perf_counter()
-    existing = check_existing_output(cfg)
-    if existing is not None:
-        logger.info("%s is already complete (same arguments); nothing to do", cfg.out)
-        return _result(cfg, existing, 0, existing["num_items"], started, already_complete=True)
+    check_output_paths(cfg)
     plan = build_source(cfg)
+    fingerprint = source_fingerprint(plan)
+    existing = check_existing_output(cfg, fingerprint)
+    if existing is not None:
+        logger.info("%s is already complete (same arguments and source); nothing to do", cfg.out)
+        return _result(cfg, existing, 0, existing["num_items"], started, already_complete=True)
+    check_partial(cfg, fingerprint)
     depth_name = resolve_depth_name(cfg, plan)  # validate before forking workers
-    pool = _make_pool(cfg.workers)
+    check_resources(cfg, plan, depth_name, units_done(cfg))
+    plan.description["fingerprint"] = fingerprint
+    pool = make_pool(cfg.workers)
+    ok = False
     try:
         depth = setup_depth(cfg, depth_name)  # most likely to fail (weights): before touching the output
         embedder, embedder_info = setup_embedder(cfg)
-        writer = open_partial(cfg)
+        writer = open_partial(cfg, fingerprint)
         try:
             meta, num_resumed = _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started)
         finally:
             writer.close()
+        ok = True
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.close(abort=not ok)
     publish(cfg)
     return _result(cfg, meta, num_resumed, meta["num_items"], started)
 
@@ -139,7 +141,10 @@ def _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started) -> 
     finished = writer.get_json(META_KEY)
     if finished is not None:  # a previous run finished but was killed before publishing
         return finished, finished["num_items"]
-    map_units = functools.partial(_map_units, pool, cfg.resolution)
+    if plan.skipped:
+        writer.commit({}, {_LIST_SKIP + f"{i:09d}".encode(): {"source": s.source, "reason": s.reason}
+                           for i, s in enumerate(plan.skipped)})
+    map_units = functools.partial(_map_units, pool, cfg)
     units = select_units(cfg, plan.units, writer, map_units)
     state = writer.get_json(PROGRESS_KEY) or {"next_unit": 0, "num_items": 0, "label_counts": [0] * len(plan.class_names)}
     num_resumed = state["num_items"]
@@ -160,9 +165,9 @@ def _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started) -> 
     return meta, num_resumed
 
 
-def _map_units(pool, resolution: int, units: list[Unit]) -> list:
+def _map_units(pool, cfg: PrepConfig, units: list[Unit]) -> list:
     """Decode ``units`` with pixels kept (used by instance selection)."""
-    fn = functools.partial(load_unit, resolution=resolution, depth_mode="none", keep_array=True)
+    fn = functools.partial(_load, cfg, depth_mode="none", keep_array=True)
     return pool.map(fn, units) if pool is not None else [fn(u) for u in units]
 
 

@@ -13,6 +13,7 @@ from itertools import groupby
 
 import numpy as np
 
+from stages.common.errors import BadFileError, BadOptionError
 from stages.common.progress import progress_bar
 from stages.data.format import PLAN_PREFIX, SKIP_PREFIX
 from stages.data.lmdb_store import DatasetWriter
@@ -48,13 +49,23 @@ def select_units(
                 if detector is None:
                     from stages.metrics.detector import load_inception
 
-                    weights = None if cfg.selection_weights is None else str(cfg.selection_weights)
-                    detector = load_inception(weights, device=cfg.device, resize="clean")  # as before eval existed
+                    detector = _load_detector(cfg, load_inception)
                 done[key] = _select_class(cfg, label, group, writer, map_units, detector, select_instances)
                 advance(len(group))
             kept += [group[i] for i in done[key]]
     logger.info("instance selection kept %d of %d images (keep ratio %.3f)", len(kept), len(units), cfg.keep_ratio)
     return kept
+
+
+def _load_detector(cfg: PrepConfig, load_inception):
+    """The Inception feature extractor for selection; its errors name --selection-weights (not eval's option)."""
+    weights = None if cfg.selection_weights is None else str(cfg.selection_weights)
+    try:
+        return load_inception(weights, device=cfg.device, resize="clean")  # as before eval existed
+    except BadFileError as exc:
+        raise BadFileError(exc.path, exc.message.replace("--inception", "--selection-weights")) from None
+    except BadOptionError as exc:
+        raise BadOptionError("--selection-weights", exc.message) from None
 
 
 def _select_class(cfg, label, group, writer, map_units, detector, select_instances) -> list[int]:

@@ -54,53 +54,155 @@ def _write_config(run_dir: Path, cfg: TrainConfig) -> None:
     os.replace(tmp, run_dir / "config.json")
 
 
-def run_request(request: TrainRequest) -> TrainResult:
-    """Resolve, then train (or print for ``--dry-run``)."""
-    from stages.common.rundir import next_run_dir
+def _check_request(request: TrainRequest) -> None:
+    """Options that only make sense together (before anything is resolved)."""
+    from stages.common.errors import BadOptionError
 
+    if request.resume_from is not None and not request.resume:
+        raise BadOptionError("--resume", f"{request.resume_from} names a run to continue: add --resume "
+                                         f"(`3dgp train --resume {request.resume_from}`)")
+    if request.force_override and not request.resume:
+        raise BadOptionError("--force-override", "only applies with --resume (options given now then win over the "
+                                                 "resumed run's saved config)")
+    out = Path(request.outdir)
+    for parent in [out, *out.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                where = "" if parent == out else f"{request.outdir}: "
+                raise BadOptionError("--outdir", f"{where}{parent} is a file, not a folder")
+            break
+
+
+def _preflight(cfg: TrainConfig, torchrun: bool) -> None:
+    """What a start checks before it creates or locks a run directory: the device and the batch split."""
+    import torch
+
+    from stages.common.errors import BadOptionError
+    from stages.train.config import option_for
+    from stages.train.step import plan_batch
+
+    device = cfg.run.device
+    if device is not None and device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BadOptionError(option_for("run.device"), f"{device}: no CUDA device is available (use --device cpu)")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise BadOptionError(option_for("run.device"), f"{device}: only {torch.cuda.device_count()} CUDA "
+                                                           f"device(s) exist")
+    on_cuda = device.startswith("cuda") if device is not None else torch.cuda.is_available()
+    if not torchrun and cfg.run.gpus > 1 and on_cuda and cfg.run.gpus > torch.cuda.device_count():
+        raise BadOptionError(option_for("run.gpus"), f"{cfg.run.gpus} processes but only "
+                                                     f"{torch.cuda.device_count()} CUDA device(s)")
+    world = int(os.environ.get("WORLD_SIZE", "1")) if torchrun else cfg.run.gpus
+    plan_batch(cfg.run.batch, cfg.run.batch_gpu, world, 0, cfg.model.discriminator.mbstd_group_size)
+
+
+def _discard_if_unstarted(run_dir: Path) -> None:
+    """Remove a run directory this start created when it failed before the first training state."""
+    import shutil
+
+    from stages.common import checkpoint as ckpt
+
+    if ckpt.latest_training_state(run_dir) is None and not ckpt.list_checkpoints(run_dir, ckpt.SNAPSHOT_PREFIX):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_request(request: TrainRequest) -> TrainResult:
+    """Resolve and check, then train (or print for ``--dry-run``).
+
+    A start that is rejected leaves nothing behind: the numbered run directory is created (and locked) only once
+    everything that can be checked up front has passed, and it is removed again if training fails before its
+    first training state. A run directory being trained by another process is refused (``RunLock``).
+    """
+    from stages.common.errors import BadOptionError
+    from stages.common.rundir import RunLock, next_run_dir
+    from stages.train.resume import fit_to_dataset
+
+    _check_request(request)
     torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    plan = None
     if request.resume:
         plan = resolve_resume(request.outdir, request.resume_from, request.preset, list(request.overrides),
                               request.force_override)
         cfg, run_dir, resume_path, conflicts = plan.cfg, plan.run_dir, plan.state_path, plan.conflicts
     else:
         if request.preset is None:
-            from stages.common.errors import BadOptionError
-
             raise BadOptionError("--preset", f"required for a new run (one of {', '.join(TRAIN_PRESETS)}); "
                                              f"or pass --resume")
-        cfg, run_dir, resume_path, conflicts = resolve_new_config(request.preset, list(request.overrides)), None, \
-            None, []
+        cfg = resolve_new_config(request.preset, list(request.overrides), fit=False)
+        if cfg.data.path or not request.dry_run:  # a dry run without --data shows the preset as resolved
+            cfg = fit_to_dataset(cfg)
+        else:
+            logger.warning("no --data: dataset-dependent fields (resolution, classes, KD size) are the preset's")
+        run_dir, resume_path, conflicts = None, None, []
+    _preflight(cfg, torchrun)
     if request.dry_run:
+        if plan is not None:
+            plan.log()
         return TrainResult(printed_config=json.dumps(to_dict(cfg), indent=2), conflicts=conflicts)
     if torchrun:  # every rank resolved the same config; rank 0 picks the run dir
         from stages.common.distributed import broadcast_object, init_distributed
 
         init_distributed(cfg.run.device)
-    if run_dir is None and int(os.environ.get("RANK", "0")) == 0:
-        run_dir = next_run_dir(request.outdir, f"{cfg.preset}-{Path(cfg.data.path).name}")
-    if torchrun:
-        run_dir = broadcast_object(run_dir)
-    if int(os.environ.get("RANK", "0")) == 0 and (resume_path is None or plan.config_changed):
-        _write_config(Path(run_dir), cfg)
-    loop = launch(cfg, Path(run_dir), resume_path)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    lock, created = None, False
+    try:
+        if is_main:
+            if run_dir is None:
+                run_dir = next_run_dir(request.outdir, f"{cfg.preset}-{Path(cfg.data.path).name}")
+                created = True
+            lock = RunLock.acquire(run_dir)
+            if plan is not None:
+                plan.log()
+            if resume_path is None or plan.config_changed:
+                _write_config(Path(run_dir), cfg)
+        if torchrun:
+            run_dir = broadcast_object(run_dir)
+        loop = launch(cfg, Path(run_dir), resume_path)
+    except BaseException:
+        if created:
+            if lock is not None:
+                lock.release()
+            _discard_if_unstarted(Path(run_dir))
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
     return TrainResult(run_dir=str(run_dir), conflicts=conflicts, loop=loop)
 
 
 def launch(cfg: TrainConfig, run_dir: Path, resume_path: Path | None):
-    """Run in this process (one process or under torchrun), or spawn ``cfg.run.gpus`` processes."""
+    """Run in this process (one process or under torchrun), or spawn ``cfg.run.gpus`` processes.
+
+    A user-facing error in a spawned process comes back to this one as the same one-line error."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or cfg.run.gpus <= 1:
         return run(cfg, run_dir, resume_path)
-    from stages.common.distributed import spawn
+    import torch.multiprocessing as mp
 
-    spawn(_spawned_worker, cfg.run.gpus, (to_dict(cfg), str(run_dir), str(resume_path) if resume_path else None))
+    from stages.common.distributed import spawn
+    from stages.common.errors import ThreeDGPError
+
+    errors = mp.get_context("spawn").SimpleQueue()
+    try:
+        spawn(_spawned_worker, cfg.run.gpus, (to_dict(cfg), str(run_dir), str(resume_path) if resume_path else None,
+                                              errors))
+    except Exception:
+        if not errors.empty():
+            raise ThreeDGPError(errors.get()) from None
+        raise
     return None
 
 
-def _spawned_worker(cfg_dict: dict, run_dir: str, resume_path: str | None) -> None:
+def _spawned_worker(cfg_dict: dict, run_dir: str, resume_path: str | None, errors=None) -> None:
+    from stages.common.errors import ThreeDGPError
     from stages.train.config import from_dict
 
-    run(from_dict(cfg_dict), Path(run_dir), Path(resume_path) if resume_path else None)
+    try:
+        run(from_dict(cfg_dict), Path(run_dir), Path(resume_path) if resume_path else None)
+    except ThreeDGPError as exc:
+        if errors is not None:
+            errors.put(str(exc))
+        raise
 
 
 def run(cfg: TrainConfig, run_dir: str | Path, resume_path: str | Path | None = None):

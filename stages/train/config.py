@@ -8,16 +8,48 @@ config and :func:`from_dict` rebuilds it on resume.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stages.common.errors import BadOptionError
+from stages.common.errors import BadOptionError, ConfigValueError
+from stages.common.validate import Checked, Range
 from stages.nn import config as model_config
 from stages.nn.config import ModelConfig
 
+# Config key -> the `3dgp train` option that sets it. Messages name a field by the option the user typed (see
+# stages.train.overrides.label_error); fields without a dedicated option are set with `--set <key>=<value>`.
+FLAGS: dict[str, str] = {
+    "preset": "--preset",
+    "data.path": "--data",
+    "run.kimg": "--kimg",
+    "run.batch": "--batch",
+    "run.batch_gpu": "--batch-gpu",
+    "run.seed": "--seed",
+    "run.gpus": "--gpus",
+    "run.device": "--device",
+    "run.metrics": "--metrics",
+    "run.max_rollbacks": "--max-rollbacks",
+    "loss.gamma": "--gamma",
+    "loss.kd_weight": "--kd-weight",
+    "loss.depth_adaptor_p": "--depth-adaptor-p",
+    "model.depth_adaptor.enabled": "--no-depth-adaptor",
+    "model.camera.adaptor_enabled": "--no-camera-adaptor",
+    "model.img_channels": "--no-depth",
+}
+
+
+def option_for(key: str) -> str:
+    """How a user sets config ``key``: its dedicated option (``--batch``) or ``--set <key>``."""
+    return FLAGS.get(key, f"--set {key}")
+
+
+_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+_KIMG = Range(0)  # schedule lengths and intervals: 0 = off / immediately
+
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Checked):
     """Which dataset and how to read it (3DGP ref §5.4, §7.1)."""
 
     path: str = ""                      # Dataset directory written by `3dgp prep`.
@@ -26,9 +58,11 @@ class DataConfig:
     workers: int = 2                    # DataLoader worker processes (0 = load in the training process).
     max_items: int | None = None        # Use only the first N stored items (None = all).
 
+    _RANGES = {"workers": Range(0, 256), "max_items": Range(1)}
+
 
 @dataclass(frozen=True)
-class LossConfig:
+class LossConfig(Checked):
     """Losses, regularizers and every annealing schedule, all counted in kimg (3DGP ref §2.4, §4.3, §5)."""
 
     gamma: float | None = None          # R1 weight; None = 'auto' = 0.0002 * res^2 / batch (ref §5.1).
@@ -53,9 +87,19 @@ class LossConfig:
     kd_weight: float = 1.0              # Knowledge-distillation weight at kimg 0; 0 = off, no head (ref §4.3).
     kd_anneal_kimg: float = 100000.0    # ... decays to 0 over this many kimg.
 
+    _RANGES = {
+        "gamma": Range(0), "r1_interval": Range(1), "blur_init_sigma": Range(0), "blur_fade_kimg": _KIMG,
+        "nerf_noise_std_init": Range(0), "nerf_noise_kimg": _KIMG, "patch_beta_start": Range(0, low_open=True),
+        "patch_beta_end": Range(0, low_open=True), "patch_beta_kimg": _KIMG, "depth_anneal_kimg": _KIMG,
+        "depth_adaptor_p": Range(0.1, 0.25), "emd_anneal_kimg": _KIMG, "emd_num_samples": Range(1),
+        "emd_weight_angles": Range(0), "emd_weight_radius": Range(0), "emd_weight_fov": Range(0),
+        "emd_weight_look_at": Range(0), "force_mean_weight": Range(0), "force_mean_num_samples": Range(1),
+        "kd_weight": Range(0), "kd_anneal_kimg": _KIMG,
+    }
+
 
 @dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(Checked):
     """Adam for G and D (3DGP ref §5.3); D's lr/betas get the lazy-regularization correction at build time."""
 
     g_lr: float = 0.0025                # G learning rate.
@@ -66,17 +110,23 @@ class OptimConfig:
     d_beta2: float = 0.99               # D Adam beta2 before the correction.
     eps: float = 1e-8                   # Adam epsilon.
 
+    _RANGES = {"g_lr": Range(0, low_open=True), "d_lr": Range(0, low_open=True), "g_beta1": Range(0, 1, high_open=True),
+               "g_beta2": Range(0, 1, high_open=True), "d_beta1": Range(0, 1, high_open=True),
+               "d_beta2": Range(0, 1, high_open=True), "eps": Range(0, low_open=True)}
+
 
 @dataclass(frozen=True)
-class EmaConfig:
+class EmaConfig(Checked):
     """G EMA (3DGP ref §5.4)."""
 
     ema_kimg: float = 20.0              # Half-life in kimg (0.3125 * batch).
     rampup: float | None = 0.05         # Half-life <= rampup * cur_kimg early on; None = no rampup.
 
+    _RANGES = {"ema_kimg": Range(0), "rampup": Range(0, low_open=True)}
+
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Checked):
     """Length, batch, intervals, metrics and divergence handling (3DGP ref §5.4, §6.1, §10)."""
 
     batch: int = 64                     # Global batch (all processes together).
@@ -93,13 +143,49 @@ class RunConfig:
     metrics_kimg: float = 400.0         # Metric interval.
     metric_batch: int = 8               # Generation batch for metrics.
     max_rollbacks: int = 3              # Give up after this many divergence rollbacks.
-    diverge_loss_max: float = 100.0     # Divergence: a tick-mean loss above this (besides non-finite values).
-    diverge_metric_factor: float = 0.0  # Divergence: first metric worse than best by this factor (0 = off).
-    device: str | None = None           # 'cpu', 'cuda' or None = CUDA when available.
+    diverge_loss_max: float = 100.0     # Divergence: a tick-mean loss above this (besides non-finite values; 0 = off).
+    diverge_metric_factor: float = 0.0  # Divergence: first metric worse than best by this factor > 1 (0 = off).
+    device: str | None = None           # 'cpu', 'cuda', 'cuda:N' or None = CUDA when available.
+
+    _RANGES = {"batch": Range(1), "batch_gpu": Range(1), "kimg": Range(0, low_open=True), "seed": Range(0, 2**63 - 1),
+               "gpus": Range(1, 1024), "tick_kimg": Range(0, low_open=True), "state_kimg": _KIMG,
+               "snapshot_kimg": _KIMG, "keep_states": Range(1), "image_kimg": _KIMG, "metrics_kimg": _KIMG,
+               "metric_batch": Range(1), "max_rollbacks": Range(0), "diverge_loss_max": Range(0),
+               "diverge_metric_factor": Range(0)}
+
+    def _check_values(self) -> None:
+        if 0 < self.diverge_metric_factor <= 1:
+            raise ConfigValueError("diverge_metric_factor",
+                                   f"must be 0 (off) or > 1, got {self.diverge_metric_factor:g}")
+        if self.device is not None and not _DEVICE_RE.match(self.device):
+            raise ConfigValueError("device", f"expected cpu, cuda or cuda:N, got {self.device!r}")
+        from stages.metrics.registry import parse_metric
+
+        for name in self.metrics:
+            try:
+                spec = parse_metric(name)
+            except BadOptionError as exc:
+                raise ConfigValueError("metrics", exc.message) from None
+            if spec.kind == "is":
+                raise ConfigValueError("metrics", f"{name}: the Inception score needs --is-weights; compute it with "
+                                                  f"`3dgp eval` instead")
+
+    def _check_combinations(self) -> None:
+        if self.batch % self.gpus:
+            raise ConfigValueError(("gpus", "batch"), f"the global batch {{batch}} {self.batch} does not split "
+                                                      f"evenly over {self.gpus} processes")
+        per_rank = self.batch // self.gpus
+        if self.batch_gpu is not None and self.batch_gpu > per_rank:
+            where = f"the global batch {{batch}} {self.batch}" if self.gpus == 1 else \
+                f"the per-process batch {per_rank} ({{batch}} {self.batch} / {{gpus}} {self.gpus})"
+            raise ConfigValueError(("batch_gpu", "batch", "gpus"), f"{self.batch_gpu} exceeds {where}")
+        if self.batch_gpu is not None and per_rank % self.batch_gpu:
+            raise ConfigValueError(("batch_gpu", "batch", "gpus"), f"{self.batch_gpu} does not divide the "
+                                                                   f"per-process batch {per_rank}")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     """Everything one training run needs; written to ``config.json``."""
 
     preset: str = "dogs"                # Name of the preset this config was resolved from.
@@ -109,6 +195,21 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def _check_combinations(self) -> None:
+        if self.loss.depth_adaptor_p is not None and not self.model.depth_adaptor.enabled:
+            raise ConfigValueError(("loss.depth_adaptor_p", "model.depth_adaptor.enabled"),
+                                   "{loss.depth_adaptor_p} fixes the depth adaptor's selection, but "
+                                   "{model.depth_adaptor.enabled} turns the adaptor off; give one of them")
+        r, group = self.run, self.model.discriminator.mbstd_group_size
+        per_rank = r.batch // r.gpus
+        batch_gpu = per_rank if r.batch_gpu is None else min(r.batch_gpu, per_rank)
+        if batch_gpu > group and batch_gpu % group:
+            key = "run.batch" if r.batch_gpu is None else "run.batch_gpu"
+            raise ConfigValueError((key, "run.batch", "run.batch_gpu", "run.gpus",
+                                    "model.discriminator.mbstd_group_size"),
+                                   f"the per-process micro-batch {batch_gpu} must be a multiple of the minibatch-std "
+                                   f"group {{model.discriminator.mbstd_group_size}} = {group} (or at most {group})")
 
 
 SECTIONS = ("model", "data", "loss", "optim", "ema", "run")
@@ -179,19 +280,37 @@ def json_safe(value: Any) -> Any:
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild a ``TrainConfig`` from :func:`to_dict` output (``config.json`` or a checkpoint)."""
+    """Rebuild a ``TrainConfig`` from :func:`to_dict` output (``config.json`` or a checkpoint).
+
+    Raises ``ConfigValueError`` naming the key (callers say which file it came from)."""
     from stages.train.overrides import coerce_value, field_types
 
+    if not isinstance(data, dict):
+        raise ConfigValueError("config", f"expected a JSON object, got {type(data).__name__}")
     kwargs: dict[str, Any] = {"preset": str(data.get("preset", "dogs"))}
-    kwargs["model"] = model_config.from_dict(data.get("model", {}))
+    try:
+        kwargs["model"] = model_config.from_dict(data.get("model", {}))
+    except ConfigValueError as exc:
+        raise exc.prefixed("model") from None
     for section in SECTIONS[1:]:
         cls = type(getattr(TrainConfig(), section))
         types = field_types(cls)
         values = data.get(section, {})
+        if not isinstance(values, dict):
+            raise ConfigValueError(section, f"expected a JSON object, got {values!r}")
         unknown = sorted(set(values) - set(types))
         if unknown:
-            raise BadOptionError(f"{section}.{unknown[0]}", "unknown config key")
-        kwargs[section] = cls(**{k: coerce_value(v, types[k], f"{section}.{k}") for k, v in values.items()})
+            raise ConfigValueError(f"{section}.{unknown[0]}", "unknown config key")
+        coerced = {}
+        for k, v in values.items():
+            try:
+                coerced[k] = coerce_value(v, types[k], f"{section}.{k}", f"--set {section}.{k}")
+            except BadOptionError as exc:
+                raise ConfigValueError(f"{section}.{k}", exc.message) from None
+        try:
+            kwargs[section] = cls(**coerced)
+        except ConfigValueError as exc:
+            raise exc.prefixed(section) from None
     return TrainConfig(**kwargs)
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from stages.common.errors import BadOptionError
+from stages.common.errors import BadOptionError, ConfigValueError
+from stages.common.validate import check_combinations, deferred_combinations
 
 _NONE_WORDS = {"none", "null", "auto"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -35,6 +36,24 @@ def field_types(cls: type) -> dict[str, Any]:
     """Evaluated annotations of a dataclass's fields."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def label_error(exc: ConfigValueError, overrides: list[Override]) -> ConfigValueError:
+    """``exc`` naming the option the user typed: the latest given option among the fields at fault (else the
+    field's own option, ``stages.train.config.option_for``); other fields in the message are named the same way
+    (a ``--set`` field by its key)."""
+    from stages.train.config import FLAGS, option_for
+
+    typed: dict[str, tuple[int, str]] = {}
+    for i, ov in enumerate(overrides):
+        typed[ov.key] = (i, ov.flag)
+    given = [typed[k] for k in exc.keys if k in typed]
+    option = max(given)[1] if given else option_for(exc.keys[0])
+    names = {}
+    for key in set(exc.keys) | set(FLAGS):
+        flag = typed.get(key, (0, FLAGS.get(key, key)))[1]
+        names[key] = key if flag.startswith("--set") else flag
+    return exc.labelled(option, names)
 
 
 def _type_name(tp: Any) -> str:
@@ -118,10 +137,12 @@ def set_value(cfg: Any, key: str, value: Any, flag: str | None = None) -> Any:
     flag = flag or f"--set {key}"
     objs, parts, tp = _resolve(cfg, key, flag)
     new = coerce_value(value, tp, key, flag)
-    for obj, part in zip(reversed(objs), reversed(parts)):
+    for depth in range(len(parts) - 1, -1, -1):
         try:
-            new = replace(obj, **{part: new})
-        except BadOptionError as exc:  # a __post_init__ check of the section
+            new = replace(objs[depth], **{parts[depth]: new})
+        except ConfigValueError as exc:  # a __post_init__ check of the section
+            raise label_error(exc.prefixed(".".join(parts[:depth])), [Override(flag, key, value)]) from None
+        except BadOptionError as exc:
             raise BadOptionError(flag, exc.message) from None
     return new
 
@@ -138,7 +159,13 @@ def parse_set(text: str) -> Override:
 
 
 def apply_overrides(cfg: Any, overrides: list[Override]) -> Any:
-    """Apply overrides in order (later ones win)."""
-    for ov in overrides:
-        cfg = set_value(cfg, ov.key, ov.value, ov.flag)
+    """Apply overrides in order (later ones win); each value is checked as it is set, combinations of fields once
+    all are set (so the order of the options does not matter)."""
+    with deferred_combinations():
+        for ov in overrides:
+            cfg = set_value(cfg, ov.key, ov.value, ov.flag)
+    try:
+        check_combinations(cfg)
+    except ConfigValueError as exc:
+        raise label_error(exc, list(overrides)) from None
     return cfg

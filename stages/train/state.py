@@ -98,16 +98,25 @@ def save_snapshot(run_dir: Path, cfg: TrainConfig, G_ema, counters: Counters, ex
 
 
 def load_state(path: Path, nets: tuple, opts: tuple, device: torch.device) -> Counters:
-    """Load a training state into existing networks/optimizers (strict); returns its counters."""
+    """Load a training state into existing networks/optimizers (strict); returns its counters.
+
+    Anything that does not fit (missing or extra tensors, other shapes, another optimizer layout) is one
+    ``CheckpointError`` line."""
     state = ckpt.load_checkpoint(path, kind="training-state", map_location=device)
     G, D, G_ema = nets
     for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
+        ckpt.load_module_state(module, state[name], path, name)
+    for name, opt in (("opt_G", opts[0]), ("opt_D", opts[1])):
         try:
-            module.load_state_dict(state[name], strict=True)
-        except RuntimeError as exc:
-            raise ckpt.CheckpointError(path, f"{name} does not match the configured model: {exc}") from None
-    opts[0].load_state_dict(state["opt_G"])
-    opts[1].load_state_dict(state["opt_D"])
-    counters = Counters.from_dict(state["counters"])
-    counters.best = dict(state.get("best") or {})
+            opt.load_state_dict(state[name])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:160]
+            raise ckpt.CheckpointError(path, f"{name} does not match the configured optimizer ({first})") from None
+    try:
+        counters = Counters.from_dict(state["counters"])
+        counters.best = dict(state.get("best") or {})
+    except (TypeError, ValueError, AttributeError):
+        counters = None
+    if counters is None or not isinstance(counters.cur_nimg, int) or counters.cur_nimg < 0:
+        raise ckpt.CheckpointError(path, "damaged counters record")
     return counters

@@ -52,3 +52,45 @@ def test_error_boundary_one_line(monkeypatch, capsys):
     assert err.strip() == "Error: --resolution: must be a power of two, got 100"
     assert "Traceback" not in err
     app_module.app.registered_commands[:] = [c for c in app_module.app.registered_commands if c.name != "_boom"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--batch", "abc"], "Error: --batch: Input should be a valid integer"),
+    (["train", "--nope"], "Error: --nope: no such option"),
+    (["eval", "--batch"], "Error: --batch: requires an argument"),
+    (["export"], "Error: CKPT: missing argument (see 3dgp export --help)"),
+    (["export", "x", "--grid=1"], "Error: --grid: does not take a value"),
+    (["info"], "Error: "),
+    (["prep", "nope"], "Error: No such command 'nope'"),
+    (["trian"], "Error: No such command 'trian'. Did you mean 'train'?"),
+])
+def test_usage_errors_are_one_line_and_exit_1(argv, message, monkeypatch, capsys):
+    """Typer's own usage errors (bad type, missing argument, unknown option or command) match the README: one
+    line, exit code 1, for every command."""
+    monkeypatch.delenv("THREEDGP_DEBUG", raising=False)
+    code, out, err = run_main(argv, capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and err.startswith(message), err
+    assert "Usage:" not in err and "╭" not in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["eval", "--help"], ["export", "--help"],
+                                  ["prep", "--help"], ["info", "--help"], []])
+def test_help_exits_0(argv, capsys):
+    code, out, err = run_main(argv, capsys)
+    assert code == 0 and "Usage" in out and not err
+
+
+def test_messages_are_folded_into_one_line(monkeypatch, capsys):
+    from stages.common.errors import BadFileError
+    from threedgp_cli import app as app_module
+
+    @app_module.app.command("_boom2", hidden=True)
+    def _boom2():
+        raise BadFileError("x.pt", "line one\n\tline two\x1b[1m bold\x1b[0m")
+
+    monkeypatch.delenv("THREEDGP_DEBUG", raising=False)
+    try:
+        code, _, err = run_main(["_boom2"], capsys)
+    finally:
+        app_module.app.registered_commands[:] = [c for c in app_module.app.registered_commands if c.name != "_boom2"]
+    assert code == 1 and err == "Error: x.pt: line one line two bold\n"

@@ -162,10 +162,49 @@ def test_missing_item_field_is_a_clear_error(tmp_path):
     path = tmp_path / "ds"
     writer = DatasetWriter(path)
     writer.commit({item_key(0): pack_item({"image": encode_image_png(_arrays(0)[0])}, 0, "x")})
-    writer.finish(_meta(num_items=1))  # says there is depth and an embedding, the item has neither
+    writer.finish(_meta(num_items=1, label_counts=[1, 0, 0]))  # says there is depth and an embedding: none here
     writer.close()
-    with pytest.raises(DataFormatError, match="item 0 has no depth"):
-        LmdbDataset(path)[0]
+    with pytest.raises(DataFormatError, match="item 0 disagrees with the meta record: it has no depth map"):
+        LmdbDataset(path)  # checked when the dataset is opened, not at the first read
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_items", "5", "num_items must be an integer >= 0, got '5'"),
+    ("resolution", 16.0, "resolution must be a positive integer"),
+    ("label_counts", [2, 2], "label_counts must be 3 item counts"),
+    ("embedder", {"name": "e", "dim": "8"}, "embedder must be null or an object with a positive integer dim"),
+    ("has_depth_gt", "yes", "has_depth_gt must be true or false"),
+])
+def test_meta_record_types_are_checked(tmp_path, field, value, message):
+    path = tmp_path / "ds"
+    writer = DatasetWriter(path)
+    with pytest.raises(DataFormatError, match=message):
+        writer.finish(_meta(**{field: value}))  # the writer refuses it ...
+    writer.close()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"resolution": 2 * RES}, f"its image is {RES}x{RES} but the resolution is {2 * RES}"),
+    ({"num_items": NUM - 1, "label_counts": [1, 1, 1]}, f"item {NUM - 1} disagrees with the meta record: it exists"),
+    ({"num_items": NUM + 1}, f"item {NUM} disagrees with the meta record: it is missing"),
+    ({"embedder": {"name": "e", "dim": DIM + 1, "weights_sha256": "0"}}, f"embedding has {DIM} values but the "
+                                                                         f"embedder dim is {DIM + 1}"),
+])
+def test_meta_record_is_checked_against_items(dataset_dir, change, message):
+    import json
+
+    import lmdb
+
+    from stages.data.format import META_KEY
+
+    env = lmdb.open(str(dataset_dir))  # ... and a reader refuses a record changed afterwards
+    with env.begin(write=True) as txn:
+        meta = json.loads(txn.get(META_KEY))
+        meta.update(change)
+        txn.put(META_KEY, json.dumps(meta).encode())
+    env.close()
+    with pytest.raises(DataFormatError, match=message):
+        LmdbDataset(dataset_dir)
 
 
 def test_unfinished_dataset_is_refused(tmp_path):

@@ -292,6 +292,7 @@ def test_bad_jsonl_and_card(tmp_path):
 
 def test_large_report_warns(inputs, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(report_mod, "LARGE_REPORT_BYTES", 1_000)
+    monkeypatch.setattr(logging.getLogger("stages"), "propagate", True)  # a CLI test may have routed it to rich
     with caplog.at_level(logging.WARNING, logger="stages.export.report"):
         write_report(tmp_path / "r.html", title="t", images=[("a", inputs["dir"] / "fakes.png")])
     assert any("browsers may be slow" in r.getMessage() for r in caplog.records)

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from stages.common.errors import BadOptionError
 from stages.nn.camera import (
     EMD_WEIGHTS,
     PRIOR_PRESETS,
@@ -87,9 +86,9 @@ def test_prior_mean_camera_and_presets():
 
 
 def test_prior_rejects_bad_ranges():
-    with pytest.raises(BadOptionError, match="--camera-fov"):
+    with pytest.raises(ValueError, match="camera_fov"):
         CameraPrior(fov_min_deg=50.0)
-    with pytest.raises(BadOptionError, match="--camera-angle-dist"):
+    with pytest.raises(ValueError, match="camera_angle_dist"):
         CameraPrior(angle_dist="normal")
 
 

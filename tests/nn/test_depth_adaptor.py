@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-from stages.common.errors import BadOptionError
 from stages.nn.depth_adaptor import DepthAdaptor, normalize_depth
 
 
@@ -81,7 +80,7 @@ def test_fixed_probabilities_and_disabled_adaptor():
     disabled = DepthAdaptor(enabled=False).train()
     assert sum(p.numel() for p in disabled.parameters()) == 1
     torch.testing.assert_close(disabled(depth), disabled.candidates(depth)[:, 0], atol=0, rtol=0)
-    with pytest.raises(BadOptionError, match="--depth-fixed-p"):
+    with pytest.raises(ValueError, match="depth_fixed_p"):
         DepthAdaptor(fixed_p=(0.5, 0.5))
 
 

@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-from stages.common.errors import BadOptionError
 from stages.nn.build import build_discriminator
 from stages.nn.config import get_preset, with_overrides
 from stages.nn.disc_blocks import DiscriminatorBlock, MinibatchStdLayer
@@ -160,9 +159,9 @@ def test_projection_logit_and_class_conditioning():
     assert not torch.allclose(other, out["logits"])
 
 
-def test_batch_not_multiple_of_group_is_a_user_error():
+def test_batch_not_multiple_of_group_is_a_value_error():
     D = small_dogs_like(kd_dim=0)
-    with pytest.raises(BadOptionError, match="multiple of the minibatch-stddev group size"):
+    with pytest.raises(ValueError, match="multiple of the minibatch-stddev group size"):
         D(torch.randn(6, 4, 64, 64), None, torch.rand(6, 3))
 
 

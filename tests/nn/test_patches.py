@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stages.common.errors import BadOptionError
 from stages.nn.patches import extract_patches, sample_patch_params
 
 
@@ -36,9 +35,9 @@ def test_patch_sampling_is_seeded_and_validated():
     a = sample_patch_params(8, 0.25, 0.5, generator=torch.Generator().manual_seed(3))
     b = sample_patch_params(8, 0.25, 0.5, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(a, b, atol=0, rtol=0)
-    with pytest.raises(BadOptionError, match="--patch-beta"):
+    with pytest.raises(ValueError, match="patch_beta"):
         sample_patch_params(8, 0.25, 0.0)
-    with pytest.raises(BadOptionError, match="--patch-min-scale"):
+    with pytest.raises(ValueError, match="patch_min_scale"):
         sample_patch_params(8, 1.5, 0.5)
 
 

@@ -42,15 +42,27 @@ def test_bad_files_are_skipped_and_reported(tmp_path, run_cli):
     assert len(LmdbDataset(tmp_path / "out")) == 2
 
 
-def test_missing_precomputed_depth_is_a_skip(tmp_path, run_cli):
-    src = tmp_path / "src"
-    write_image(src / "a.png")
-    write_image(src / "b.png")
+def test_depth_files_beside_only_some_images_is_one_line(tmp_path, run_cli):
+    """Issue 13 §1: one _depth.png must not switch the source to precomputed depth and drop the other images."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    for name in ("a", "b", "c"):
+        write_image(src / f"{name}.png")
     Image.fromarray(np.full((30, 40), 5000, np.uint16)).save(src / "a_depth.png")
-    code, _, err = run_cli("prep", "folder", src, tmp_path / "out", *FAST)
+    before = sorted(p.name for p in src.iterdir())
+    for extra in ((), ("--depth-model", "precomputed")):
+        code, _, err = run_cli("prep", "folder", src, out, *FAST, *extra)
+        assert code == 1, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "2 of 3 images lack a <name>_depth.png (first: b.png)" in err and "--depth-model none" in err
+        assert "unreadable" not in err
+        assert not out.exists() and not out.with_name("out.partial").exists()
+    assert sorted(p.name for p in src.iterdir()) == before
+    # the documented way on: ignore the depth files
+    code, _, err = run_cli("prep", "folder", src, out, *FAST, "--depth-model", "none")
     assert code == 0, err
-    report = json.loads((tmp_path / "out" / "prep_report.json").read_text())
-    assert [s["source"] for s in report["skipped"]] == ["b.png"] and "_depth.png" in report["skipped"][0]["reason"]
+    report = json.loads((out / "prep_report.json").read_text())
+    assert report["num_items"] == 3 and report["skipped"] == []
+    assert LmdbDataset(out).meta["depth"] is None
 
 
 def test_nothing_readable_is_exit_1_one_line(tmp_path, run_cli):
@@ -67,6 +79,12 @@ def _one_image_folder(tmp_path):
     src = tmp_path / "src"
     write_image(src / "a.png")
     return src
+
+
+def _a_file(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("not a folder")
+    return path
 
 
 def _garbage_weights(tmp_path):
@@ -94,7 +112,7 @@ def test_bad_arguments_are_one_line(tmp_path, run_cli, case, expected):
     src, out = _one_image_folder(tmp_path), tmp_path / "out"
     args = {
         "missing_source": ("prep", "folder", tmp_path / "nope", out, *FAST),
-        "unwritable_output": ("prep", "folder", src, src / "a.png" / "out", *FAST),
+        "unwritable_output": ("prep", "folder", src, _a_file(tmp_path) / "out", *FAST),
         "resolution_100": ("prep", "folder", src, out, "--resolution", 100),
         "unknown_estimator": ("prep", "folder", src, out, *FAST, "--depth-model", "midas9000"),
         "precomputed_without_files": ("prep", "folder", src, out, *FAST, "--depth-model", "precomputed"),

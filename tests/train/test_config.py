@@ -45,3 +45,41 @@ def test_typed_overrides_and_round_trip():
                           ("model.patch_resolution=48", "power of two")]:
         with pytest.raises(BadOptionError, match=message):
             apply_overrides(get_train_preset("tiny"), [parse_set(text)])
+
+
+def test_every_section_validates_itself_and_options_are_named_as_typed():
+    from stages.common.errors import ConfigValueError
+    from stages.train.config import EmaConfig, LossConfig, RunConfig, TrainConfig
+
+    for build, message in [(lambda: LossConfig(gamma=-1.0), "^gamma: must be >= 0"),
+                           (lambda: LossConfig(kd_weight=float("inf")), "^kd_weight: must be finite"),
+                           (lambda: EmaConfig(ema_kimg=-1), "^ema_kimg: must be >= 0"),
+                           (lambda: RunConfig(state_kimg=-1.0), "^state_kimg: must be >= 0"),
+                           (lambda: LossConfig(r1_interval=0), "^r1_interval: must be >= 1"),
+                           (lambda: RunConfig(keep_states=0), "^keep_states: must be >= 1"),
+                           (lambda: RunConfig(kimg=float("inf")), "^kimg: must be finite"),
+                           (lambda: RunConfig(batch="8"), "^batch: expected int, got '8'"),
+                           (lambda: RunConfig(batch=8, batch_gpu=16), "^batch_gpu: 16 exceeds the global batch")]:
+        with pytest.raises(ConfigValueError, match=message):
+            build()
+    assert RunConfig(kimg=3).kimg == 3.0 and isinstance(RunConfig(kimg=3).kimg, float)
+    tiny = get_train_preset("tiny")
+    # The flag and the --set of one field are checked by the same code and named as typed.
+    for ov, message in [(Override("--gamma", "loss.gamma", -1.0), "--gamma: must be >= 0, got -1"),
+                        (parse_set("loss.gamma=-1"), "--set loss.gamma: must be >= 0, got -1")]:
+        with pytest.raises(BadOptionError, match=message):
+            apply_overrides(tiny, [ov])
+    # Combinations are checked once all options are set, whatever their order.
+    cfg = apply_overrides(tiny, [parse_set("run.batch_gpu=16"), parse_set("run.batch=32")])
+    assert (cfg.run.batch, cfg.run.batch_gpu) == (32, 16)
+    with pytest.raises(BadOptionError, match="--no-depth-adaptor: --depth-adaptor-p fixes"):
+        apply_overrides(tiny, [Override("--depth-adaptor-p", "loss.depth_adaptor_p", 0.2),
+                               Override("--no-depth-adaptor", "model.depth_adaptor.enabled", False)])
+    with pytest.raises(BadOptionError, match=r"--set model.depth_adaptor.enabled: loss.depth_adaptor_p fixes"):
+        apply_overrides(tiny, [parse_set("loss.depth_adaptor_p=0.2"), parse_set("model.depth_adaptor.enabled=no")])
+    # A saved config is checked by the same code (resume names the file).
+    data = to_dict(tiny)
+    data["run"]["tick_kimg"] = 0
+    with pytest.raises(BadOptionError, match=r"^run.tick_kimg: must be > 0"):
+        from_dict(data)
+    assert TrainConfig() == from_dict(to_dict(TrainConfig()))

@@ -1,8 +1,10 @@
 """``3dgp prep SOURCE ...``: build an LMDB dataset with depth and embeddings (3DGP ref §7; issue 3).
 
 One subcommand per source (toy, folder, zip, imagenet, lsun). Each only collects options, builds a frozen
-``PrepConfig`` and calls ``stages.prep.run``; the options every source shares are added by ``_with_common_options``.
-No torch import here: stages are imported inside the command bodies.
+``PrepConfig`` and calls ``stages.prep.run`` (which validates every value, so the API and the CLI are checked by
+the same code); the options every source shares are added by ``_with_options(_COMMON_OPTIONS)``, the caps on
+untrusted files by ``_with_options(_FILE_OPTIONS)``. No torch import here: stages are imported inside the command
+bodies.
 """
 
 import functools
@@ -13,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from stages.prep.config import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS
 from threedgp_cli.app import app
 from threedgp_cli.console import console, err_console
 
@@ -25,9 +28,11 @@ prep_app = typer.Typer(
 app.add_typer(prep_app, name="prep")
 
 _DEPTH_HELP = (
-    "Depth for each image: [bold]auto[/bold] (default: 'toy' for the toy source, 'precomputed' when "
-    "<name>_depth.png files sit beside the images, else 'none'), precomputed, toy, none, leres (needs "
-    "--depth-weights res50.pth) or hf (a local transformers depth model folder in --depth-weights)."
+    "Depth for each image: [bold]auto[/bold] (default: 'toy' for the toy source, 'precomputed' when a "
+    "<name>_depth.png sits beside every image, 'none' when beside none; when only some images have one, prep stops "
+    "and says how many lack one), precomputed, toy, none (also: ignore the depth files), leres (needs "
+    "--depth-weights res50.pth) or hf (a local transformers depth model folder in --depth-weights); an estimator "
+    "estimates every image, ignoring depth files."
 )
 _COMMON_OPTIONS = [
     ("resolution", int, 256, typer.Option("--resolution", "-r", help="Output size in pixels (a power of two).")),
@@ -47,25 +52,48 @@ _COMMON_OPTIONS = [
      typer.Option("--preview", help="Also write a contact sheet PNG of images and depth maps here.")),
     ("overwrite", bool, False,
      typer.Option("--overwrite", help="Replace an existing dataset at OUT (or discard an unfinished one).")),
+    ("resource_check", bool, True,
+     typer.Option("--resource-check/--no-resource-check",
+                  help="Refuse to start when the dataset clearly cannot fit the free disk or memory (estimated low).")),
     ("dry_run", bool, False, typer.Option("--dry-run", help="Print the resolved options as JSON and exit.")),
+]
+_FILE_OPTIONS = [  # caps on untrusted input files (folder, zip, imagenet, lsun)
+    ("max_pixels", int, DEFAULT_MAX_PIXELS,
+     typer.Option("--max-pixels", help="Skip (and report) images with more pixels than this (PIL's bomb limit).")),
+    ("max_file_mb", int, DEFAULT_MAX_FILE_MB,
+     typer.Option("--max-file-mb", help="Skip (and report) zip members / LSUN values larger than this, uncompressed.")),
+]
+_LABEL_OPTIONS = [
+    ("max_classes", Optional[int], None,
+     typer.Option("--max-classes", help="Allow dataset.json labels up to this many classes (default: the larger of "
+                  "1000 and the number of labelled files).")),
 ]
 
 
+def _with_options(options):
+    """Append ``options`` to ``command``'s signature; the command receives them in its ``common: dict``."""
+    names = [name for name, *_ in options]
+
+    def decorate(command):
+        params = [p for p in inspect.signature(command).parameters.values() if p.name != "common"]
+        for name, kind, default, option in options:
+            params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=Annotated[kind, option]))
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            common = {**(kwargs.pop("common", None) or {}), **{name: kwargs.pop(name) for name in names}}
+            return command(**kwargs, common=common)
+
+        wrapper.__signature__ = inspect.Signature(params)
+        return wrapper
+
+    return decorate
+
+
 def _with_common_options(command):
-    """Append the shared options to ``command``'s signature; the command receives them as ``common: dict``."""
-    params = [p for p in inspect.signature(command).parameters.values() if p.name != "common"]
-    for name, kind, default, option in _COMMON_OPTIONS:
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[kind, option]))
-    names = [name for name, *_ in _COMMON_OPTIONS]
-
-    @functools.wraps(command)
-    def wrapper(**kwargs):
-        common = {name: kwargs.pop(name) for name in names}
-        return command(**kwargs, common=common)
-
-    wrapper.__signature__ = inspect.Signature(params)
-    return wrapper
+    """The options every source shares."""
+    return _with_options(_COMMON_OPTIONS)(command)
 
 
 def _run(source: str, out: Path, src: Optional[Path], common: dict, **source_options) -> None:
@@ -102,7 +130,8 @@ def _print_result(result) -> None:
         )
     if result.num_skipped:
         err_console.print(
-            f"[yellow]Warning:[/yellow] skipped {result.num_skipped} unreadable input(s); see {result.report_path}",
+            f"[yellow]Warning:[/yellow] skipped {result.num_skipped} input(s) (unreadable, too large or not regular "
+            f"files); see {result.report_path}",
             soft_wrap=True,
         )
     if result.preview_path is not None:
@@ -135,12 +164,14 @@ def _folder_command(source: str, doc: str):
 
     command.__doc__ = doc
     command.__name__ = source
-    prep_app.command(source)(_with_common_options(command))
+    options = _with_options(_COMMON_OPTIONS + _FILE_OPTIONS + _LABEL_OPTIONS)
+    prep_app.command(source)(options(command))
 
 
 _FOLDER_DOC = (
     "A folder or .zip of images (e.g. SDIP Dogs/Elephants). The official 3DGP zips work as they are: "
-    "<name>_depth.png files are used as depth and dataset.json as labels."
+    "<name>_depth.png files are used as depth and dataset.json as labels (non-negative integers, each file once). "
+    "Links that dangle or loop, FIFOs and other special files are skipped and listed in prep_report.json."
 )
 _folder_command("folder", _FOLDER_DOC)
 _folder_command("zip", "Alias of 'folder' for a .zip. " + _FOLDER_DOC)
@@ -158,7 +189,7 @@ _SelectionWeights = Annotated[
 
 
 @prep_app.command("imagenet")
-@_with_common_options
+@_with_options(_COMMON_OPTIONS + _FILE_OPTIONS)
 def imagenet(
     root: Annotated[Path, typer.Argument(help="ILSVRC-2012 train folder (one folder per synset).")],
     out: Out,
@@ -178,7 +209,7 @@ def imagenet(
 
 
 @prep_app.command("lsun")
-@_with_common_options
+@_with_options(_COMMON_OPTIONS + _FILE_OPTIONS)
 def lsun(
     src: Annotated[Path, typer.Argument(help="An LSUN LMDB export (folder holding data.mdb).")],
     out: Out,

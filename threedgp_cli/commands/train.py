@@ -26,29 +26,29 @@ def train(
     force_override: Annotated[bool, typer.Option(
         "--force-override", help="With --resume: options given now win over the saved config.",
         rich_help_panel=_RUN)] = False,
-    kimg: Annotated[Optional[float], typer.Option("--kimg", min=0, help="Length in kimg.",
+    kimg: Annotated[Optional[float], typer.Option("--kimg", help="Length in kimg (> 0).",
                                                   rich_help_panel=_RUN)] = None,
-    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Global batch (all processes).",
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Global batch (all processes).",
                                                  rich_help_panel=_RUN)] = None,
     batch_gpu: Annotated[Optional[int], typer.Option(
-        "--batch-gpu", min=1, help="Per-process micro-batch (gradient accumulation).", rich_help_panel=_RUN)] = None,
-    gamma: Annotated[Optional[float], typer.Option("--gamma", min=0, help="R1 weight (default: preset / auto).",
+        "--batch-gpu", help="Per-process micro-batch (gradient accumulation).", rich_help_panel=_RUN)] = None,
+    gamma: Annotated[Optional[float], typer.Option("--gamma", help="R1 weight >= 0 (default: preset / auto).",
                                                    rich_help_panel=_RUN)] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.", rich_help_panel=_RUN)] = None,
-    gpus: Annotated[Optional[int], typer.Option("--gpus", min=1, help="Processes to spawn on this node.",
+    gpus: Annotated[Optional[int], typer.Option("--gpus", help="Processes to spawn on this node.",
                                                 rich_help_panel=_RUN)] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda if available).",
                                                   rich_help_panel=_RUN)] = None,
     metrics: Annotated[Optional[str], typer.Option(
         "--metrics", help="Comma list, e.g. fid2k,nfs256; 'none' for no metrics.", rich_help_panel=_RUN)] = None,
     max_rollbacks: Annotated[Optional[int], typer.Option(
-        "--max-rollbacks", min=0, help="Give up after this many divergence rollbacks.", rich_help_panel=_RUN)] = None,
+        "--max-rollbacks", help="Give up after this many divergence rollbacks.", rich_help_panel=_RUN)] = None,
     kd_weight: Annotated[Optional[float], typer.Option(
-        "--kd-weight", min=0, help="Knowledge-distillation weight; 0 = off.", rich_help_panel=_ABL)] = None,
+        "--kd-weight", help="Knowledge-distillation weight; 0 = off.", rich_help_panel=_ABL)] = None,
     no_depth_adaptor: Annotated[bool, typer.Option(
         "--no-depth-adaptor", help="Feed raw (normalized) depth to D.", rich_help_panel=_ABL)] = False,
     depth_adaptor_p: Annotated[Optional[float], typer.Option(
-        "--depth-adaptor-p", min=0.1, max=0.25, help="Fixed P(raw depth to D) in [0.1, 0.25].",
+        "--depth-adaptor-p", help="Fixed P(raw depth to D) in [0.1, 0.25].",
         rich_help_panel=_ABL)] = None,
     no_camera_adaptor: Annotated[bool, typer.Option(
         "--no-camera-adaptor", help="Fixed camera prior, no adaptor.", rich_help_panel=_ABL)] = False,
@@ -76,22 +76,21 @@ def train(
         typer.echo(result.printed_config)
 
 
-# Option name -> (flag, config key) for the options that set one config value directly.
-_VALUE_FLAGS = {
-    "kimg": ("--kimg", "run.kimg"), "batch": ("--batch", "run.batch"), "batch_gpu": ("--batch-gpu", "run.batch_gpu"),
-    "gamma": ("--gamma", "loss.gamma"), "seed": ("--seed", "run.seed"), "gpus": ("--gpus", "run.gpus"),
-    "device": ("--device", "run.device"), "max_rollbacks": ("--max-rollbacks", "run.max_rollbacks"),
-    "kd_weight": ("--kd-weight", "loss.kd_weight"), "depth_adaptor_p": ("--depth-adaptor-p", "loss.depth_adaptor_p"),
-    "data": ("--data", "data.path"),
+# Option name -> config key for the options that set one config value directly (the flag itself comes from
+# stages.train.config.FLAGS, which error messages use too).
+_VALUE_KEYS = {
+    "kimg": "run.kimg", "batch": "run.batch", "batch_gpu": "run.batch_gpu", "gamma": "loss.gamma", "seed": "run.seed",
+    "gpus": "run.gpus", "device": "run.device", "max_rollbacks": "run.max_rollbacks", "kd_weight": "loss.kd_weight",
+    "depth_adaptor_p": "loss.depth_adaptor_p", "data": "data.path",
 }
 
 
 def _flag_overrides(opts: dict, set_texts: list[str]) -> list:
     """The options the user gave, as typed ``Override``s of config keys (flags the user did not give are None)."""
+    from stages.train.config import FLAGS
     from stages.train.overrides import Override, parse_set
 
-    overrides = [Override(flag, key, opts[name]) for name, (flag, key) in _VALUE_FLAGS.items()
-                 if opts[name] is not None]
+    overrides = [Override(FLAGS[key], key, opts[name]) for name, key in _VALUE_KEYS.items() if opts[name] is not None]
     if opts["metrics"] is not None:
         metrics = opts["metrics"]
         overrides.append(Override("--metrics", "run.metrics", "" if metrics.strip().lower() == "none" else metrics))

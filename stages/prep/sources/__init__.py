@@ -17,7 +17,7 @@ def build_source(cfg: PrepConfig) -> SourcePlan:
     if cfg.source in ("folder", "zip"):
         from stages.prep.sources.folder import list_folder_units
 
-        return list_folder_units(cfg.src, cfg.source, cfg.max_images)
+        return list_folder_units(cfg.src, cfg.source, cfg.max_images, cfg.max_file_mb, cfg.max_classes)
     if cfg.source == "imagenet":
         from stages.prep.sources.imagenet import list_imagenet_units, read_classes_file
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from stages.common.errors import BadFileError, BadOptionError
 from stages.prep.sources.folder import DEPTH_SUFFIX, image_extensions
-from stages.prep.sources.units import SourcePlan, Unit
+from stages.prep.sources.units import Skipped, SourcePlan, Unit
+from stages.prep.sources.walk import walk_files
 
 _SYNSET = re.compile(r"^n\d{8}$")
 
@@ -22,10 +23,10 @@ def read_classes_file(path: Path) -> tuple[str, ...]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise BadFileError(path, f"cannot read the classes file ({exc.strerror or exc})") from None
+        raise BadFileError(path, f"--classes-file: cannot read it ({exc.strerror or exc})") from None
     words = [w for line in text.splitlines() for w in re.split(r"[,\s]+", line.split("#")[0]) if w]
     if not words:
-        raise BadFileError(path, "lists no classes")
+        raise BadFileError(path, "--classes-file: lists no classes")
     return tuple(words)
 
 
@@ -34,14 +35,15 @@ def read_synset_map(path: Path) -> dict[str, str]:
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        raise BadFileError(path, f"cannot read the synset map ({exc.strerror or exc})") from None
+        raise BadFileError(path, f"--synset-map: cannot read it ({exc.strerror or exc})") from None
     mapping = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         synset, _, description = line.strip().partition(" ")
         if not _SYNSET.match(synset):
-            raise BadFileError(path, f"line {number}: expected 'n01440764 description', got {line.strip()[:40]!r}")
+            raise BadFileError(path, f"--synset-map: line {number}: expected 'n01440764 description', got "
+                               f"{line.strip()[:40]!r}")
         mapping[synset] = description.strip()
     return mapping
 
@@ -70,15 +72,16 @@ def list_imagenet_units(
     synsets = _pick_synsets(root, classes)
     descriptions = read_synset_map(synset_map) if synset_map is not None else {}
     exts = image_extensions()
-    units = []
+    units, skipped = [], []
     for label, synset in enumerate(synsets):
-        files = sorted(p for p in (root / synset).rglob("*") if p.is_file())
-        paths = {str(p) for p in files}
-        images = [p for p in files if p.suffix.lower() in exts and not p.name.endswith(DEPTH_SUFFIX)]
-        for path in images[:max_per_class]:
-            depth_path = str(path.with_name(path.stem + DEPTH_SUFFIX))
-            depth = depth_path if depth_path in paths else None
-            units.append(Unit("file", str(path), "", label, depth, path.relative_to(root).as_posix()))
+        names, special = walk_files(root / synset)
+        skipped += [Skipped(f"{synset}/{s.source}", s.reason) for s in special]
+        rels = set(names)
+        images = [n for n in names if Path(n).suffix.lower() in exts and not n.endswith(DEPTH_SUFFIX)]
+        for rel in images[:max_per_class]:
+            depth_rel = rel[: len(rel) - len(Path(rel).suffix)] + DEPTH_SUFFIX
+            depth = str(root / synset / depth_rel) if depth_rel in rels else None
+            units.append(Unit("file", str(root / synset / rel), "", label, depth, f"{synset}/{rel}"))
     if not units:
         raise BadFileError(root, "the selected synset folders hold no images")
     description = {
@@ -88,4 +91,4 @@ def list_imagenet_units(
         "synsets": synsets,
         "class_descriptions": [descriptions.get(s, "") for s in synsets] if descriptions else None,
     }
-    return SourcePlan("imagenet", units, synsets, any(u.depth_member for u in units), description)
+    return SourcePlan("imagenet", units, synsets, any(u.depth_member for u in units), description, skipped)

@@ -1,14 +1,39 @@
 """The ``toy`` source adapter: scenes from our synthetic renderer (:mod:`stages.prep.toy`), with ground-truth depth
-and an imitation monocular estimate (issue 3, source 1). The renderer runs in the decode workers."""
+and an imitation monocular estimate (issue 3, source 1). The renderer runs in the decode workers.
+
+The unit list is computed on demand (``ToyUnits``), so ``--num`` costs no memory before the work starts; its
+upper bound and the disk space it needs are checked before (:mod:`stages.prep.limits`).
+"""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from stages.prep.sources.units import SourcePlan, Unit
+
+
+class ToyUnits(Sequence):
+    """``Unit``s 0 .. num-1 of the toy dataset with ``seed``, made when indexed."""
+
+    def __init__(self, num: int, seed: int):
+        self.num, self.seed = num, seed
+
+    def __len__(self) -> int:
+        return self.num
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._unit(i) for i in range(*index.indices(self.num))]
+        if not -self.num <= index < self.num:
+            raise IndexError(index)
+        return self._unit(index % self.num)
+
+    def _unit(self, i: int) -> Unit:
+        return Unit("toy", str(self.seed), str(i), None, None, f"toy:{self.seed}:{i}")
 
 
 def list_toy_units(num: int, seed: int) -> SourcePlan:
     """``num`` toy scenes for ``seed``: unit i renders ``render_toy_item(seed, i, R)``."""
     from stages.prep.toy import TOY_CLASSES
 
-    units = [Unit("toy", str(seed), str(i), None, None, f"toy:{seed}:{i}") for i in range(num)]
     description = {"kind": "toy", "path": None, "seed": seed, "num_scenes": num}
-    return SourcePlan("toy", units, list(TOY_CLASSES), False, description)
+    return SourcePlan("toy", ToyUnits(num, seed), list(TOY_CLASSES), False, description)

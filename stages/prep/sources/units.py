@@ -7,13 +7,15 @@ decode worker processes: PIL/numpy only. Zip files and LSUN envs are opened once
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from stages.data.format import encode_depth_gt, encode_depth_png, encode_image_png
-from stages.prep.decode import Unreadable, load_depth, load_rgb
+from stages.prep.decode import DEFAULT_MAX_PIXELS, Unreadable, load_depth, load_rgb
+
+DEFAULT_MAX_BYTES = 512 << 20  # one zip member / LSUN value (``--max-file-mb``)
 
 _OPEN: dict[tuple[int, str], object] = {}  # (pid, path) -> open ZipFile / lmdb env in this process
 
@@ -56,17 +58,39 @@ def _cached(path: str, opener):
     return _OPEN[key]
 
 
-def _zip_bytes(zip_path: str, member: str) -> bytes:
-    import zipfile
+def read_zip_member(archive, member: str, max_bytes: int) -> bytes:
+    """A zip member's bytes, never more than ``max_bytes`` decompressed (a small zip can claim a 1.5 GiB member:
+    its declared size is checked first, and the stream is read with a bound in case the header lies)."""
+    info = archive.getinfo(member)
+    if info.file_size > max_bytes:
+        raise Unreadable(_over_cap(info.file_size, max_bytes))
+    with archive.open(info) as stream:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise Unreadable(_over_cap(len(data), max_bytes))
+    return data
 
-    archive = _cached(zip_path, lambda p: zipfile.ZipFile(p))
+
+def _over_cap(size: int, max_bytes: int) -> str:
+    return (f"too large ({size / 2**20:,.1f} MiB uncompressed; the limit is {max_bytes >> 20} MiB per file: "
+            "raise it with --max-file-mb if the file is real)")
+
+
+def _zip_bytes(zip_path: str, member: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    import zipfile
+    import zlib
+
     try:
-        return archive.read(member)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        archive = _cached(zip_path, lambda p: zipfile.ZipFile(p))
+        return read_zip_member(archive, member, max_bytes)
+    except Unreadable:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, NotImplementedError, RuntimeError,
+            zlib.error) as exc:  # RuntimeError: an encrypted member; zlib.error: corrupt compressed data
         raise Unreadable(f"cannot read from the zip ({type(exc).__name__}: {exc})") from None
 
 
-def _lsun_bytes(env_dir: str, key: str) -> bytes:
+def _lsun_bytes(env_dir: str, key: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     import lmdb
 
     env = _cached(env_dir, lambda p: lmdb.open(p, readonly=True, lock=False, readahead=False, subdir=True))
@@ -74,6 +98,8 @@ def _lsun_bytes(env_dir: str, key: str) -> bytes:
         value = txn.get(key.encode("latin-1"))
     if value is None:
         raise Unreadable("key vanished from the LSUN LMDB")
+    if len(value) > max_bytes:
+        raise Unreadable(_over_cap(len(value), max_bytes))
     return value
 
 
@@ -102,7 +128,14 @@ def _load_toy(unit: Unit, resolution: int, depth_mode: str, keep_array: bool) ->
     )
 
 
-def load_unit(unit: Unit, resolution: int, depth_mode: str, keep_array: bool = True) -> Loaded | Skipped:
+def load_unit(
+    unit: Unit,
+    resolution: int,
+    depth_mode: str,
+    keep_array: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,  # --max-pixels: larger images are skipped
+    max_bytes: int = DEFAULT_MAX_BYTES,  # --max-file-mb: larger zip members / LSUN values are skipped
+) -> Loaded | Skipped:
     """Decode and encode one unit at ``resolution``. ``depth_mode == "precomputed"`` also reads its
     ``_depth.png``; ``"toy"`` keeps the toy estimate; ``keep_array`` returns the pixels too (for the estimator and
     embedder). Never raises for bad inputs: returns ``Skipped(source, reason)``."""
@@ -112,22 +145,23 @@ def load_unit(unit: Unit, resolution: int, depth_mode: str, keep_array: bool = T
         if unit.kind == "toy":
             return _load_toy(unit, resolution, depth_mode, keep_array)
         if unit.kind == "file":
-            image = load_rgb(unit.container, resolution)
+            image = load_rgb(unit.container, resolution, max_pixels)
         elif unit.kind == "zip":
-            image = load_rgb(_zip_bytes(unit.container, unit.member), resolution)
+            image = load_rgb(_zip_bytes(unit.container, unit.member, max_bytes), resolution, max_pixels)
         elif unit.kind == "lsun":
-            image = load_rgb(_lsun_bytes(unit.container, unit.member), resolution)
+            image = load_rgb(_lsun_bytes(unit.container, unit.member, max_bytes), resolution, max_pixels)
         else:
             raise AssertionError(f"unknown unit kind {unit.kind!r}")
         depth = None
         if depth_mode == "precomputed":
-            if unit.depth_member is None:
-                raise Unreadable("no <name>_depth.png beside it (precomputed depth)")
-            raw = _zip_bytes(unit.container, unit.depth_member) if unit.kind == "zip" else unit.depth_member
+            assert unit.depth_member is not None, "precomputed depth needs a depth file for every image"
             try:
-                depth = load_depth(raw, resolution)
+                raw = _zip_bytes(unit.container, unit.depth_member, max_bytes) if unit.kind == "zip" else unit.depth_member
+                depth = load_depth(raw, resolution, max_pixels)
             except Unreadable as exc:
                 raise Unreadable(f"depth map {unit.depth_member}: {exc}") from None
+            except FileNotFoundError:
+                raise Unreadable(f"depth map {unit.depth_member} disappeared") from None
         png = encode_image_png(image)
         return Loaded(image if keep_array else None, png, _encode_depth(depth), None, unit.label, unit.source)
     except Unreadable as exc:
@@ -145,5 +179,6 @@ class SourcePlan:
     kind: str  # the source name (toy, folder, zip, imagenet, lsun)
     units: list[Unit]  # the inputs, in their final (deterministic) order
     class_names: list[str]  # label i is class_names[i]; empty when unlabelled
-    has_precomputed_depth: bool  # any "<name>_depth.png" beside the images
+    has_precomputed_depth: bool  # any "<name>_depth.png" beside the images (models.resolve_depth_name counts them)
     description: dict  # recorded as meta["source"]: kind, path and source-specific facts
+    skipped: list[Skipped] = field(default_factory=list)  # entries skipped while listing (links, FIFOs, ...)

@@ -1,0 +1,274 @@
+"""Every `train`, `eval` and `export` option fed a wrong type, a zero, a negative, an infinite and (where meaningful)
+a contradictory value: one line naming the option, exit 1, nothing written (issue 13 acceptance 2).
+
+Each row is ``(arguments, text the one error line must contain)``; the error line must start with ``Error: `` and
+name the option. Values that are valid (a zero seed, a zero --gamma, ...) are left out. Rows are rejected before
+any network is built, so the whole table takes seconds."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+NO_CUDA = not torch.cuda.is_available()
+BAD_INT = "valid integer"  # Typer's own message for a non-integer
+BAD_FLOAT = "valid number"
+
+TRAIN = [
+    # --kimg
+    (["--kimg", "abc"], f"--kimg: Input should be a {BAD_FLOAT}"), (["--kimg", "0"], "--kimg: must be > 0, got 0"),
+    (["--kimg", "-1"], "--kimg: must be > 0"), (["--kimg", "inf"], "--kimg: must be finite"),
+    (["--kimg", "nan"], "--kimg: must be finite"),
+    # --batch
+    (["--batch", "abc"], f"--batch: Input should be a {BAD_INT}"), (["--batch", "0"], "--batch: must be >= 1, got 0"),
+    (["--batch", "-8"], "--batch: must be >= 1"), (["--batch", "inf"], f"--batch: Input should be a {BAD_INT}"),
+    (["--batch", "6"], "--batch: the per-process micro-batch 6 must be a multiple of the minibatch-std group"),
+    (["--batch", "7", "--gpus", "2"], "--gpus: the global batch --batch 7 does not split evenly over 2 processes"),
+    # --batch-gpu
+    (["--batch-gpu", "abc"], f"--batch-gpu: Input should be a {BAD_INT}"),
+    (["--batch-gpu", "0"], "--batch-gpu: must be >= 1"),
+    (["--batch-gpu", "-1"], "--batch-gpu: must be >= 1"),
+    (["--batch-gpu", "inf"], f"--batch-gpu: Input should be a {BAD_INT}"),
+    (["--batch-gpu", "16"], "--batch-gpu: 16 exceeds the global batch --batch 8"),
+    (["--batch", "4", "--batch-gpu", "8"], "--batch-gpu: 8 exceeds the global batch --batch 4"),
+    (["--batch-gpu", "3"], "--batch-gpu: 3 does not divide the per-process batch 8"),
+    # --gamma (0 = no R1 is valid)
+    (["--gamma", "abc"], f"--gamma: Input should be a {BAD_FLOAT}"), (["--gamma", "-1"], "--gamma: must be >= 0"),
+    (["--gamma", "inf"], "--gamma: must be finite"), (["--gamma", "nan"], "--gamma: must be finite"),
+    # --seed (0 is valid)
+    (["--seed", "abc"], f"--seed: Input should be a {BAD_INT}"), (["--seed", "-1"], "--seed: must be in [0, "),
+    (["--seed", "inf"], f"--seed: Input should be a {BAD_INT}"), (["--seed", str(2**64)], "--seed: must be in [0, "),
+    # --gpus
+    (["--gpus", "abc"], f"--gpus: Input should be a {BAD_INT}"), (["--gpus", "0"], "--gpus: must be in [1, 1024]"),
+    (["--gpus", "-1"], "--gpus: must be in [1, 1024]"), (["--gpus", "inf"], f"--gpus: Input should be a {BAD_INT}"),
+    (["--gpus", "3"], "--gpus: the global batch --batch 8 does not split evenly over 3 processes"),
+    # --device
+    (["--device", "gpu"], "--device: expected cpu, cuda or cuda:N, got 'gpu'"),
+    (["--device", "0"], "--device: expected"),
+    (["--device", "-1"], "--device: expected"), (["--device", "inf"], "--device: expected"),
+    (["--device", "cuda:99"], "--device: cuda:99: "),
+    # --metrics
+    (["--metrics", "fidd"], "--metrics: unknown metric 'fidd'"), (["--metrics", "0"], "--metrics: unknown metric '0'"),
+    (["--metrics", "-1"], "--metrics: unknown metric '-1'"), (["--metrics", "inf"], "--metrics: unknown metric 'inf'"),
+    (["--metrics", "fid1"], "--metrics: fid1: needs at least 2 samples"),
+    (["--metrics", "is50k"], "--metrics: is50k: the Inception score needs --is-weights"),
+    # --max-rollbacks (0 = give up at the first divergence is valid)
+    (["--max-rollbacks", "abc"], f"--max-rollbacks: Input should be a {BAD_INT}"),
+    (["--max-rollbacks", "-1"], "--max-rollbacks: must be >= 0"),
+    (["--max-rollbacks", "inf"], f"--max-rollbacks: Input should be a {BAD_INT}"),
+    # --kd-weight (0 = off is valid)
+    (["--kd-weight", "abc"], f"--kd-weight: Input should be a {BAD_FLOAT}"),
+    (["--kd-weight", "-1"], "--kd-weight: must be >= 0"),
+    (["--kd-weight", "inf"], "--kd-weight: must be finite"), (["--kd-weight", "nan"], "--kd-weight: must be finite"),
+    # --depth-adaptor-p and the flags it contradicts
+    (["--depth-adaptor-p", "abc"], f"--depth-adaptor-p: Input should be a {BAD_FLOAT}"),
+    (["--depth-adaptor-p", "0"], "--depth-adaptor-p: must be in [0.1, 0.25], got 0"),
+    (["--depth-adaptor-p", "-1"], "--depth-adaptor-p: must be in [0.1, 0.25]"),
+    (["--depth-adaptor-p", "inf"], "--depth-adaptor-p: must be finite"),
+    (["--depth-adaptor-p", "0.5"], "--depth-adaptor-p: must be in [0.1, 0.25], got 0.5"),
+    (["--depth-adaptor-p", "0.2", "--no-depth-adaptor"], "--no-depth-adaptor: --depth-adaptor-p fixes the depth "
+                                                          "adaptor's selection, but --no-depth-adaptor turns"),
+    (["--no-depth", "--depth-adaptor-p", "0.2"], "--no-depth: --depth-adaptor-p fixes the depth adaptor's "
+                                                  "selection, but --no-depth turns the adaptor off"),
+    # flags take no value
+    (["--no-depth-adaptor=1"], "--no-depth-adaptor: does not take a value"),
+    (["--no-camera-adaptor=0"], "--no-camera-adaptor: does not take a value"),
+    (["--no-depth=inf"], "--no-depth: does not take a value"), (["--dry-run=-1"], "--dry-run: does not take a value"),
+    (["--resume=0"], "--resume: does not take a value"), (["--force-override=1"], "--force-override: does not take"),
+    # --force-override and RESUME_FROM belong to --resume
+    (["--force-override"], "--force-override: only applies with --resume"),
+    (["0"], "--resume: 0 names a run to continue: add --resume"),
+    (["--resume", "0"], "--resume: 0: no such run directory or checkpoint"),
+    (["--resume", "inf"], "--resume: inf: no such run directory or checkpoint"),
+    # --preset
+    (["--preset", "0"], "--preset: unknown preset '0'"), (["--preset", "-1"], "--preset: unknown preset '-1'"),
+    (["--preset", "inf"], "--preset: unknown preset 'inf'"),
+    # --set: type, zero, negative, infinite, contradictory, unknown
+    (["--set", "run.batch=abc"], "--set run.batch: expected int, got 'abc'"),
+    (["--set", "run.tick_kimg=0"], "--set run.tick_kimg: must be > 0, got 0"),
+    (["--set", "run.state_kimg=-1"], "--set run.state_kimg: must be >= 0, got -1"),
+    (["--set", "run.keep_states=0"], "--set run.keep_states: must be >= 1, got 0"),
+    (["--set", "loss.r1_interval=0"], "--set loss.r1_interval: must be >= 1, got 0"),
+    (["--set", "loss.gamma=-0.5"], "--set loss.gamma: must be >= 0"),
+    (["--set", "loss.kd_weight=inf"], "--set loss.kd_weight: must be finite, got inf"),
+    (["--set", "ema.ema_kimg=-1"], "--set ema.ema_kimg: must be >= 0, got -1"),
+    (["--set", "optim.g_lr=0"], "--set optim.g_lr: must be > 0, got 0"),
+    (["--set", "optim.d_beta2=1"], "--set optim.d_beta2: must be in [0, 1), got 1"),
+    (["--set", "data.workers=-1"], "--set data.workers: must be in [0, 256]"),
+    (["--set", "run.diverge_metric_factor=0.5"], "--set run.diverge_metric_factor: must be 0 (off) or > 1"),
+    (["--set", "model.render.num_coarse_steps=0"], "--set model.render.num_coarse_steps: must be >= 3, got 0"),
+    (["--set", "model.camera.yaw_min=3"], "--set model.camera.yaw_min: 3 exceeds model.camera.yaw_max = 1.57"),
+    (["--set", "model.render.ray_end=inf"], "--set model.render.ray_end: must be finite"),
+    (["--set", "run.batch_gpu=16"], "--set run.batch_gpu: 16 exceeds the global batch --batch 8"),
+    (["--set", "run.nope=1"], "--set run.nope: unknown config key 'run.nope'"),
+    (["--set", "nope"], "--set: expected section.key=value, got 'nope'"),
+    # --data and --outdir
+    (["--data", "0"], "--data: 0: no such dataset directory"), (["--data", "inf"], "--data: inf: no such dataset"),
+    # usage errors are one line too
+    (["--bacth", "8"], "--bacth: no such option; did you mean --batch"), (["--kimg"], "--kimg: requires an argument"),
+    (["a", "b"], "Got unexpected extra argument(s) (b)"),
+]
+
+EVAL = [
+    (["--num-gen", "abc"], f"--num-gen: Input should be a {BAD_INT}"), (["--num-gen", "0"], "--num-gen: must be >= 2"),
+    (["--num-gen", "-1"], "--num-gen: must be >= 2"), (["--num-gen", "inf"], f"--num-gen: Input should be a {BAD_INT}"),
+    (["--batch", "abc"], f"--batch: Input should be a {BAD_INT}"), (["--batch", "0"], "--batch: must be >= 1"),
+    (["--batch", "-1"], "--batch: must be >= 1"), (["--batch", "inf"], f"--batch: Input should be a {BAD_INT}"),
+    (["--seed", "abc"], f"--seed: Input should be a {BAD_INT}"), (["--seed", "-1"], "--seed: must be in [0, 2^32)"),
+    (["--seed", "inf"], f"--seed: Input should be a {BAD_INT}"),
+    (["--truncation", "abc"], f"--truncation: Input should be a {BAD_FLOAT}"),
+    (["--truncation", "-1"], "--truncation: must be in [0, 2]"), (["--truncation", "inf"], "--truncation: must be in"),
+    (["--truncation", "nan"], "--truncation: must be"),
+    (["--workers", "abc"], f"--workers: Input should be a {BAD_INT}"), (["--workers", "-1"], "--workers: must be >= 0"),
+    (["--workers", "inf"], f"--workers: Input should be a {BAD_INT}"),
+    (["--resolution", "abc"], f"--resolution: Input should be a {BAD_INT}"),
+    (["--resolution", "0"], "--resolution: must be in [8, 4096]"), (["--resolution", "-1"], "--resolution: must be in"),
+    (["--resolution", "inf"], f"--resolution: Input should be a {BAD_INT}"),
+    (["--device", "gpu"], "--device: expected auto, cpu or cuda[:N], got 'gpu'"), (["--device", "0"], "--device: "),
+    (["--device", "-1"], "--device: "), (["--device", "inf"], "--device: "), (["--device", "cuda:99"], "--device: "),
+    (["--metrics", "fidd"], "--metrics: unknown metric 'fidd'"), (["--metrics", "0"], "--metrics: unknown metric '0'"),
+    (["--metrics", "-1"], "--metrics: unknown metric"), (["--metrics", "inf"], "--metrics: unknown metric 'inf'"),
+    (["--snapshots", "0"], "--snapshots: expected one of best, latest, all, got '0'"),
+    (["--snapshots", "-1"], "--snapshots: expected one of"), (["--snapshots", "inf"], "--snapshots: expected one of"),
+    (["--resize", "0"], "--resize: expected stylegan or clean, got '0'"), (["--resize", "inf"], "--resize: expected"),
+    (["--data", "0"], "--data: 0: no such file or folder"), (["--data", "inf"], "--data: inf: no such file or folder"),
+    (["--inception", "0"], "0: --inception: no such file"), (["--is-weights", "inf"], "inf: --is-weights: no such"),
+    (["--fakes", "0"], "--fakes: give either a checkpoint (CKPT) or --fakes DIR_OR_DATASET, not both"),
+    (["--out", "{file}/card.json"], "--out: "),
+    (["--snapshot", "best"], "--snapshot: no such option; did you mean --snapshots?"),
+]
+
+EXPORT = [
+    (["--seeds", "abc"], "--seeds: bad seed range 'abc'"), (["--seeds", "-1"], "--seeds: bad seed range '-1'"),
+    (["--seeds", "inf"], "--seeds: bad seed range 'inf'"), (["--seeds", "5-2"], "--seeds: bad seed range '5-2'"),
+    (["--classes", "0"], "--classes: this model is unconditional"), (["--classes", "-1"], "--classes: "),
+    (["--truncation", "abc"], f"--truncation: Input should be a {BAD_FLOAT}"),
+    (["--truncation", "-1"], "--truncation: must be in [0.0, 2.0]"), (["--truncation", "inf"], "--truncation: must be"),
+    (["--truncation", "nan"], "--truncation: must be"),
+    (["--noise-mode", "0"], "--noise-mode: expected const, random or none, got '0'"),
+    (["--noise-mode", "inf"], "--noise-mode: expected"),
+    (["--trajectory", "0"], "--trajectory: unknown trajectory '0'"), (["--trajectory", "-1"], "--trajectory: unknown"),
+    (["--frames", "abc"], f"--frames: Input should be a {BAD_INT}"),
+    (["--frames", "0"], "--frames: must be in [1, 10000]"),
+    (["--frames", "-1"], "--frames: must be in"), (["--frames", "inf"], f"--frames: Input should be a {BAD_INT}"),
+    (["--fps", "abc"], f"--fps: Input should be a {BAD_INT}"), (["--fps", "0"], "--fps: must be in [1, 120]"),
+    (["--fps", "-1"], "--fps: must be in"), (["--fps", "inf"], f"--fps: Input should be a {BAD_INT}"),
+    (["--format", "0"], "--format: expected mp4 or gif, got '0'"),
+    (["--format", "avi"], "--format: expected mp4 or gif"),
+    (["--video-kind", "0"], "--video-kind: expected one of rgb, depth, both"),
+    (["--grid-views", "abc"], f"--grid-views: Input should be a {BAD_INT}"),
+    (["--grid-views", "0"], "--grid-views: must be in [1, 16]"), (["--grid-views", "-1"], "--grid-views: must be in"),
+    (["--grid-views", "inf"], f"--grid-views: Input should be a {BAD_INT}"),
+    (["--mesh", "0"], "--mesh: expected one of obj, ply, glb, got '0'"), (["--mesh", "stl"], "--mesh: expected one of"),
+    (["--mesh-res", "abc"], f"--mesh-res: Input should be a {BAD_INT}"),
+    (["--mesh-res", "0"], "--mesh-res: must be in"),
+    (["--mesh-res", "-1"], "--mesh-res: must be in"),
+    (["--mesh-res", "inf"], f"--mesh-res: Input should be a {BAD_INT}"),
+    (["--level", "abc"], f"--level: Input should be a {BAD_FLOAT}"),
+    (["--level", "0"], "--level: must be a finite density > 0"),
+    (["--level", "-1"], "--level: must be a finite"), (["--level", "inf"], "--level: must be a finite"),
+    (["--level", "nan"], "--level: must be a finite"),
+    (["--volume", "0"], "--volume: expected npy or mrc, got '0'"),
+    (["--volume", "npy"], "--volume: the density volume is written with a mesh: add --mesh"),
+    (["--device", "gpu"], "--device: expected auto, cpu or cuda[:N], got 'gpu'"), (["--device", "0"], "--device: "),
+    (["--device", "-1"], "--device: "), (["--device", "inf"], "--device: "), (["--device", "cuda:99"], "--device: "),
+    (["--resolution", "abc"], f"--resolution: Input should be a {BAD_INT}"),
+    (["--resolution", "0"], "--resolution: must be in [8, 2048]"), (["--resolution", "-1"], "--resolution: must be"),
+    (["--resolution", "inf"], f"--resolution: Input should be a {BAD_INT}"),
+    (["--steps", "abc"], f"--steps: Input should be a {BAD_INT}"), (["--steps", "0"], "--steps: must be in [3, 1024]"),
+    (["--steps", "-1"], "--steps: must be in"), (["--steps", "2"], "--steps: must be in [3, 1024], got 2"),
+    (["--steps", "inf"], f"--steps: Input should be a {BAD_INT}"),
+    (["--ray-end", "abc"], f"--ray-end: Input should be a {BAD_FLOAT}"),
+    (["--ray-end", "0"], "--ray-end: must be a finite distance > 0"), (["--ray-end", "-1"], "--ray-end: must be"),
+    (["--ray-end", "inf"], "--ray-end: must be a finite"), (["--ray-end", "0.5"], "--ray-end: 0.5 must be beyond the "
+                                                                                   "model's near plane 0.75"),
+    (["--batch", "abc"], f"--batch: Input should be a {BAD_INT}"), (["--batch", "0"], "--batch: must be in [1, 1024]"),
+    (["--batch", "-1"], "--batch: must be in"), (["--batch", "inf"], f"--batch: Input should be a {BAD_INT}"),
+    (["--video=1"], "--video: does not take a value"), (["--report=0"], "--report: does not take a value"),
+    (["--outdir", "{file}"], "--outdir: "), (["--outdir", "{file}/sub"], "--outdir: "),
+]
+
+
+def _id(row):
+    return " ".join(row[0])[:40]
+
+
+def _check(code, err, needle):
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), (code, err)
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def _fill(args, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    return [a.replace("{file}", str(blocker)) for a in args]
+
+
+@pytest.mark.parametrize("args, needle", TRAIN, ids=[_id(r) for r in TRAIN])
+def test_train_option_values(args, needle, run_cli, eval_dataset, tmp_path):
+    if args == ["--device", "cuda:99"] and NO_CUDA:
+        needle = "--device: cuda:99: no CUDA device is available"
+    out = tmp_path / "runs"
+    # Not a dry run: a rejected start must leave no run directory. Should a bad value ever be accepted, the run is
+    # one short iteration without metrics (and the test fails on its exit code).
+    code, _, err = run_cli("train", "--data", eval_dataset, "--preset", "tiny", "--outdir", out, "--kimg", "0.008",
+                           "--metrics", "none", *_fill(args, tmp_path))
+    _check(code, err, needle)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("outdir, needle", [("{file}", "--outdir: {file} is a file, not a folder"),
+                                            ("{file}/sub", "--outdir: {file}/sub: {file} is a file")])
+def test_train_outdir_that_is_a_file(outdir, needle, run_cli, eval_dataset, tmp_path):
+    args = _fill(["--outdir", outdir], tmp_path)
+    code, _, err = run_cli("train", "--data", eval_dataset, "--preset", "tiny", *args)
+    _check(code, err, needle.replace("{file}", str(tmp_path / "a-file")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "cache"] or \
+        sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_train_data_that_is_not_a_dataset(run_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "f").write_text("x")
+    for data, needle in ((tmp_path / "empty", f"{tmp_path / 'empty'}: not a 3dgp dataset (no data.mdb)"),
+                         (tmp_path / "f", f"--data: {tmp_path / 'f'}: not a directory")):
+        code, _, err = run_cli("train", "--data", data, "--preset", "tiny", "--outdir", tmp_path / "runs")
+        _check(code, err, needle)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args, needle", EVAL, ids=[_id(r) for r in EVAL])
+def test_eval_option_values(args, needle, run_cli, eval_run, tmp_path):
+    if args == ["--device", "cuda:99"] and NO_CUDA:
+        needle = "--device: cuda:99: no CUDA device is available"
+    before = sorted(p.name for p in eval_run.iterdir())
+    code, _, err = run_cli("eval", eval_run / "snapshot-000000.000.pt", "--metrics", "camera", "--num-gen", "4",
+                           "--out", tmp_path / "card.json", *_fill(args, tmp_path))
+    _check(code, err, needle)
+    assert sorted(p.name for p in eval_run.iterdir()) == before and not (tmp_path / "card.json").exists()
+
+
+def test_eval_missing_checkpoint_and_usage(run_cli, tmp_path):
+    code, _, err = run_cli("eval", tmp_path / "nope.pt")
+    _check(code, err, f"{tmp_path / 'nope.pt'}: no such snapshot file or run directory")
+    code, _, err = run_cli("eval")
+    _check(code, err, "--fakes: nothing to evaluate: give CKPT or --fakes")
+
+
+@pytest.mark.parametrize("args, needle", EXPORT, ids=[_id(r) for r in EXPORT])
+def test_export_option_values(args, needle, run_cli, eval_run, tmp_path):
+    if args == ["--device", "cuda:99"] and NO_CUDA:
+        needle = "--device: cuda:99: no CUDA device is available"
+    out = tmp_path / "export"
+    code, _, err = run_cli("export", eval_run / "snapshot-000000.000.pt", "--outdir", out, "--grid", "--steps", "4",
+                           *_fill(args, tmp_path))
+    _check(code, err, needle)
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_export_missing_checkpoint_and_usage(run_cli, tmp_path):
+    code, _, err = run_cli("export", tmp_path / "nope.pt", "--grid", "--outdir", tmp_path / "x")
+    _check(code, err, f"{tmp_path / 'nope.pt'}: ")
+    code, _, err = run_cli("export")
+    _check(code, err, "CKPT: missing argument (see 3dgp export --help)")
