@@ -97,7 +97,9 @@ class MetricContext:
             if getattr(self.fakes, "kind", None) != "generator":
                 total = min(total, self.fakes.count)
             rows_stats = FeatureStats(capture_all=True, max_items=total)
-            for feats in _extract(self.detector(), self.track(self.fakes.images(total), total, f"fakes ({total})")):
+            overlap = getattr(self.fakes, "kind", None) != "generator" or self.fakes.device.type == "cuda"
+            batches = self.track(self.fakes.images(total), total, f"fakes ({total})")
+            for feats in _extract(self.detector(), batches, overlap):
                 rows_stats.append(feats)
             self._gen_features[rows_stats.num_items] = rows_stats
             rows = rows_stats.all_features()[:n]
@@ -147,10 +149,11 @@ class MetricContext:
         return stats
 
 
-def _extract(detector, batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-    """Features ``[b, F]`` per uint8 batch; overlaps decoding with the network when the detector can."""
+def _extract(detector, batches: Iterable[torch.Tensor], overlap: bool = True) -> Iterator[torch.Tensor]:
+    """Features ``[b, F]`` per uint8 batch. With ``overlap`` (image sets; generators on a GPU) producing the next
+    batches runs beside the network when the detector can; a CPU generator would only fight it for the cores."""
     stream = getattr(detector, "extract_stream", None)
-    if stream is not None:
+    if stream is not None and overlap:
         yield from stream(batches)
         return
     for images in batches:
