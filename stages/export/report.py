@@ -15,7 +15,6 @@ calls are collected in ``window.__errors`` and mirrored into ``<html data-errors
 from __future__ import annotations
 
 import base64
-import html
 import json
 import logging
 import math
@@ -27,6 +26,8 @@ from typing import Iterable, Sequence
 
 from stages.common.errors import BadFileError
 from stages.common.stats import read_jsonl
+from stages.export.report_page import BODY_SCRIPT, CSS, HEAD_SCRIPT
+from stages.export.svg_plot import _esc, svg_line_plot
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +47,11 @@ STATS_PANELS: list[tuple[str, str, list[str]]] = [
 ]
 # Keys of a metrics.jsonl line that are bookkeeping, not metrics.
 METRICS_NON_METRIC_KEYS = {"kimg", "tick", "seconds", "timestamp", "snapshot", "source", "card"}
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 _IMAGE_MIME = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF87a": "image/gif",
                b"GIF89a": "image/gif", b"RIFF": "image/webp"}
 
 Media = Sequence[tuple[str, "str | os.PathLike"]]
-
-
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -131,99 +127,6 @@ def _load_card(path: str | os.PathLike) -> dict:
     if not isinstance(card, dict) or not isinstance(card.get("metrics"), list):
         raise BadFileError(path, "not a metric card (no 'metrics' list)")
     return card
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# SVG line plots
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def _nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
-    """About ``target`` round tick values covering [lo, hi]."""
-    if not hi > lo:
-        return [lo]
-    raw = (hi - lo) / max(target, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10)), key=lambda st: abs(math.log(st / raw)))
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks, t = [], first
-    while t <= hi + step * 1e-9:
-        ticks.append(0.0 if abs(t) < step * 1e-9 else t)
-        t += step
-    return ticks
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.4g}"
-
-
-def svg_line_plot(series: dict[str, list[tuple[float, float]]], *, title: str, xlabel: str, ylabel: str,
-                  width: int = 480, height: int = 280) -> str:
-    """An inline ``<svg>`` with one ``<polyline>`` per non-empty series, axes, ticks, labels and a legend."""
-    series = {name: pts for name, pts in series.items() if pts}
-    left, right, top, bottom = 64, 14, 28, 46
-    # Legend rows below the x label: wrap at the plot width (character width ~6.5 px at 11 px font).
-    legend, x_cursor, row = [], 0.0, 0
-    for name in series:
-        w = 26 + 6.5 * len(name) + 14
-        if x_cursor and x_cursor + w > width - left:
-            x_cursor, row = 0.0, row + 1
-        legend.append((name, x_cursor, row))
-        x_cursor += w
-    legend_h = 18 * (row + 1) if series else 0
-    total_h = height + legend_h
-    pw, ph = width - left - right, height - top - bottom
-
-    xs = [p[0] for pts in series.values() for p in pts] or [0.0, 1.0]
-    ys = [p[1] for pts in series.values() for p in pts] or [0.0, 1.0]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x0, x1 = x0 - 0.5, x1 + 0.5
-    if y1 == y0:
-        pad = abs(y0) * 0.1 or 1.0
-        y0, y1 = y0 - pad, y1 + pad
-    else:
-        pad = (y1 - y0) * 0.05
-        y0, y1 = y0 - pad, y1 + pad
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * pw
-
-    def sy(y: float) -> float:
-        return top + (1 - (y - y0) / (y1 - y0)) * ph
-
-    out = [f'<svg class="plot" viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" role="img" '
-           f'aria-label="{_esc(title)}">', f"<title>{_esc(title)}</title>",
-           f'<text class="ptitle" x="{left + pw / 2:.1f}" y="17" text-anchor="middle">{_esc(title)}</text>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>']
-    for t in _nice_ticks(x0, x1):
-        X = sx(t)
-        out.append(f'<line class="grid" x1="{X:.1f}" y1="{top}" x2="{X:.1f}" y2="{top + ph}"/>')
-        out.append(f'<text class="tick" x="{X:.1f}" y="{top + ph + 14}" text-anchor="middle">{_fmt(t)}</text>')
-    for t in _nice_ticks(y0, y1):
-        Y = sy(t)
-        out.append(f'<line class="grid" x1="{left}" y1="{Y:.1f}" x2="{left + pw}" y2="{Y:.1f}"/>')
-        out.append(f'<text class="tick" x="{left - 5}" y="{Y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
-    out.append(f'<text class="alabel" x="{left + pw / 2:.1f}" y="{top + ph + 32}" text-anchor="middle">'
-               f"{_esc(xlabel)}</text>")
-    out.append(f'<text class="alabel" transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" '
-               f'text-anchor="middle">{_esc(ylabel)}</text>')
-    for i, (name, pts) in enumerate(series.items()):
-        color = PALETTE[i % len(PALETTE)]
-        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
-        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{coords}">'
-                   f"<title>{_esc(name)}</title></polyline>")
-        if len(pts) <= 40:  # markers keep short curves (and single points) visible
-            out.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.4" fill="{color}"/>' for x, y in pts)
-    for i, (name, lx, lrow) in enumerate(legend):
-        color = PALETTE[i % len(PALETTE)]
-        X, Y = left + lx, height + 4 + 18 * lrow
-        out.append(f'<line x1="{X:.1f}" y1="{Y:.1f}" x2="{X + 20:.1f}" y2="{Y:.1f}" stroke="{color}" '
-                   f'stroke-width="2.5"/>')
-        out.append(f'<text class="legend" x="{X + 26:.1f}" y="{Y + 4:.1f}">{_esc(name)}</text>')
-    out.append("</svg>")
-    return "".join(out)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -351,97 +254,6 @@ def _viewer_script() -> str:
     # Inline script text must not close the element; the vendored file has no such sequence (checked by a test).
     assert re.search(r"</script|<script", js, re.I) is None, "vendored model-viewer contains a <script> tag"
     return f'<script type="module">\n{js}\n</script>'
-
-
-CSS = """
-:root{--fg:#1d2330;--muted:#5b6475;--line:#d9dee7;--bg:#f6f7fa;--accent:#2a5bd7}
-*{box-sizing:border-box}
-body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);
-background:var(--bg)}
-header{background:#fff;border-bottom:1px solid var(--line);padding:18px 28px 10px}
-header h1{margin:0 0 4px;font-size:24px}
-header .meta{color:var(--muted);font-size:13px}
-nav{margin-top:8px}
-nav a{color:var(--accent);text-decoration:none;margin-right:16px;font-size:14px}
-main{padding:8px 28px 40px;max-width:1400px}
-section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 18px 16px;margin:18px 0}
-section h2{margin:0 0 10px;font-size:19px}
-.grid{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
-figure{margin:0;max-width:100%}
-figure img,figure video{display:block;max-width:100%;min-width:256px;height:auto;
-border:1px solid var(--line);border-radius:4px;image-rendering:pixelated;background:#000}
-figure.mesh{width:min(520px,100%)}
-figcaption{color:var(--muted);font-size:13px;margin-top:4px}
-model-viewer{display:block;width:100%;height:360px;border:1px solid var(--line);border-radius:4px;
-background:radial-gradient(#fff,#e3e6ec)}
-.plots{display:flex;flex-wrap:wrap;gap:12px}
-svg.plot{background:#fff;border:1px solid var(--line);border-radius:4px;font-family:inherit}
-svg.plot .frame{fill:none;stroke:#8a93a3}
-svg.plot .grid{stroke:#eceff4}
-svg.plot .tick{font-size:10px;fill:#5b6475}
-svg.plot .alabel{font-size:12px;fill:#1d2330}
-svg.plot .ptitle{font-size:13px;font-weight:600;fill:#1d2330}
-svg.plot .legend{font-size:11px;fill:#1d2330}
-.card{margin-bottom:16px}
-table{border-collapse:collapse;font-size:14px;margin-bottom:6px}
-th,td{border-bottom:1px solid var(--line);padding:4px 12px;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-th{background:#eef1f6}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;font-size:12px;color:var(--muted);margin:4px 0}
-dt{font-weight:600}
-dd{margin:0;word-break:break-all}
-details summary{cursor:pointer;color:var(--accent)}
-pre{background:#f3f4f7;border:1px solid var(--line);border-radius:4px;padding:10px;overflow:auto;font-size:12.5px;
-max-height:600px}
-.note{color:var(--muted)}
-footer{color:var(--muted);font-size:12px;padding:0 28px 24px}
-"""
-
-# Runs first (classic script in <head>): collects errors before anything else can fail.
-HEAD_SCRIPT = """
-window.__errors=[];
-(function(){
-  function sync(){document.documentElement.setAttribute('data-errors',JSON.stringify(window.__errors));}
-  function add(msg){window.__errors.push(String(msg));sync();}
-  window.addEventListener('error',function(e){
-    var t=e.target;
-    if(t&&t!==window&&t.tagName){add('resource failed: <'+t.tagName.toLowerCase()+'> '+(t.title||t.alt||''));}
-    else{add('uncaught: '+(e.message||e.error));}
-  },true);
-  window.addEventListener('unhandledrejection',function(e){add('unhandled rejection: '+(e.reason&&e.reason.message||e.reason));});
-  var ce=console.error.bind(console);
-  console.error=function(){add('console.error: '+Array.prototype.map.call(arguments,String).join(' '));ce.apply(null,arguments);};
-  sync();
-})();
-"""
-
-# Runs at the end of <body>, before the (deferred) viewer module upgrades the <model-viewer> elements.
-BODY_SCRIPT = """
-(function(){
-  function rects(){document.querySelectorAll('model-viewer').forEach(function(mv){
-    var r=mv.getBoundingClientRect();
-    mv.setAttribute('data-rect',[r.left+scrollX,r.top+scrollY,r.width,r.height].map(Math.round).join(','));
-  });}
-  if(window.ResizeObserver){new ResizeObserver(rects).observe(document.body);}
-  document.querySelectorAll('model-viewer').forEach(function(mv){
-    mv.addEventListener('load',function(){mv.setAttribute('data-loaded','1');rects();});
-    mv.addEventListener('error',function(e){
-      var d=e.detail||{};mv.setAttribute('data-error',String(d.type||'error'));
-      window.__errors.push('model-viewer error: '+(d.type||'')+' '+(d.sourceError||''));
-      document.documentElement.setAttribute('data-errors',JSON.stringify(window.__errors));
-    });
-  });
-  document.querySelectorAll('video').forEach(function(v){
-    if(v.readyState>=2){v.setAttribute('data-ok','1');}
-    v.addEventListener('loadeddata',function(){v.setAttribute('data-ok','1');});
-    v.addEventListener('error',function(){v.setAttribute('data-ok','0');});
-  });
-  document.querySelectorAll('img').forEach(function(im){
-    function mark(){im.setAttribute('data-ok',im.naturalWidth>0?'1':'0');}
-    if(im.complete){mark();}else{im.addEventListener('load',mark);im.addEventListener('error',mark);}
-  });
-})();
-"""
 
 
 def write_report(path: str | os.PathLike, *, title: str, images: Media = (), videos: Media = (), meshes: Media = (),

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from stages.common.hashing import sha256_file
-from stages.metrics.resize import INCEPTION_SIZE, RESIZE_MODES, resize_clean, resize_for_detector  # noqa: F401
+from stages.metrics.resize import INCEPTION_SIZE, RESIZE_MODES, resize_for_detector
 from stages.common.errors import BadFileError, BadOptionError
 
 logger = logging.getLogger(__name__)

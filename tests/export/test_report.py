@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from stages.common.errors import BadFileError
 from stages.export import report as report_mod
+from stages.export import svg_plot
 from stages.export.report import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -299,14 +299,14 @@ def test_large_report_warns(inputs, tmp_path, monkeypatch, caplog):
 
 
 def test_svg_line_plot_edge_cases():
-    one = report_mod.svg_line_plot({"a": [(3.0, 2.0)]}, title="t", xlabel="kimg", ylabel="y")
+    one = svg_plot.svg_line_plot({"a": [(3.0, 2.0)]}, title="t", xlabel="kimg", ylabel="y")
     assert one.count("<polyline") == 1 and one.count("<circle") == 1  # a single point is still visible
     assert "nan" not in one and "inf" not in one
-    flat = report_mod.svg_line_plot({"a": [(0.0, 0.0), (1.0, 0.0)], "b": []}, title="t", xlabel="x", ylabel="y")
+    flat = svg_plot.svg_line_plot({"a": [(0.0, 0.0), (1.0, 0.0)], "b": []}, title="t", xlabel="x", ylabel="y")
     assert flat.count("<polyline") == 1 and "nan" not in flat
-    ticks = report_mod._nice_ticks(0.0, 1.0)
+    ticks = svg_plot._nice_ticks(0.0, 1.0)
     assert len(ticks) == 6 and ticks[0] == 0.0 and ticks[-1] == pytest.approx(1.0)
-    assert report_mod._nice_ticks(-0.3, 0.3) == pytest.approx([-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3])
+    assert svg_plot._nice_ticks(-0.3, 0.3) == pytest.approx([-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3])
 
 
 def test_vendored_viewer_matches_readme():

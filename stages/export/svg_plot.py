@@ -1,0 +1,99 @@
+"""Inline SVG line plots for the report (no plotting library): axes, round ticks, labels, a legend."""
+from __future__ import annotations
+
+import html
+import math
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
+    """About ``target`` round tick values covering [lo, hi]."""
+    if not hi > lo:
+        return [lo]
+    raw = (hi - lo) / max(target, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10)), key=lambda st: abs(math.log(st / raw)))
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks, t = [], first
+    while t <= hi + step * 1e-9:
+        ticks.append(0.0 if abs(t) < step * 1e-9 else t)
+        t += step
+    return ticks
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def svg_line_plot(series: dict[str, list[tuple[float, float]]], *, title: str, xlabel: str, ylabel: str,
+                  width: int = 480, height: int = 280) -> str:
+    """An inline ``<svg>`` with one ``<polyline>`` per non-empty series, axes, ticks, labels and a legend."""
+    series = {name: pts for name, pts in series.items() if pts}
+    left, right, top, bottom = 64, 14, 28, 46
+    # Legend rows below the x label: wrap at the plot width (character width ~6.5 px at 11 px font).
+    legend, x_cursor, row = [], 0.0, 0
+    for name in series:
+        w = 26 + 6.5 * len(name) + 14
+        if x_cursor and x_cursor + w > width - left:
+            x_cursor, row = 0.0, row + 1
+        legend.append((name, x_cursor, row))
+        x_cursor += w
+    legend_h = 18 * (row + 1) if series else 0
+    total_h = height + legend_h
+    pw, ph = width - left - right, height - top - bottom
+
+    xs = [p[0] for pts in series.values() for p in pts] or [0.0, 1.0]
+    ys = [p[1] for pts in series.values() for p in pts] or [0.0, 1.0]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if x1 == x0:
+        x0, x1 = x0 - 0.5, x1 + 0.5
+    if y1 == y0:
+        pad = abs(y0) * 0.1 or 1.0
+        y0, y1 = y0 - pad, y1 + pad
+    else:
+        pad = (y1 - y0) * 0.05
+        y0, y1 = y0 - pad, y1 + pad
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * pw
+
+    def sy(y: float) -> float:
+        return top + (1 - (y - y0) / (y1 - y0)) * ph
+
+    out = [f'<svg class="plot" viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" role="img" '
+           f'aria-label="{_esc(title)}">', f"<title>{_esc(title)}</title>",
+           f'<text class="ptitle" x="{left + pw / 2:.1f}" y="17" text-anchor="middle">{_esc(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>']
+    for t in _nice_ticks(x0, x1):
+        X = sx(t)
+        out.append(f'<line class="grid" x1="{X:.1f}" y1="{top}" x2="{X:.1f}" y2="{top + ph}"/>')
+        out.append(f'<text class="tick" x="{X:.1f}" y="{top + ph + 14}" text-anchor="middle">{_fmt(t)}</text>')
+    for t in _nice_ticks(y0, y1):
+        Y = sy(t)
+        out.append(f'<line class="grid" x1="{left}" y1="{Y:.1f}" x2="{left + pw}" y2="{Y:.1f}"/>')
+        out.append(f'<text class="tick" x="{left - 5}" y="{Y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
+    out.append(f'<text class="alabel" x="{left + pw / 2:.1f}" y="{top + ph + 32}" text-anchor="middle">'
+               f"{_esc(xlabel)}</text>")
+    out.append(f'<text class="alabel" transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" '
+               f'text-anchor="middle">{_esc(ylabel)}</text>')
+    for i, (name, pts) in enumerate(series.items()):
+        color = PALETTE[i % len(PALETTE)]
+        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{coords}">'
+                   f"<title>{_esc(name)}</title></polyline>")
+        if len(pts) <= 40:  # markers keep short curves (and single points) visible
+            out.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.4" fill="{color}"/>' for x, y in pts)
+    for i, (name, lx, lrow) in enumerate(legend):
+        color = PALETTE[i % len(PALETTE)]
+        X, Y = left + lx, height + 4 + 18 * lrow
+        out.append(f'<line x1="{X:.1f}" y1="{Y:.1f}" x2="{X + 20:.1f}" y2="{Y:.1f}" stroke="{color}" '
+                   f'stroke-width="2.5"/>')
+        out.append(f'<text class="legend" x="{X + 26:.1f}" y="{Y + 4:.1f}">{_esc(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
