@@ -17,7 +17,9 @@ Public API:
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -108,9 +110,6 @@ def _validate(req: EvalRequest) -> None:
     for option, path in (("--inception", req.inception), ("--is-weights", req.is_weights)):
         if path is not None and not os.path.isfile(path):
             raise BadFileError(path, f"{option}: no such file")
-    import math
-    import re
-
     if not math.isfinite(req.truncation):
         raise BadOptionError("--truncation", f"must be finite, got {req.truncation}")
     if not 0 <= req.seed < 2**32:
