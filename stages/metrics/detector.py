@@ -220,23 +220,29 @@ class InceptionDetector:
         return np.concatenate(chunks) if chunks else np.zeros((0, FEATURE_DIM), np.float32)
 
 
+def load_torchscript(path: str, option: str):
+    """``torch.jit.load`` a user's network file on the CPU; a missing or unreadable file is one BadFileError line
+    naming ``option`` (shared by ``--inception`` and ``--is-weights``)."""
+    import torch
+
+    if not os.path.isfile(path):
+        raise BadFileError(path, f"{option}: no such file")
+    try:
+        with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript loading; the file is TorchScript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(path, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - anything torch.jit cannot read is a bad file
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BadFileError(path, f"{option}: not a TorchScript Inception network ({first_line[:160]})") from exc
+
+
 def load_inception(path: str | None = None, device: str = "cpu", batch_size: int = 16,
                    resize: str = "stylegan", optimize: bool = True) -> InceptionDetector:
     """Load the Inception-v3 detector (3DGP ref §6.2): ``path`` or the packaged StyleGAN3 TorchScript.
 
     Raises BadFileError when the file is missing or not a TorchScript module.
     """
-    import torch
-
     path = os.fspath(path) if path is not None else default_inception_path()
-    if not os.path.isfile(path):
-        raise BadFileError(path, "--inception: no such file")
-    try:
-        with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript loading; the file is TorchScript
-            warnings.simplefilter("ignore", DeprecationWarning)
-            net = torch.jit.load(path, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - anything torch.jit cannot read is a bad file
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BadFileError(path, f"--inception: not a TorchScript Inception network ({first_line[:160]})") from exc
+    net = load_torchscript(path, "--inception")
     return InceptionDetector(net, path, sha256_file(path), device=device, batch_size=batch_size, resize=resize,
                              optimize=optimize)

@@ -21,7 +21,6 @@ Public API:
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -170,19 +169,12 @@ def load_is_network(path: str | os.PathLike | None, device: str = "cpu") -> ISNe
     ``path=None`` raises MetricUnavailable (the packaged FID network has no classifier and nothing is substituted);
     a missing, non-TorchScript or unusable file raises BadFileError with a one-line ``--is-weights: ...`` message.
     """
-    import torch
-
     if path is None:
         raise MetricUnavailable(NO_WEIGHTS_MESSAGE)
+    from stages.metrics.detector import load_torchscript
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise BadFileError(path, "--is-weights: no such file")
-    try:
-        with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript loading; the file is TorchScript
-            warnings.simplefilter("ignore", DeprecationWarning)
-            net = torch.jit.load(path, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - anything torch.jit cannot read is a bad file
-        raise BadFileError(path, f"--is-weights: not a TorchScript Inception network ({_first_line(exc)})") from exc
+    net = load_torchscript(path, "--is-weights")
     return ISNetwork(net, path, sha256_file(path), device=device)
 
 
