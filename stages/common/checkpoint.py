@@ -162,15 +162,22 @@ def _load_failure(exc: BaseException) -> str:
     return f"damaged or not a torch checkpoint ({type(exc).__name__})"
 
 
+def state_dict_differences(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:
+    """(missing keys, unexpected keys, keys whose shapes differ) of ``found`` against ``expected`` (state dicts)."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [k for k in expected
+              if k in found and tuple(getattr(found[k], "shape", ())) != tuple(expected[k].shape)]
+    return missing, unexpected, shapes
+
+
 def check_module_state(own: dict, state: Any, path: str | Path, name: str) -> None:
     """``CheckpointError`` (one line saying what differs) unless ``state`` has exactly the tensors of ``own`` (a
     module's ``state_dict()``, e.g. of a model built on the ``meta`` device) with the same shapes."""
     if not isinstance(state, dict):
         raise CheckpointError(path, f"{name} is not a state dict")
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {list(getattr(state[k], 'shape', []))} vs {list(own[k].shape)}" for k in own
-              if k in state and getattr(state[k], "shape", None) != own[k].shape]
+    missing, unexpected, mismatched = state_dict_differences(own, state)
+    shapes = [f"{k} {list(getattr(state[k], 'shape', []))} vs {list(own[k].shape)}" for k in mismatched]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing tensor(s) (e.g. {missing[0]})")

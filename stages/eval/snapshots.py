@@ -86,11 +86,7 @@ def load_snapshot(path: str | Path, device) -> LoadedSnapshot:
         raise CheckpointError(path, f"expected a snapshot or a training state, found {kind!r}")
     model_cfg = model_from_dict(model_dict)
     G = build_generator(model_cfg)
-    try:
-        G.load_state_dict(obj["G_ema"], strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(path, f"G_ema does not match its model config ({first})") from None
+    ckpt.load_module_state(G, obj["G_ema"], path, "G_ema")
     G = G.to(device).eval().requires_grad_(False)
     kimg = float(obj["kimg"]) if kind == "snapshot" else obj["counters"]["cur_nimg"] / 1000
     config = json.loads(json.dumps(obj.get("config") or {}))

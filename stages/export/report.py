@@ -256,17 +256,9 @@ def _viewer_script() -> str:
     return f'<script type="module">\n{js}\n</script>'
 
 
-def write_report(path: str | os.PathLike, *, title: str, images: Media = (), videos: Media = (), meshes: Media = (),
-                 stats_jsonl: str | os.PathLike | None = None, metrics_jsonl: str | os.PathLike | None = None,
-                 cards: Sequence[str | os.PathLike] = (), config: dict | None = None, depths: Media = ()) -> Path:
-    """Write one self-contained HTML report to ``path`` (atomically) and return it.
-
-    ``images``/``depths``/``videos``/``meshes`` are ``(caption, file)`` pairs (PNG/JPEG/GIF/WebP; depth maps as
-    images; MP4/WebM/GIF; binary glTF). ``stats_jsonl``/``metrics_jsonl`` give training curves vs kimg, ``cards`` are
-    metric card JSON files (``stages.eval.card``), ``config`` the run's ``config.json`` dict. Sections without input
-    are left out. Raises :class:`BadFileError` for a missing or unrecognised input file.
-    """
-    path = Path(path)
+def _sections(images: Media, depths: Media, videos: Media, meshes: Media, stats_jsonl, metrics_jsonl,
+              cards: Sequence, config: dict | None) -> tuple[list[tuple[str, str, str]], int]:
+    """(anchor, heading, body HTML) of every section that has input, and the inlined media's byte count."""
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, body)
     media_bytes = 0
     if images:
@@ -295,13 +287,18 @@ def write_report(path: str | os.PathLike, *, title: str, images: Media = (), vid
         sections.append(("config", "Config", f"<details><summary>config.json ({len(cfg.splitlines())} lines)"
                                               f"</summary><pre>{_esc(cfg)}</pre></details>"))
 
+    return sections, media_bytes
+
+
+def _document(title: str, sections: list[tuple[str, str, str]], has_meshes: bool) -> str:
+    """The whole page: head (CSS, error recorder), header with navigation, sections, footer, scripts."""
     from stages.common.sysinfo import package_version
 
     created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     nav = "".join(f'<a href="#{a}">{_esc(h)}</a>' for a, h, _ in sections)
     body = "".join(f'<section id="{a}"><h2>{_esc(h)}</h2>{b}</section>' for a, h, b in sections)
     viewer_note = (f" &middot; 3D view: @google/model-viewer {MODEL_VIEWER_VERSION} (Apache-2.0, bundles three.js, "
-                   f"MIT), inlined" if meshes else "")
+                   f"MIT), inlined" if has_meshes else "")
     doc = "".join([
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
@@ -311,10 +308,25 @@ def write_report(path: str | os.PathLike, *, title: str, images: Media = (), vid
         f"<main>{body or '<p class=note>Nothing to show.</p>'}</main>\n",
         f"<footer>3dgp report{viewer_note}</footer>\n",
         f"<script>{BODY_SCRIPT}</script>\n",
-        _viewer_script() if meshes else "",
+        _viewer_script() if has_meshes else "",
         "\n</body>\n</html>\n",
     ])
-    data = doc.encode("utf-8")
+    return doc
+
+
+def write_report(path: str | os.PathLike, *, title: str, images: Media = (), videos: Media = (), meshes: Media = (),
+                 stats_jsonl: str | os.PathLike | None = None, metrics_jsonl: str | os.PathLike | None = None,
+                 cards: Sequence[str | os.PathLike] = (), config: dict | None = None, depths: Media = ()) -> Path:
+    """Write one self-contained HTML report to ``path`` (atomically) and return it.
+
+    ``images``/``depths``/``videos``/``meshes`` are ``(caption, file)`` pairs (PNG/JPEG/GIF/WebP; depth maps as
+    images; MP4/WebM/GIF; binary glTF). ``stats_jsonl``/``metrics_jsonl`` give training curves vs kimg, ``cards`` are
+    metric card JSON files (``stages.eval.card``), ``config`` the run's ``config.json`` dict. Sections without input
+    are left out. Raises :class:`BadFileError` for a missing or unrecognised input file.
+    """
+    path = Path(path)
+    sections, media_bytes = _sections(images, depths, videos, meshes, stats_jsonl, metrics_jsonl, cards, config)
+    data = _document(title, sections, bool(meshes)).encode("utf-8")
     if len(data) > LARGE_REPORT_BYTES:
         logger.warning("%s: the report is %.0f MB (media %.0f MB); browsers may be slow to open it", path,
                        len(data) / 2**20, media_bytes / 2**20)

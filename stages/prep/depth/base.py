@@ -127,12 +127,9 @@ def strip_prefix(state_dict: dict, prefix: str) -> dict:
 
 def describe_mismatch(expected: dict, found: dict, what: str) -> str | None:
     """One line naming how two state dicts differ (missing/unexpected keys, shape mismatches), or None if equal."""
-    missing = [key for key in expected if key not in found]
-    unexpected = [key for key in found if key not in expected]
-    shapes = [
-        key for key in expected
-        if key in found and tuple(expected[key].shape) != tuple(getattr(found[key], "shape", ()))
-    ]
+    from stages.common.checkpoint import state_dict_differences
+
+    missing, unexpected, shapes = state_dict_differences(expected, found)
     if not (missing or unexpected or shapes):
         return None
     parts = []
