@@ -9,15 +9,11 @@ killed run never leaves the directory locked; the file itself stays (it only say
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
-import os
 import re
-import socket
 from pathlib import Path
 
-from stages.common.errors import BadFileError
+from stages.common.lockfile import FileLock
 
 logger = logging.getLogger(__name__)
 _RUN_RE = re.compile(r"^(\d{5})-")
@@ -74,35 +70,13 @@ def latest_run_dir(outdir: str | Path, require_state: bool = False) -> Path | No
 
 
 class RunLock:
-    """The exclusive lock of a process training a run directory (module docstring); :meth:`release` when done."""
+    """The exclusive lock of a process training a run directory (module docstring)."""
 
-    def __init__(self, path: Path, fd: int):
-        self.path, self._fd = path, fd
-
-    @classmethod
-    def acquire(cls, run_dir: str | Path) -> "RunLock":
-        """Lock ``run_dir`` or raise ``BadFileError`` naming the live holder (PID and host)."""
-        path = Path(run_dir) / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raise BadFileError(run_dir, f"another `3dgp train` ({holder}) is training this run directory; wait for "
-                                        f"it to finish or stop it first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        return cls(path, fd)
-
-    def release(self) -> None:
-        """Unlock (idempotent); the file stays."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    @staticmethod
+    def acquire(run_dir: str | Path) -> FileLock:
+        """Lock ``run_dir`` or raise ``BadFileError`` naming the live holder (PID and host); ``.release()`` when done."""
+        return FileLock.acquire(Path(run_dir) / LOCK_NAME, "another `3dgp train` ({holder}) is training this run directory",
+                                subject=run_dir)
 
 
 def attach_log_file(run_dir: str | Path, logger_name: str = "stages") -> logging.Handler:

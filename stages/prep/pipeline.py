@@ -38,6 +38,7 @@ from stages.prep.resume import (
     check_existing_output,
     check_output_paths,
     check_partial,
+    lock_output,
     open_partial,
     partial_dir,
     publish,
@@ -108,6 +109,11 @@ def run_prep(cfg: PrepConfig) -> PrepResult:
     cfg.validate()
     started = time.perf_counter()
     check_output_paths(cfg)
+    with lock_output(cfg):
+        return _run_locked(cfg, started)
+
+
+def _run_locked(cfg: PrepConfig, started: float) -> PrepResult:
     plan = build_source(cfg)
     fingerprint = source_fingerprint(plan)
     existing = check_existing_output(cfg, fingerprint)

@@ -9,7 +9,8 @@ refused, and either may be started over with ``--overwrite``.
 
 Only a folder with our marker or our own records (a meta, progress or arguments record) is ever deleted or
 replaced, even under ``--overwrite``; an empty folder is reused. Anything else at ``OUT`` or ``OUT.partial`` (a
-user's folder, a file, a symbolic link) is refused with one line.
+user's folder, a file, a symbolic link) is refused with one line. One process at a time preps an ``OUT``
+(``<OUT>.lock``, :func:`lock_output`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.common.errors import BadFileError
+from stages.common.lockfile import FileLock
 from stages.data.format import ARGS_KEY, META_KEY, PROGRESS_KEY
 from stages.data.lmdb_store import DatasetWriter, read_meta, release_readonly
 from stages.prep.config import PrepConfig, args_match, describe_differences
@@ -90,6 +92,18 @@ def check_output_paths(cfg: PrepConfig) -> None:
     partial = partial_dir(cfg.out)
     if partial.exists() and not _is_empty_dir(partial) and not (partial.is_dir() and _owned(partial)):
         raise BadFileError(partial, _NOT_OURS.format(marker=MARKER_NAME))
+
+
+def lock_output(cfg: PrepConfig) -> FileLock:
+    """Hold ``<OUT>.lock`` (removed on release) while this process preps ``OUT``: a second `3dgp prep` of the same
+    output is refused with one line instead of interleaving its items (issue 13 §2)."""
+    lock = cfg.out.with_name(cfg.out.name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock.acquire(lock, "another `3dgp prep` ({holder}) is writing this dataset", subject=cfg.out,
+                                unlink_on_release=True)
+    except OSError as exc:
+        raise BadFileError(cfg.out, f"cannot write beside the output ({exc.strerror or exc})") from None
 
 
 def _owned(path: Path) -> bool:

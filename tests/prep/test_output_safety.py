@@ -170,3 +170,29 @@ def test_resume_on_an_unchanged_source_matches_a_fresh_run(tmp_path, run_cli, mo
     assert code == 0 and "4 resumed" in stdout, err
     assert run_cli("prep", "folder", src, tmp_path / "fresh", *FOLDER)[0] == 0
     assert read_items(out) == read_items(tmp_path / "fresh")
+
+
+# --- issue 13 §2: one prep per output ------------------------------------------------------------------------------
+
+def test_a_second_prep_of_the_same_output_is_refused_and_a_dead_holder_does_not_block(run_cli, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "ds"
+    code = ("import sys, time\nfrom stages.common.lockfile import FileLock\n"
+            "FileLock.acquire(sys.argv[1], 'busy {holder}', unlink_on_release=True)\n"
+            "print('locked', flush=True)\ntime.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "ds.lock")], stdout=subprocess.PIPE,
+                              text=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code_, _, err = run_cli("prep", "toy", out, *TOY)
+        _one_line(code_, err, str(out), f"another `3dgp prep` (pid {holder.pid} on ", "is writing this dataset")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.lock"]  # no OUT, no OUT.partial
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # the kernel drops the flock with the process
+        holder.wait()
+    code_, _, err = run_cli("prep", "toy", out, *TOY)
+    assert code_ == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # the lock file is removed on release
