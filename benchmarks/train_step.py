@@ -142,7 +142,7 @@ def sec_per_kimg(preset: str, device: str, iterations: int = 17, batch: int | No
     data = RandomDataset(64, cfg.model.img_resolution, 64)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp), DistInfo(0, 1, 0, device), data, None)
-        health = StepHealth()
+        health = StepHealth(trainer.device)
         trainer._iteration(health)  # warm-up (includes the first Dreg)
         t0 = time.perf_counter()
         for _ in range(iterations - 1):

@@ -17,19 +17,40 @@ logger = logging.getLogger(__name__)
 
 
 class StatsCollector:
-    """Running mean of named scalars between two :meth:`reduce` calls."""
+    """Running mean of named scalars between two :meth:`reduce` calls, kept on the tensors' device.
+
+    Tensor observations are summed where they are (no host sync per report: issue 12 §3); :meth:`reduce` brings
+    every sum to the host in one transfer. Non-finite observations are left out of the mean (they are counted by
+    :class:`stages.train.divergence.StepHealth`); a name whose every observation was non-finite reduces to NaN."""
 
     def __init__(self) -> None:
-        self._sums: dict[str, float] = {}
-        self._counts: dict[str, float] = {}
+        self._sums: dict[str, Any] = {}
+        self._counts: dict[str, Any] = {}
 
     def report(self, name: str, value: Any, weight: float = 1.0) -> None:
         """Add one observation (a python number or a tensor; tensors are averaged over their elements)."""
         if hasattr(value, "detach"):
-            value = float(value.detach().float().mean().cpu())
-        value = float(value)
-        self._sums[name] = self._sums.get(name, 0.0) + value * weight
-        self._counts[name] = self._counts.get(name, 0.0) + weight
+            import torch
+
+            value = value.detach().float().mean()
+            finite = torch.isfinite(value)
+            value, count = torch.where(finite, value, 0.0) * weight, finite.float() * weight
+        else:
+            value = float(value)
+            count = float(weight) if math.isfinite(value) else 0.0
+            value = value * weight if count else 0.0
+        self._sums[name] = self._sums[name] + value if name in self._sums else value
+        self._counts[name] = self._counts[name] + count if name in self._counts else count
+
+    def _host_sums(self, names: list[str]) -> tuple[list[float], list[float]]:
+        """Sums and counts of ``names`` (0 when absent) as floats, in one device-to-host transfer."""
+        import torch
+
+        values = [self._sums.get(n, 0.0) for n in names] + [self._counts.get(n, 0.0) for n in names]
+        device = next((v.device for v in values if hasattr(v, "device")), torch.device("cpu"))
+        table = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in values]).cpu() \
+            if values else torch.zeros(0, dtype=torch.float64)
+        return table[:len(names)].tolist(), table[len(names):].tolist()
 
     def reduce(self, world_size: int = 1) -> dict[str, float]:
         """Means since the last call, averaged over processes (every rank must call it); then reset."""
@@ -42,13 +63,12 @@ class StatsCollector:
             gathered: list[Any] = [None] * world_size
             dist.all_gather_object(gathered, names)
             names = sorted(set().union(*gathered))
-            buf = torch.tensor([[self._sums.get(n, 0.0), self._counts.get(n, 0.0)] for n in names],
-                               dtype=torch.float64).reshape(-1, 2)
+            sums, counts = self._host_sums(names)
+            buf = torch.tensor(list(zip(sums, counts)), dtype=torch.float64).reshape(-1, 2)
             dist.all_reduce(buf)
             sums, counts = buf[:, 0].tolist(), buf[:, 1].tolist()
         else:
-            sums = [self._sums[n] for n in names]
-            counts = [self._counts[n] for n in names]
+            sums, counts = self._host_sums(names)
         self._sums.clear()
         self._counts.clear()
         return {n: (s / c if c else math.nan) for n, s, c in zip(names, sums, counts)}

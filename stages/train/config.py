@@ -119,7 +119,7 @@ class OptimConfig(Checked):
 class EmaConfig(Checked):
     """G EMA (3DGP ref §5.4)."""
 
-    ema_kimg: float = 20.0              # Half-life in kimg (0.3125 * batch).
+    ema_kimg: float | None = None       # Half-life in kimg; None = the official batch * 10/32 (20 at batch 64).
     rampup: float | None = 0.05         # Half-life <= rampup * cur_kimg early on; None = no rampup.
 
     _RANGES = {"ema_kimg": Range(0), "rampup": Range(0, low_open=True)}
@@ -143,6 +143,7 @@ class RunConfig(Checked):
     metrics_kimg: float = 400.0         # Metric interval.
     metric_batch: int = 8               # Generation batch for metrics.
     max_rollbacks: int = 3              # Give up after this many divergence rollbacks.
+    nonfinite_loss_steps: int = 8       # Divergence: a loss non-finite in this many consecutive iterations (0 = off).
     diverge_loss_max: float = 100.0     # Divergence: a tick-mean loss above this (besides non-finite values; 0 = off).
     diverge_metric_factor: float = 0.0  # Divergence: first metric worse than best by this factor > 1 (0 = off).
     device: str | None = None           # 'cpu', 'cuda', 'cuda:N' or None = CUDA when available.
@@ -150,7 +151,8 @@ class RunConfig(Checked):
     _RANGES = {"batch": Range(1), "batch_gpu": Range(1), "kimg": Range(0, low_open=True), "seed": Range(0, 2**63 - 1),
                "gpus": Range(1, 1024), "tick_kimg": Range(0, low_open=True), "state_kimg": _KIMG,
                "snapshot_kimg": _KIMG, "keep_states": Range(1), "image_kimg": _KIMG, "metrics_kimg": _KIMG,
-               "metric_batch": Range(1), "max_rollbacks": Range(0), "diverge_loss_max": Range(0),
+               "metric_batch": Range(1), "max_rollbacks": Range(0), "nonfinite_loss_steps": Range(0),
+               "diverge_loss_max": Range(0),
                "diverge_metric_factor": Range(0)}
 
     def _check_values(self) -> None:
@@ -223,7 +225,6 @@ def _tiny() -> TrainConfig:
         data=DataConfig(workers=0),
         loss=LossConfig(blur_fade_kimg=2.0, nerf_noise_kimg=50.0, patch_beta_kimg=100.0, emd_anneal_kimg=100.0,
                         depth_anneal_kimg=100.0, kd_anneal_kimg=1000.0),
-        ema=EmaConfig(ema_kimg=2.5, rampup=0.05),
         run=RunConfig(batch=8, kimg=20.0, tick_kimg=0.5, state_kimg=0.5, snapshot_kimg=1.0, image_kimg=1.0,
                       metrics=("fid256", "nfs32"), metrics_kimg=2.0, metric_batch=16),
     )
@@ -235,7 +236,6 @@ def _toy64() -> TrainConfig:
         model=model_config.MODEL_PRESETS["toy64"],
         loss=LossConfig(blur_fade_kimg=20.0, nerf_noise_kimg=500.0, patch_beta_kimg=1000.0, emd_anneal_kimg=1000.0,
                         depth_anneal_kimg=1000.0, kd_anneal_kimg=10000.0),
-        ema=EmaConfig(ema_kimg=5.0, rampup=0.05),
         run=RunConfig(batch=16, kimg=1000.0, tick_kimg=1.0, state_kimg=10.0, snapshot_kimg=50.0, image_kimg=10.0,
                       metrics=("fid1k", "nfs64"), metrics_kimg=50.0),
     )

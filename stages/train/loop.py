@@ -23,10 +23,10 @@ from stages.common.stats import StatsCollector, StatsWriter
 from stages.train import reporting
 from stages.train.config import TrainConfig
 from stages.train.data import make_loader, reals_to_device
-from stages.train.divergence import StepHealth, metric_blowup, tick_loss_blowup
+from stages.train.divergence import StepHealth, metric_blowup, nonfinite_loss_reason, tick_loss_blowup
 from stages.train.metrics import MetricRunner
 from stages.train.phases import PhaseContext
-from stages.train.schedules import ema_beta, r1_gamma, schedule_state
+from stages.train.schedules import ema_beta, ema_half_life_kimg, r1_gamma, schedule_state
 from stages.train.state import Counters, build_networks, build_optimizers, camera_prior_for, ema_update_, \
     load_state, save_snapshot, save_state
 from stages.train.step import plan_batch, train_step
@@ -130,10 +130,11 @@ class Trainer:
     def _start(self) -> None:
         if not self.dist.is_main:
             return
-        logger.info("run dir %s; %s; device %s, %d process(es), batch %d = %d x %d rounds x %d", self.run_dir,
+        logger.info("run dir %s; %s; device %s, %d process(es), batch %d = %d x %d rounds x %d; G EMA half-life "
+                    "%.4g kimg", self.run_dir,
                     "resumed at kimg %.3f" % (self.counters.cur_nimg / 1000) if self.resumed else "fresh start",
                     self.device, self.dist.world_size, self.plan.batch, self.dist.world_size, self.plan.rounds,
-                    self.plan.batch_gpu)
+                    self.plan.batch_gpu, ema_half_life_kimg(self.cfg.ema.ema_kimg, self.plan.batch))
         if not self.resumed:
             batch = next(iter(make_loader(self.dataset, self.cfg.run.seed, GRID_SIZE, 0, 1, 0, 0)))
             reporting.save_reals_grid(reals_to_device(batch, self.device, self.cfg.model.img_channels == 4, 0)["img"],
@@ -191,13 +192,17 @@ class Trainer:
         sec_per_kimg = timer.sec_per_kimg(c.cur_nimg)
         t0 = time.time()
         scalars = self.stats.reduce(self.dist.world_size)
-        reasons = [health.reason]
+        counts = health.summary()
         if self.dist.world_size > 1:
             import torch.distributed as dist
 
-            reasons = [None] * self.dist.world_size
-            dist.all_gather_object(reasons, health.reason)
-        reason = next((x for x in reasons if x), None) or tick_loss_blowup(scalars, r.diverge_loss_max)
+            gathered: list = [None] * self.dist.world_size
+            dist.all_gather_object(gathered, counts)
+            counts = {k: (max if k in ("max_streak", "streak") else sum)(g[k] for g in gathered) for k in counts}
+        max_streak, mid_streak = counts.pop("max_streak"), counts.pop("streak") > 0
+        scalars.update(counts)
+        reason = nonfinite_loss_reason(max_streak, r.nonfinite_loss_steps, c.cur_nimg / 1000) or \
+            tick_loss_blowup(scalars, r.diverge_loss_max)
         c.cur_tick += 1
         if reason is None and self.metrics.primary is not None and (done or _crossed(prev_nimg, c.cur_nimg,
                                                                                        r.metrics_kimg)):
@@ -211,8 +216,8 @@ class Trainer:
         if self.dist.is_main:
             if done or _crossed(prev_nimg, c.cur_nimg, r.snapshot_kimg):
                 self._save("snapshot")
-            if done or _crossed(prev_nimg, c.cur_nimg, r.state_kimg):
-                self._save("state")
+            if (done or _crossed(prev_nimg, c.cur_nimg, r.state_kimg)) and not mid_streak:
+                self._save("state")  # never a rollback target in the middle of non-finite losses
             if done or _crossed(prev_nimg, c.cur_nimg, r.image_kimg):
                 reporting.render_fakes_grid(self.nets[2], self.grid,
                                             self.run_dir / f"fakes{ckpt.kimg_tag(c.cur_nimg)}.png")
@@ -243,15 +248,17 @@ class Trainer:
         total_nimg = int(round(r.kimg * 1000))
         timer = reporting.TickTimer(self.counters.cur_nimg)
         tick_start = self.counters.cur_nimg
-        health = StepHealth()
+        health = StepHealth(self.device)
         while self.counters.cur_nimg < total_nimg:
             ctx = self._iteration(health)
             done = self.counters.cur_nimg >= total_nimg
             if not done and self.counters.cur_nimg < tick_start + r.tick_kimg * 1000:
                 continue
-            self._tick_end(ctx, health, tick_start, done, timer)
+            kept = self._tick_end(ctx, health, tick_start, done, timer)
             tick_start = self.counters.cur_nimg
-            health = StepHealth()
+            previous, health = health, StepHealth(self.device)
+            if kept:
+                health.carry_streak_from(previous)
         self.writer.close()
         states = ckpt.list_training_states(self.run_dir)
         snaps = ckpt.list_checkpoints(self.run_dir, ckpt.SNAPSHOT_PREFIX)

@@ -66,14 +66,15 @@ def r1_penalty(real_logits: torch.Tensor, real_input: torch.Tensor) -> torch.Ten
     return grad.square().sum(dim=[1, 2, 3])  # [B]
 
 
-def sanitize_grads_(params) -> int:
-    """NaN -> 0, +-inf -> +-1e5 in every gradient, in place (ref §5.3); returns how many entries were non-finite."""
-    bad = 0
+def sanitize_grads_(params) -> torch.Tensor:
+    """NaN -> 0, +-inf -> +-1e5 in every gradient, in place (ref §5.3); returns how many entries were non-finite
+    (an int64 tensor on the gradients' device: no host sync)."""
+    counts = []
     for p in params:
         if p.grad is not None:
-            bad += int((~torch.isfinite(p.grad)).sum())
+            counts.append((~torch.isfinite(p.grad)).sum())
             torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
-    return bad
+    return torch.stack(counts).sum() if counts else torch.zeros((), dtype=torch.int64)
 
 
 def lazy_reg_adam_params(lr: float, betas: tuple[float, float], reg_interval: int) -> tuple[float, tuple]:

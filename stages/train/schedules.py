@@ -54,9 +54,15 @@ def kd_weight(kimg: float, weight: float = 1.0, anneal_kimg: float = 100000.0) -
     return lin(kimg, weight, 0.0, anneal_kimg)
 
 
-def ema_beta(cur_nimg: int, batch: int, ema_kimg: float = 20.0, rampup: float | None = 0.05) -> float:
-    """G EMA decay per step: half-life min(ema_kimg, rampup * t) kimg, beta = 0.5 ** (batch / ema_nimg) (ref §5.4)."""
-    ema_nimg = ema_kimg * 1000.0
+def ema_half_life_kimg(ema_kimg: float | None, batch: int) -> float:
+    """The G EMA half-life in kimg: ``ema_kimg``, or None = the official ``batch * 10 / 32`` (ref §5.4)."""
+    return batch * 10.0 / 32.0 if ema_kimg is None else float(ema_kimg)
+
+
+def ema_beta(cur_nimg: int, batch: int, ema_kimg: float | None = None, rampup: float | None = 0.05) -> float:
+    """G EMA decay per step: half-life min(ema_kimg, rampup * t) kimg, beta = 0.5 ** (batch / ema_nimg) (ref §5.4);
+    ``ema_kimg`` None scales the half-life with the batch like the official config."""
+    ema_nimg = ema_half_life_kimg(ema_kimg, batch) * 1000.0
     if rampup is not None and rampup > 0:
         ema_nimg = min(ema_nimg, cur_nimg * rampup)
     return float(0.5 ** (batch / max(ema_nimg, 1e-8)))

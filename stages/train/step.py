@@ -68,16 +68,15 @@ def run_phase(name: str, loss_fn, module, opt, plan: StepPlan, seed: int, stream
     """Accumulate ``loss_fn(round)`` over the rounds, reduce, sanitise, and take one optimizer step."""
     module.requires_grad_(True)
     opt.zero_grad(set_to_none=True)
-    kimg = cur_nimg / 1000
     for k in range(plan.rounds):
         seed_step(seed, stream, cur_nimg, slot=plan.rank * plan.rounds + k, phase=PHASE_IDS[name])
         loss = loss_fn(k)
-        health.check_loss(name, float(loss.detach()), kimg)
+        health.check_loss(loss)
         (loss / plan.rounds).backward()
     module.requires_grad_(False)
     params = [p for p in module.parameters() if p.grad is not None]
     reduce_grads_(params, plan.world_size)
-    health.check_grads(name, sanitize_grads_(params), kimg)
+    health.add_grads(name, sanitize_grads_(params))
     opt.step()
 
 
@@ -96,3 +95,4 @@ def train_step(ctx: phases.PhaseContext, reals: dict, opts: tuple, plan: StepPla
     if ctx.r1_interval > 0 and ctx.gamma > 0 and batch_idx % ctx.r1_interval == 0:
         run_phase("Dreg", lambda k: phases.d_reg_loss(ctx, part(k)), ctx.D, opt_D, plan, seed, stream, cur_nimg,
                   health)
+    health.end_step()

@@ -9,13 +9,15 @@ from stages.common.errors import BadOptionError
 from stages.train.config import TRAIN_PRESETS, from_dict, get_train_preset, to_dict
 from stages.train.loss import lazy_reg_adam_params
 from stages.train.overrides import Override, apply_overrides, parse_set
+from stages.train.schedules import ema_half_life_kimg
 
 
 def test_paper_presets_follow_ref_12():
     for name in ("dogs", "elephants", "horses", "imagenet"):
         cfg = get_train_preset(name)
         assert (cfg.run.batch, cfg.run.kimg, cfg.loss.r1_interval) == (64, 25000.0, 16)
-        assert (cfg.optim.g_lr, cfg.optim.d_lr, cfg.ema.ema_kimg, cfg.ema.rampup) == (0.0025, 0.002, 20.0, 0.05)
+        assert (cfg.optim.g_lr, cfg.optim.d_lr, cfg.ema.ema_kimg, cfg.ema.rampup) == (0.0025, 0.002, None, 0.05)
+        assert ema_half_life_kimg(cfg.ema.ema_kimg, cfg.run.batch) == 20.0  # batch x 10/32 (ref §5.4)
         assert cfg.run.metrics == ("fid2k_full", "nfs256") and cfg.data.mirror
     assert get_train_preset("dogs").loss.gamma is None  # 'auto' = 0.2048 at 256^2, batch 64
     imagenet = get_train_preset("imagenet")

@@ -48,32 +48,52 @@ def test_resume_is_bit_identical(toy_dataset, tmp_path):
                                 "Loss/G/force_mean", "Camera/yaw/std", "Schedule/patch_beta"} <= set(stats[0])
 
 
-def test_divergence_rolls_back_and_continues(toy_dataset, tmp_path, monkeypatch):
+def _poison_g_loss(monkeypatch, bad_calls: set[int], value: float = float("nan")):
     calls = {"n": 0}
     real_g_loss = phases.g_loss
 
     def poisoned(ctx, n):
         calls["n"] += 1
         loss = real_g_loss(ctx, n)
-        return loss * float("nan") if calls["n"] == 5 else loss  # one NaN in the 3rd tick
+        return loss * value if calls["n"] in bad_calls else loss
 
     monkeypatch.setattr(phases, "g_loss", poisoned)
+
+
+def test_an_occasional_nonfinite_loss_is_counted_and_does_not_rewind(toy_dataset, tmp_path, monkeypatch):
+    # Issue 12 §3: as the official code, NaN gradients become 0 (+-inf -> +-1e5) and the run goes on.
+    _poison_g_loss(monkeypatch, {5})  # one NaN in the 3rd tick (two iterations per tick)
     res = run(tiny_cfg(toy_dataset, 0.032), tmp_path)
+    assert res.rollbacks == 0 and res.cur_nimg == 32
+    stats = read_jsonl(tmp_path / "stats.jsonl")
+    assert not [r for r in stats if "event" in r]
+    assert [r["Health/nonfinite_loss_steps"] for r in stats] == [0, 0, 1, 0]
+    assert stats[2]["Health/nonfinite_grads/Gall"] > 0 and stats[1]["Health/nonfinite_grads/Gall"] == 0
+    assert stats[2]["Health/nonfinite_grads/Dmain"] == 0
+    assert isinstance(stats[2]["Loss/G/adv"], float)  # the tick mean leaves the non-finite observation out
+    state = ckpt.load_checkpoint(ckpt.latest_training_state(tmp_path), kind="training-state")
+    assert all(torch.isfinite(v).all() for net in ("G", "D", "G_ema") for v in state[net].values()
+               if v.is_floating_point())
+
+
+def test_a_persistent_nonfinite_loss_rolls_back_and_continues(toy_dataset, tmp_path, monkeypatch):
+    _poison_g_loss(monkeypatch, {4, 5})  # two consecutive iterations across a tick boundary (2 per tick)
+    res = run(tiny_cfg(toy_dataset, 0.032, "run.nonfinite_loss_steps=2"), tmp_path)
     assert res.rollbacks == 1 and res.cur_nimg == 32
     events = [r for r in read_jsonl(tmp_path / "stats.jsonl") if "event" in r]
-    assert len(events) == 1 and "non-finite Gall loss" in events[0]["event"]
+    assert len(events) == 1 and "non-finite in 2 consecutive iterations" in events[0]["event"]
     log = (tmp_path / "log.txt").read_text()
-    assert "divergence at kimg" in log and "rolled back to training-state-000000.016.pt" in log
+    # The tick ending at 0.016 ended inside the streak, so it wrote no state: the rollback goes one further back.
+    assert "divergence at kimg" in log and "rolled back to training-state-000000.008.pt" in log
     state = ckpt.load_checkpoint(ckpt.latest_training_state(tmp_path), kind="training-state")
     assert state["counters"]["rollbacks"] == 1 and state["counters"]["seed_stream"] == 1
-    finite = all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
-    assert finite
+    assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
 
 
 def test_gives_up_after_max_rollbacks(toy_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(phases, "g_loss", lambda ctx, n: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(TrainingDiverged, match="diverged 2 times .* --max-rollbacks 1"):
-        run(tiny_cfg(toy_dataset, 0.032, "run.max_rollbacks=1"), tmp_path)
+        run(tiny_cfg(toy_dataset, 0.032, "run.max_rollbacks=1", "run.nonfinite_loss_steps=2"), tmp_path)
 
 
 def test_plain_epigraf_without_depth(toy_dataset_nodepth, tmp_path):
