@@ -10,7 +10,8 @@
 #              packages it lacks from wheels/gpu (made beforehand by scripts/gpu_wheels.sh); no network
 #   doctor     3dgp doctor --build-ops --json: builds the CUDA ops and runs their parity self-checks
 #   gpu-tests  pytest -m gpu (CUDA kernels vs reference, forward and backward)
-#   train-step benchmarks/train_step.py: imagenet preset sec/kimg with reference vs CUDA ops
+#   train-step benchmarks/train_step.py: imagenet and dogs presets, sec/kimg with reference vs CUDA ops and at each
+#              precision (fp32, tf32, bf16), peak memory, achieved TFLOP/s vs the matmul rate measured alongside
 #   render     benchmarks/render_throughput.py --device cuda: reference vs fused compositor
 #   toy64      a short toy64 training run on the GPU: finite losses, FID at start and end (fid1k)
 #   fid        benchmarks/fid_throughput.py on the GPU (needs the packaged Inception)
@@ -35,6 +36,7 @@ PY=${PYTHON:-python3}
 VENV=${GPU_VENV:-.gpuvenv}
 WHEELS=${GPU_WHEELS:-wheels/gpu}
 TOY_KIMG=$([ "$QUICK" = 1 ] && echo 2 || echo 6)
+PRESETS=$([ "$QUICK" = 1 ] && echo imagenet || echo imagenet,dogs)
 { echo "# 3dgp GPU check"; echo; echo "date: $(date -u +%FT%TZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo -)"
   echo "quick: $QUICK  dry-run: $DRY"; echo; } > "$SUMMARY"
 
@@ -68,7 +70,8 @@ step install 120 "
   $B/3dgp --version"
 step doctor 240 "$B/3dgp doctor --build-ops --json > '$OUT/doctor.json'; cat '$OUT/doctor.json' | tail -n 40"
 step gpu-tests 150 "$B/python -m pytest -q -p no:cacheprovider -m gpu tests/ops"
-step train-step 180 "$B/python benchmarks/train_step.py --skip-tiny --json '$OUT/train_step.json'"
+step train-step 240 "$B/python benchmarks/train_step.py --skip-small --skip-tiny --device cuda --presets $PRESETS \
+  --precisions fp32,tf32,bf16 --json '$OUT/train_step.json'"
 step render 60 "$B/python benchmarks/render_throughput.py --device cuda"
 step toy64 240 "
   set -e

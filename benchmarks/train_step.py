@@ -9,9 +9,13 @@
    Targets: (ii) < 0.5 s, (iii) < 0.18 s (official: ~1.0 s and ~0.36 s on a 2-core CPU).
 2. sec/kimg of the ``tiny`` training preset on CPU (full iterations: Gall + Dmain + lazy Dreg + EMA, on an
    in-memory random dataset; Dreg amortised over its 16-iteration interval).
-3. On a CUDA machine: sec/kimg of the ``imagenet`` preset with the reference ops and with the CUDA ops side by side.
+3. On a CUDA machine (or ``--device``): sec/kimg of the paper presets (``--presets imagenet,dogs``) with the reference
+   ops and with the CUDA ops side by side at fp32, then the CUDA ops at each ``--precisions`` entry (tf32, bf16);
+   peak memory; achieved TFLOP/s (FLOPs of one iteration counted by ``torch.utils.flop_counter``) against the
+   device's dense matmul rate measured in the same run (fp32, tf32, bf16).
 
-Usage: python benchmarks/train_step.py [--skip-tiny] [--threads 2] [--json out.json]
+Usage: python benchmarks/train_step.py [--skip-small] [--skip-tiny] [--threads 2] [--device cuda]
+           [--presets imagenet,dogs] [--precisions fp32,tf32,bf16] [--batch 16] [--iterations 17] [--json out.json]
 """
 from __future__ import annotations
 
@@ -124,11 +128,15 @@ class RandomDataset:
                 "mirrored": False}
 
 
-def sec_per_kimg(preset: str, device: str, iterations: int = 17, batch: int | None = None) -> dict:
-    """Seconds per kimg of full training iterations of a preset on random data (one Dreg per 16 iterations)."""
+def sec_per_kimg(preset: str, device: str, iterations: int = 17, batch: int | None = None,
+                 precision: str = "fp32") -> dict:
+    """Seconds per kimg of full training iterations of a preset on random data (one Dreg per 16 iterations), the
+    FLOPs of one iteration and the peak accelerator memory."""
     import tempfile
     from dataclasses import replace
     from pathlib import Path
+
+    from torch.utils.flop_counter import FlopCounterMode
 
     import stages.nn.config as mc
     from stages.common.distributed import DistInfo
@@ -137,21 +145,45 @@ def sec_per_kimg(preset: str, device: str, iterations: int = 17, batch: int | No
     from stages.train.loop import Trainer
 
     cfg = get_train_preset(preset)
-    cfg = replace_section(cfg, "run", metrics=(), **({"batch": batch} if batch else {}))
+    cfg = replace_section(cfg, "run", metrics=(), precision=precision, **({"batch": batch} if batch else {}))
     cfg = replace(cfg, model=mc.with_overrides(cfg.model, c_dim=0, discriminator={"kd_dim": 64}))
     data = RandomDataset(64, cfg.model.img_resolution, 64)
+    cuda = device.startswith("cuda")
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp), DistInfo(0, 1, 0, device), data, None)
         health = StepHealth(trainer.device)
         trainer._iteration(health)  # warm-up (includes the first Dreg)
-        t0 = time.perf_counter()
-        for _ in range(iterations - 1):
-            trainer._iteration(health)
-        if device.startswith("cuda"):
+        with FlopCounterMode(display=False) as flops:
+            trainer._iteration(health)  # a plain iteration (no Dreg): G phase + D phase
+        if cuda:
             torch.cuda.synchronize()
-        per_iter = (time.perf_counter() - t0) / (iterations - 1)
-    return {"preset": preset, "device": device, "batch": cfg.run.batch, "sec_per_iter": per_iter,
-            "sec_per_kimg": per_iter * 1000 / cfg.run.batch}
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        for _ in range(iterations - 2):
+            trainer._iteration(health)
+        if cuda:
+            torch.cuda.synchronize()
+        per_iter = (time.perf_counter() - t0) / (iterations - 2)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+    total_flops = flops.get_total_flops()
+    return {"preset": preset, "device": device, "precision": precision, "batch": cfg.run.batch,
+            "sec_per_iter": per_iter, "sec_per_kimg": per_iter * 1000 / cfg.run.batch, "peak_mem_gb": peak,
+            "flops_per_iter": total_flops, "achieved_tflops": total_flops / per_iter / 1e12}
+
+
+def matmul_tflops(device: str, n: int = 8192, runs: int = 10) -> dict[str, float]:
+    """Dense n x n matmul rate of ``device`` in TFLOP/s: fp32 (TF32 off), tf32 and bf16."""
+    results = {}
+    before = torch.backends.cuda.matmul.allow_tf32
+    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
+                              ("bf16", torch.bfloat16, False)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        t = timed(lambda: a @ b, warmup=2, runs=runs)["median"]
+        results[name] = 2 * n**3 / t / 1e12
+    torch.backends.cuda.matmul.allow_tf32 = before
+    return results
 
 
 @contextmanager
@@ -170,35 +202,65 @@ def forced_ref_ops():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-tiny", action="store_true")
+    parser.add_argument("--skip-small", action="store_true", help="skip the SMALL CPU timings (section 1)")
+    parser.add_argument("--skip-tiny", action="store_true", help="skip the tiny CPU sec/kimg (section 2)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else None,
+                        help="device of section 3 (default: cuda when present, else section 3 is skipped)")
+    parser.add_argument("--presets", default="imagenet,dogs", help="section 3 presets")
+    parser.add_argument("--precisions", default="fp32,tf32,bf16", help="section 3 precisions (CUDA ops)")
+    parser.add_argument("--batch", type=int, default=16, help="section 3 batch")
+    parser.add_argument("--iterations", type=int, default=17, help="section 3 iterations per measurement")
+    parser.add_argument("--matmul-n", type=int, default=8192, help="matrix size of the matmul-rate measurement")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from stages.ops.cpu_runtime import configure_cpu_training
 
     configure_cpu_training("cpu")  # as in training on CPU (stages.train.loop): flush denormals, keep big blocks
-    results = {"small": small_step_timings()}
-    for key in ("(i) G forward, no grad", "(ii) G fwd + D fwd + G-loss backward", "(iii) D fwd + bwd on reals with R1"):
-        t = results["small"][key]
-        print(f"SMALL {key:40s} median {t['median']:.3f} s  min {t['min']:.3f}  max {t['max']:.3f}")
-    print(f"SMALL params: G {results['small']['G_params']:,}  D {results['small']['D_params']:,}")
+    results: dict = {}
+    if not args.skip_small:
+        results["small"] = small_step_timings()
+        for key in ("(i) G forward, no grad", "(ii) G fwd + D fwd + G-loss backward",
+                    "(iii) D fwd + bwd on reals with R1"):
+            t = results["small"][key]
+            print(f"SMALL {key:40s} median {t['median']:.3f} s  min {t['min']:.3f}  max {t['max']:.3f}")
+        print(f"SMALL params: G {results['small']['G_params']:,}  D {results['small']['D_params']:,}")
     if not args.skip_tiny:
         results["tiny_cpu"] = sec_per_kimg("tiny", "cpu")
         print(f"tiny preset on CPU: {results['tiny_cpu']['sec_per_kimg']:.1f} sec/kimg "
               f"({results['tiny_cpu']['sec_per_iter']:.3f} s/iteration at batch {results['tiny_cpu']['batch']})")
-    if torch.cuda.is_available():
-        with forced_ref_ops():
-            ref = sec_per_kimg("imagenet", "cuda", batch=16)
-        cuda = sec_per_kimg("imagenet", "cuda", batch=16)
-        results["imagenet_gpu"] = {"ref": ref, "cuda": cuda}
-        print(f"imagenet preset on {torch.cuda.get_device_name()}, batch 16: ref ops {ref['sec_per_kimg']:.1f} "
-              f"sec/kimg | CUDA ops {cuda['sec_per_kimg']:.1f} sec/kimg | speed-up "
-              f"{ref['sec_per_kimg'] / cuda['sec_per_kimg']:.2f}x")
+    if args.device:
+        results["presets"] = preset_table(args)
     else:
-        print("imagenet preset, ref vs CUDA ops: no CUDA device here (column unavailable)")
+        print("paper presets, ref vs CUDA ops and precisions: no CUDA device here (section skipped)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
+
+
+def preset_table(args) -> dict:
+    """Section 3: every preset x (ref ops fp32, CUDA ops at each precision), with the device's matmul rates."""
+    device = args.device
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+    rates = matmul_tflops(device, args.matmul_n)
+    print(f"{name}: dense matmul " + ", ".join(f"{k} {v:.1f} TFLOP/s" for k, v in rates.items()))
+    table: dict = {"device": name, "matmul_tflops": rates, "rows": []}
+    for preset in args.presets.split(","):
+        runs = [("ref", "fp32")] + [("cuda", p) for p in args.precisions.split(",")]
+        for ops, precision in runs:
+            if ops == "ref":
+                with forced_ref_ops():
+                    row = sec_per_kimg(preset, device, args.iterations, args.batch, precision)
+            else:
+                row = sec_per_kimg(preset, device, args.iterations, args.batch, precision)
+            row["ops"] = ops
+            row["fraction_of_matmul_rate"] = row["achieved_tflops"] / rates["bf16" if precision == "bf16" else
+                                                                            "tf32" if precision == "tf32" else "fp32"]
+            table["rows"].append(row)
+            print(f"{preset:9s} {ops:4s} ops {precision:4s} batch {row['batch']}: {row['sec_per_kimg']:8.2f} sec/kimg"
+                  f" | peak {row['peak_mem_gb']:.2f} GiB | {row['achieved_tflops']:.2f} TFLOP/s achieved "
+                  f"({100 * row['fraction_of_matmul_rate']:.1f} % of the {precision} matmul rate)")
+    return table
 
 
 if __name__ == "__main__":

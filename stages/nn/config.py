@@ -25,6 +25,7 @@ from stages.common.validate import Checked, Range, one_of
 _POS = Range(1)  # counts and widths
 _GT0 = Range(0, low_open=True)
 DISTRIBUTIONS = ("uniform", "truncnorm")
+PRECISIONS = ("fp32", "tf32", "bf16")  # compute precision of G's backbone and MLP (stages.nn.precision)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from stages.nn.mapping import MappingNetwork
+from stages.nn.precision import autocast, compute_dtype
 from stages.nn.rays import make_rays
 from stages.nn.render import render_rays
 from stages.nn.synthesis import TriPlaneSynthesis
@@ -98,6 +99,7 @@ class Generator(nn.Module):
         self.mlp = TriPlaneMLP(in_features=feat_dim, hidden_features=mlp_hidden, num_layers=mlp_layers)
         self.camera_adaptor = camera_adaptor
         self.depth_adaptor = depth_adaptor
+        self.compute_dtype: torch.dtype | None = None  # set_precision(); None = fp32 throughout
 
     def camera_posterior(self, camera_prior: torch.Tensor, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Posterior camera ``[B, 8]`` from a prior sample (ref §2.3); the prior itself without an adaptor."""
@@ -114,12 +116,22 @@ class Generator(nn.Module):
         noise_mode: str = "random",   # Synthesis noise: 'random', 'const' or 'none'.
         generator: torch.Generator | None = None,  # RNG of the 'random' per-pixel noise (None = global RNG).
     ) -> torch.Tensor:
-        """The tri-plane ``[B, 3, feat_dim, R, R]`` for ws ``[B, num_ws, w_dim]`` (ref §1.2)."""
-        return self.backbone(ws, noise_mode=noise_mode, generator=generator)
+        """The tri-plane ``[B, 3, feat_dim, R, R]`` (float32) for ws ``[B, num_ws, w_dim]`` (ref §1.2)."""
+        with autocast(ws, self.compute_dtype):
+            planes = self.backbone(ws, noise_mode=noise_mode, generator=generator)
+        return planes.float()
 
     def decode_points(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw rgb ``[B, N, 3]`` and raw (pre-softplus) density ``[B, N]`` at world points ``[B, N, 3]`` (ref §1.3)."""
-        return query_triplane(planes, self.mlp, points, self.cube_scale)
+        """Raw rgb ``[B, N, 3]`` and raw (pre-softplus) density ``[B, N]`` at world points ``[B, N, 3]`` (ref §1.3),
+        float32 whatever the compute precision."""
+        with autocast(points, self.compute_dtype):
+            rgb, sigma = query_triplane(planes, self.mlp, points, self.cube_scale)
+        return rgb.float(), sigma.float()
+
+    def set_precision(self, precision: str) -> None:
+        """'fp32' (official), 'tf32' or 'bf16': bf16 autocast for the backbone and the MLP only
+        (:mod:`stages.nn.precision`); a runtime setting, not part of the weights."""
+        self.compute_dtype = compute_dtype(precision)
 
     def render(
         self,

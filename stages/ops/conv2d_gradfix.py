@@ -11,6 +11,8 @@ functions that are each other's derivatives and run only native kernels:
 * ``weight_grad(x, gy)``          -- d conv / dw applied to gy: ``aten.convolution_backward`` (weight only).
 
 Each is bilinear, so the gradient of each is again one of the three, and derivatives of any order are exact.
+Under autocast both operands are cast to the autocast dtype first, so backward passes (which run outside autocast)
+see one dtype.
 
 :func:`no_weight_gradients` is the idea of the StyleGAN2-ADA "gradfix" (written from its description): the first
 R1 backward asks only for the gradient w.r.t. the input image, but a custom function cannot see that, so inside
@@ -51,6 +53,10 @@ def conv2d(x: torch.Tensor, w: torch.Tensor, stride=1, padding=0, groups: int = 
     """``F.conv2d(x, w, stride=stride, padding=padding, groups=groups)`` (no bias, no dilation) with the fast
     exact higher-order derivatives described in the module docstring."""
     meta = (_pair(stride), _pair(padding), int(groups))
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):  # bf16 runs (stages.nn.precision): one dtype for every derivative
+        dtype = torch.get_autocast_dtype(device_type)
+        x, w = x.to(dtype), w.to(dtype)
     return _Conv.apply(x, w, meta)
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stages.common.errors import BadOptionError, ConfigValueError
-from stages.common.validate import Checked, Range
+from stages.common.validate import Checked, Range, one_of
 from stages.nn import config as model_config
-from stages.nn.config import ModelConfig
+from stages.nn.config import PRECISIONS, ModelConfig
 
 # Config key -> the `3dgp train` option that sets it. Messages name a field by the option the user typed (see
 # stages.train.overrides.label_error); fields without a dedicated option are set with `--set <key>=<value>`.
@@ -30,6 +30,8 @@ FLAGS: dict[str, str] = {
     "run.device": "--device",
     "run.metrics": "--metrics",
     "run.max_rollbacks": "--max-rollbacks",
+    "run.precision": "--precision",
+    "run.minutes": "--minutes",
     "loss.gamma": "--gamma",
     "loss.kd_weight": "--kd-weight",
     "loss.depth_adaptor_p": "--depth-adaptor-p",
@@ -132,6 +134,7 @@ class RunConfig(Checked):
     batch: int = 64                     # Global batch (all processes together).
     batch_gpu: int | None = None        # Per-process micro-batch (gradient accumulation); None = batch / gpus.
     kimg: float = 25000.0               # Training length in thousands of real images.
+    minutes: float | None = None        # Also stop (cleanly, with a final snapshot) after this many wall-clock minutes.
     seed: int = 0                       # Global random seed.
     gpus: int = 1                       # Processes to spawn on this node (torchrun sets it by itself).
     tick_kimg: float = 4.0              # Status line / stats.jsonl every tick.
@@ -147,8 +150,10 @@ class RunConfig(Checked):
     diverge_loss_max: float = 100.0     # Divergence: a tick-mean loss above this (besides non-finite values; 0 = off).
     diverge_metric_factor: float = 0.0  # Divergence: first metric worse than best by this factor > 1 (0 = off).
     device: str | None = None           # 'cpu', 'cuda', 'cuda:N' or None = CUDA when available.
+    precision: str = "fp32"             # fp32 (official), tf32, bf16 (backbone + tri-plane MLP; stages.nn.precision).
 
     _RANGES = {"batch": Range(1), "batch_gpu": Range(1), "kimg": Range(0, low_open=True), "seed": Range(0, 2**63 - 1),
+               "minutes": Range(0, low_open=True),
                "gpus": Range(1, 1024), "tick_kimg": Range(0, low_open=True), "state_kimg": _KIMG,
                "snapshot_kimg": _KIMG, "keep_states": Range(1), "image_kimg": _KIMG, "metrics_kimg": _KIMG,
                "metric_batch": Range(1), "max_rollbacks": Range(0), "nonfinite_loss_steps": Range(0),
@@ -156,6 +161,7 @@ class RunConfig(Checked):
                "diverge_metric_factor": Range(0)}
 
     def _check_values(self) -> None:
+        one_of("precision", self.precision, PRECISIONS)
         if 0 < self.diverge_metric_factor <= 1:
             raise ConfigValueError("diverge_metric_factor",
                                    f"must be 0 (off) or > 1, got {self.diverge_metric_factor:g}")

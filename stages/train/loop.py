@@ -17,7 +17,6 @@ from stages.common import checkpoint as ckpt
 from stages.common.distributed import DistInfo, barrier, broadcast_object
 from stages.common.errors import TrainingDiverged
 from stages.nn.inputs import make_generator, sample_generator_inputs
-from stages.ops.cpu_runtime import configure_cpu_training
 from stages.common.seeding import derive_seed, seed_everything
 from stages.common.stats import StatsCollector, StatsWriter
 from stages.train import reporting
@@ -26,6 +25,7 @@ from stages.train.data import make_loader, reals_to_device
 from stages.train.divergence import StepHealth, metric_blowup, nonfinite_loss_reason, tick_loss_blowup
 from stages.train.metrics import MetricRunner
 from stages.train.phases import PhaseContext
+from stages.train.runtime import configure_runtime
 from stages.train.schedules import ema_beta, ema_half_life_kimg, r1_gamma, schedule_state
 from stages.train.state import Counters, build_networks, build_optimizers, camera_prior_for, ema_update_, \
     load_state, save_snapshot, save_state
@@ -69,12 +69,10 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistInfo, dataset, resume_path: Path | None):
         self.cfg, self.run_dir, self.dist, self.dataset = cfg, Path(run_dir), dist, dataset
         self.device = torch.device(dist.device)
-        torch.backends.cuda.matmul.allow_tf32 = False  # ref §5.3: TF32 off, cuDNN benchmark on
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cudnn.benchmark = True
-        configure_cpu_training(self.device)  # flush denormals on every thread, keep big buffers in the heap
+        self.runtime = configure_runtime(self.device, cfg.run.precision)
         seed_everything(derive_seed(cfg.run.seed, 0x1417))  # identical initial weights on every rank
         self.nets = build_networks(cfg, self.device)
+        self.nets[0].set_precision(cfg.run.precision)  # G's training passes; G_ema (metrics, images) stays fp32
         self.opts = build_optimizers(cfg, self.nets[0], self.nets[1])
         self.counters = load_state(resume_path, self.nets, self.opts, self.device) if resume_path else Counters()
         self.resumed = resume_path is not None
@@ -241,6 +239,16 @@ class Trainer:
         timer.reset(c.cur_nimg)
         return True
 
+    def _out_of_time(self, deadline: float, total_nimg: int) -> bool:
+        """At a tick boundary: has ``--minutes`` run out? Rank 0's clock decides for every process."""
+        stop = time.time() >= deadline
+        if self.dist.world_size > 1:
+            stop = broadcast_object(stop)
+        if stop and self.dist.is_main:
+            logger.info("--minutes %g reached at kimg %.3f of %.3f: finishing with a snapshot and a training state",
+                        self.cfg.run.minutes, self.counters.cur_nimg / 1000, total_nimg / 1000)
+        return stop
+
     def run(self) -> LoopResult:
         """Train until ``cfg.run.kimg``; returns what was written."""
         self._start()
@@ -248,17 +256,22 @@ class Trainer:
         total_nimg = int(round(r.kimg * 1000))
         timer = reporting.TickTimer(self.counters.cur_nimg)
         tick_start = self.counters.cur_nimg
+        deadline = time.time() + r.minutes * 60 if r.minutes is not None else None
         health = StepHealth(self.device)
         while self.counters.cur_nimg < total_nimg:
             ctx = self._iteration(health)
             done = self.counters.cur_nimg >= total_nimg
             if not done and self.counters.cur_nimg < tick_start + r.tick_kimg * 1000:
                 continue
+            if deadline is not None and not done:
+                done = self._out_of_time(deadline, total_nimg)
             kept = self._tick_end(ctx, health, tick_start, done, timer)
             tick_start = self.counters.cur_nimg
             previous, health = health, StepHealth(self.device)
             if kept:
                 health.carry_streak_from(previous)
+                if done:
+                    break  # the --minutes budget ended the run early
         self.writer.close()
         states = ckpt.list_training_states(self.run_dir)
         snaps = ckpt.list_checkpoints(self.run_dir, ckpt.SNAPSHOT_PREFIX)

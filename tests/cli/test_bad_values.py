@@ -55,6 +55,14 @@ TRAIN = [
     (["--max-rollbacks", "abc"], f"--max-rollbacks: Input should be a {BAD_INT}"),
     (["--max-rollbacks", "-1"], "--max-rollbacks: must be >= 0"),
     (["--max-rollbacks", "inf"], f"--max-rollbacks: Input should be a {BAD_INT}"),
+    # --precision
+    (["--precision", "fp16"], "--precision: expected one of fp32, tf32, bf16, got 'fp16'"),
+    (["--precision", "0"], "--precision: expected one of"), (["--precision", "-1"], "--precision: expected one of"),
+    (["--precision", "inf"], "--precision: expected one of"),
+    # --minutes
+    (["--minutes", "abc"], f"--minutes: Input should be a {BAD_FLOAT}"), (["--minutes", "0"], "--minutes: must be > 0"),
+    (["--minutes", "-1"], "--minutes: must be > 0"), (["--minutes", "inf"], "--minutes: must be finite"),
+    (["--set", "run.nonfinite_loss_steps=-1"], "--set run.nonfinite_loss_steps: must be >= 0"),
     # --kd-weight (0 = off is valid)
     (["--kd-weight", "abc"], f"--kd-weight: Input should be a {BAD_FLOAT}"),
     (["--kd-weight", "-1"], "--kd-weight: must be >= 0"),

@@ -97,3 +97,55 @@ def test_eight_gpus_with_a_paper_preset_keep_the_paper_global_batch(preset):
     plan = plan_batch(cfg.run.batch, cfg.run.batch_gpu, 8, 3, cfg.model.discriminator.mbstd_group_size)
     assert (plan.batch, plan.batch_gpu, plan.rounds) == (64, 8, 1)
     assert ema_half_life_kimg(cfg.ema.ema_kimg, cfg.run.batch) == 20.0
+
+
+def test_bf16_generator_runs_finite_and_close_to_fp32():
+    # Issue 12 §4: bf16 autocast covers the tri-plane backbone and MLP only; rendering stays fp32.
+    from stages.nn import config as model_config
+    from stages.nn.build import build
+
+    torch.manual_seed(0)
+    G, _ = build(model_config.MODEL_PRESETS["tiny"])
+    G.eval()
+    z = torch.randn(4, G.z_dim)
+    cams = torch.tensor([[0.1, 1.5, 0.0, 25.0, 1.0, 0.0, 1.5, 0.05]]).repeat(4, 1)
+
+    def render():
+        out = G(z, None, cams, noise_mode="const", generator=torch.Generator().manual_seed(1))
+        return out["img"], out["depth"]
+
+    img32, depth32 = render()
+    G.set_precision("bf16")
+    assert G.compute_dtype == torch.bfloat16
+    planes = G.triplanes(G.mapping(z, None), noise_mode="const")
+    assert planes.dtype == torch.float32  # cast back before the renderer
+    img16, depth16 = render()
+    assert img16.dtype == depth16.dtype == torch.float32
+    assert torch.isfinite(img16).all() and torch.isfinite(depth16).all()
+    assert not torch.equal(img16, img32)  # bf16 really ran
+    assert (img16 - img32).abs().mean() < 0.02 * img32.abs().mean() + 1e-3
+    assert (depth16 - depth32).abs().max() < 0.02
+    G.set_precision("fp32")
+    assert torch.equal(render()[0], img32)
+    with pytest.raises(ValueError, match="precision"):
+        G.set_precision("fp16")
+
+
+def test_precision_and_minutes_in_a_short_run(toy_dataset, tmp_path):
+    import time
+
+    from stages.common.stats import read_jsonl
+    from stages.train import run
+    from train_helpers import tiny_cfg
+
+    cfg = tiny_cfg(toy_dataset, 1000.0, "run.precision=bf16", "run.minutes=0.05")  # 3 s of a 1000-kimg run
+    t0 = time.time()
+    res = run(cfg, tmp_path)
+    assert time.time() - t0 < 60 and 0 < res.cur_nimg < 1_000_000 and res.rollbacks == 0
+    from stages.common import checkpoint as ckpt
+
+    assert ckpt.load_checkpoint(res.last_snapshot, kind="snapshot")["config"]["run"]["precision"] == "bf16"
+    stats = read_jsonl(tmp_path / "stats.jsonl")
+    assert all(isinstance(r["Loss/G/adv"], float) and math.isfinite(r["Loss/G/adv"]) for r in stats)
+    assert res.last_snapshot.endswith(f"{res.cur_nimg / 1000:010.3f}.pt")  # final snapshot at the stop point
+    assert "--minutes 0.05 reached" in (tmp_path / "log.txt").read_text()

@@ -43,6 +43,12 @@ def train(
         "--metrics", help="Comma list, e.g. fid2k,nfs256; 'none' for no metrics.", rich_help_panel=_RUN)] = None,
     max_rollbacks: Annotated[Optional[int], typer.Option(
         "--max-rollbacks", help="Give up after this many divergence rollbacks.", rich_help_panel=_RUN)] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        "--precision", help="fp32 (official, default), tf32, or bf16 (tri-plane backbone and MLP in bfloat16).",
+        rich_help_panel=_RUN)] = None,
+    minutes: Annotated[Optional[float], typer.Option(
+        "--minutes", help="Also stop cleanly after this many wall-clock minutes (final snapshot and state).",
+        rich_help_panel=_RUN)] = None,
     kd_weight: Annotated[Optional[float], typer.Option(
         "--kd-weight", help="Knowledge-distillation weight; 0 = off.", rich_help_panel=_ABL)] = None,
     no_depth_adaptor: Annotated[bool, typer.Option(
@@ -63,7 +69,7 @@ def train(
 
     overrides = _flag_overrides(
         dict(kimg=kimg, batch=batch, batch_gpu=batch_gpu, gamma=gamma, seed=seed, gpus=gpus, device=device,
-             max_rollbacks=max_rollbacks, kd_weight=kd_weight, depth_adaptor_p=depth_adaptor_p,
+             max_rollbacks=max_rollbacks, precision=precision, minutes=minutes, kd_weight=kd_weight, depth_adaptor_p=depth_adaptor_p,
              data=str(data) if data is not None else None, metrics=metrics, no_depth_adaptor=no_depth_adaptor,
              no_camera_adaptor=no_camera_adaptor, no_depth=no_depth),
         set_ or [],
@@ -80,7 +86,8 @@ def train(
 # stages.train.config.FLAGS, which error messages use too).
 _VALUE_KEYS = {
     "kimg": "run.kimg", "batch": "run.batch", "batch_gpu": "run.batch_gpu", "gamma": "loss.gamma", "seed": "run.seed",
-    "gpus": "run.gpus", "device": "run.device", "max_rollbacks": "run.max_rollbacks", "kd_weight": "loss.kd_weight",
+    "gpus": "run.gpus", "device": "run.device", "max_rollbacks": "run.max_rollbacks", "precision": "run.precision",
+    "minutes": "run.minutes", "kd_weight": "loss.kd_weight",
     "depth_adaptor_p": "loss.depth_adaptor_p", "data": "data.path",
 }
 
