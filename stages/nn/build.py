@@ -54,6 +54,7 @@ def build_camera_adaptor(cfg: ModelConfig) -> CameraAdaptor:
         prior=build_camera_prior(cfg),
         enabled=cam.adaptor_enabled,
         la_radius_quirk=cam.la_radius_quirk,
+        residual=cam.adaptor_residual,
     )
 
 

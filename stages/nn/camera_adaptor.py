@@ -14,12 +14,19 @@ z/c embeddings 16-d normalised by their second moment):
    la_radius with the look-at PITCH minimum (0) instead of the radius minimum; reproduced when
    ``la_radius_quirk=True`` (the default; identical results unless ``la_radius_min > 0``).
 
+**Residual mode** (``residual=True``; ours, not the official code's, whose ``residual: false`` is the default): each
+adaptor's logits are added to the logits of the normalised prior sample (``logit(yaw_n)``, ``logit(pitch_n)``,
+``logit(fov_n)``, ...; clamped to [1e-4, 1 - 1e-4]) and the last layer of both MLPs starts at zero, so at
+initialisation the posterior IS the prior and training moves it from there. The official adaptor instead maps the
+whole prior to nearly one camera at initialisation, and only the slowly annealed EMD term spreads it again
+(measurements §1): fine for 25,000-kimg runs, fatal for short ones (the demo). Same parameters, same checkpoints.
+
 Parameter counts (ref §14): 149,528 = 68,100 (origin) + 81,428 (look-at) for c_dim 0; 189,752 = 88,212 + 101,540
 for c_dim 1000. ``enabled=False`` is the fixed-prior ablation: the prior camera passes through unchanged.
 
 Public API:
   CameraAdaptor(c_dim, z_dim=512, hid_dim=256, embed_dim=16, lr_multiplier=0.1, prior=CameraPrior(),
-                enabled=True, la_radius_quirk=True)(prior_camera [B, 8], z [B, z_dim], c [B, c_dim] | None) -> [B, 8]
+                enabled=True, la_radius_quirk=True, residual=False)(prior_camera [B, 8], z [B, z_dim], c [B, c_dim] | None) -> [B, 8]
   mean_posterior_camera(adaptor, prior, z_dim, c_dim, n=1024, generator=None, device=None) -> [8]
 """
 from __future__ import annotations
@@ -37,6 +44,7 @@ from stages.nn.rays import (
 )
 
 NORM_EPS = 1e-8  # added to (max - min) when normalising a prior sample (ref §2.3 step 1)
+LOGIT_CLAMP = 1e-4  # residual mode: normalised prior values are clamped to [eps, 1 - eps] before the logit
 
 
 class ParamsAdaptor(nn.Module):
@@ -83,6 +91,7 @@ class CameraAdaptor(nn.Module):
         prior: CameraPrior = CameraPrior(),  # Ranges for (de)normalisation.
         enabled: bool = True,       # False = fixed-prior ablation: return the prior camera unchanged.
         la_radius_quirk: bool = True,  # Scale la_radius with the look-at pitch minimum (official bug).
+        residual: bool = False,     # Start at the identity: logits added to the prior's (module docstring).
     ):
         super().__init__()
         self.c_dim = c_dim
@@ -94,6 +103,11 @@ class CameraAdaptor(nn.Module):
             kw = dict(c_dim=c_dim, hid_dim=hid_dim, embed_dim=embed_dim, lr_multiplier=lr_multiplier)
             self.origin_adaptor = ParamsAdaptor(4, 4, z_dim=0, **kw)
             self.look_at_adaptor = ParamsAdaptor(8, 4, z_dim=z_dim, **kw)
+        self.residual = residual and enabled
+        if self.residual:
+            for adaptor in (self.origin_adaptor, self.look_at_adaptor):
+                nn.init.zeros_(adaptor.output_fc.weight)
+                nn.init.zeros_(adaptor.output_fc.bias)
 
     def _normalize(self, camera: torch.Tensor) -> torch.Tensor:
         """Map each prior parameter to [0, 1] with its prior range; roll and radius stay raw (ref §2.3 step 1)."""
@@ -133,6 +147,9 @@ class CameraAdaptor(nn.Module):
         normed = self._normalize(prior_camera)  # [B, 8]
         origin_in = normed[:, [CAM_YAW, CAM_PITCH, CAM_ROLL, CAM_RADIUS]]  # [B, 4]
         origin_logits = self.origin_adaptor(origin_in, None, c)  # [B, 4] (yaw', pitch', roll', radius')
+        if self.residual:
+            origin_logits = origin_logits + torch.cat([_logit(normed[:, [CAM_YAW, CAM_PITCH]]),
+                                                       torch.zeros_like(origin_logits[:, 2:])], dim=1)
         look_at_in = torch.cat([
             origin_logits[:, :3],
             normed[:, CAM_FOV:CAM_FOV + 1],
@@ -140,10 +157,17 @@ class CameraAdaptor(nn.Module):
             normed[:, CAM_LA_YAW:],
         ], dim=1)  # [B, 8] in the camera layout, origin part = logits
         look_at_logits = self.look_at_adaptor(look_at_in, z, c)  # [B, 4] (fov', la_yaw', la_pitch', la_r')
+        if self.residual:
+            look_at_logits = look_at_logits + _logit(normed[:, [CAM_FOV, CAM_LA_YAW, CAM_LA_PITCH, CAM_LA_RADIUS]])
         return self._denormalize(origin_logits, look_at_logits, prior_camera)
 
     def extra_repr(self) -> str:
-        return f"c_dim={self.c_dim}, z_dim={self.z_dim}, enabled={self.enabled}"
+        return f"c_dim={self.c_dim}, z_dim={self.z_dim}, enabled={self.enabled}, residual={self.residual}"
+
+
+def _logit(p: torch.Tensor) -> torch.Tensor:
+    """Inverse sigmoid of normalised prior values (clamped away from 0 and 1)."""
+    return torch.logit(p.clamp(LOGIT_CLAMP, 1 - LOGIT_CLAMP))
 
 
 @torch.no_grad()

@@ -97,6 +97,7 @@ class CameraConfig(Checked):
     adaptor_embed_dim: int = 16         # Camera adaptor z / c embedding width.
     adaptor_lr_multiplier: float = 0.1  # Learning-rate multiplier of every camera-adaptor FC layer.
     la_radius_quirk: bool = True        # Reproduce the official la_radius denormalisation bug (ref §2.3 step 4).
+    adaptor_residual: bool = False      # Start the adaptor at the identity (ours; stages.nn.camera_adaptor).
 
     _RANGES = {"fov_min_deg": Range(0, 180, low_open=True, high_open=True),
                "fov_max_deg": Range(0, 180, low_open=True, high_open=True), "radius": _GT0,

@@ -224,3 +224,25 @@ def test_force_mean_loss_golden_value():
     centred = torch.zeros(2, 8)
     centred[:, CAM_PITCH] = math.pi / 2
     assert force_mean_loss(centred.double(), mean_angles).item() == pytest.approx(10 * math.sqrt(3) * 1e-8, rel=1e-3)
+
+
+def test_residual_adaptor_starts_at_the_prior_and_learns_away_from_it():
+    # Ours (measurements §1): the official adaptor collapses the prior at init; the residual one is the identity.
+    prior = CameraPrior()
+    cams = prior.sample(512, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(512, 32)
+    official = CameraAdaptor(0, z_dim=32, hid_dim=32)
+    residual = CameraAdaptor(0, z_dim=32, hid_dim=32, residual=True)
+    assert sum(p.numel() for p in official.parameters()) == sum(p.numel() for p in residual.parameters())
+    post = residual(cams, z)
+    assert torch.allclose(post, cams, atol=2e-3)  # identity (up to the pitch eps and the logit clamp)
+    assert official(cams, z)[:, CAM_YAW].std() < 0.3 * cams[:, CAM_YAW].std()  # the official init collapses
+    # A few steps towards yaw + 0.3 move the posterior: the zero-initialised last layers do get gradients.
+    opt = torch.optim.Adam(residual.parameters(), lr=0.05)
+    for _ in range(20):
+        loss = (residual(cams, z)[:, CAM_YAW] - (cams[:, CAM_YAW] + 0.3).clamp(max=1.5)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    moved = residual(cams, z)[:, CAM_YAW] - cams[:, CAM_YAW]
+    assert moved.mean() > 0.1 and residual(cams, z)[:, CAM_YAW].std() > 0.5 * cams[:, CAM_YAW].std()
