@@ -11,13 +11,18 @@
    checkpoints, copied to G_ema); the trainer sets it to lin(t; 0 -> 1 over 10000 kimg) with ``set_progress``.
 
 Parameters: 206,658 with the defaults (ref §14). ``enabled=False`` returns the normalised depth only (no convs);
-``fixed_p`` (N probabilities) replaces the annealed selection probabilities, e.g. (1, 0, 0, 0) = always raw depth.
+``fixed_p`` (N probabilities) replaces the annealed selection probabilities, e.g. (1, 0, 0, 0) = always raw depth;
+``adapted_depth_probs(P, N)`` builds them for the paper's ablation "P = probability that D sees the adapted depth":
+(1 - P, then P split over the adapted candidates in the official end-of-schedule ratios 2 : 3 : 4), so P = 0.9 is
+exactly the annealed schedule's end point [0.1, 0.2, 0.3, 0.4], P = 0 feeds only the raw depth (no adaptor) and
+P = 1 only adapted depth.
 
 Public API:
   normalize_depth(depth, near, far, near_offset=0.0) -> same shape, [near + offset, far] -> [-1, 1]
   DepthAdaptor(ray_start=0.75, ray_end=1.25, ...)(depth [B, 1, H, W], generator=None) -> [B, 1, H, W]
   DepthAdaptor.candidates(depth) -> [B, N, 1, H, W];  .selection_probs() -> [N];  .near_plane_offset() -> []
-  DepthAdaptor.set_progress(value)
+  DepthAdaptor.set_progress(value);  DepthAdaptor.fixed_p = adapted_depth_probs(P, N) | None
+  adapted_depth_probs(p_adapted, num_outputs=4) -> tuple of N probabilities
 """
 from __future__ import annotations
 
@@ -30,6 +35,17 @@ from stages.nn import rng
 from stages.nn.layers import Conv2dLayer
 
 DENOM_EPS = 1e-12  # added to (far - near') in the normalisation (ref §3.1)
+
+
+def adapted_depth_probs(p_adapted: float, num_outputs: int = 4) -> tuple[float, ...]:
+    """Selection probabilities with P(adapted depth) = ``p_adapted``: raw depth 1 - P, adapted candidate i (1-based)
+    P * (i + 1) / sum (the 2 : 3 : 4 ratios of the official end point for N = 4). See the module docstring."""
+    if not 0.0 <= p_adapted <= 1.0:
+        raise ValueError(f"p_adapted must be in [0, 1], got {p_adapted}")
+    if num_outputs == 1:
+        return (1.0,)
+    weights = [i + 1 for i in range(1, num_outputs)]
+    return (1.0 - p_adapted, *(p_adapted * w / sum(weights) for w in weights))
 
 
 def normalize_depth(

@@ -77,7 +77,8 @@ class LossConfig(Checked):
     patch_beta_end: float = 0.8         # ... at patch_beta_kimg.
     patch_beta_kimg: float = 10000.0    # Patch beta annealing period.
     depth_anneal_kimg: float = 10000.0  # Depth-adaptor selection annealing period (ref §3.2).
-    depth_adaptor_p: float | None = None  # Fixed P(raw depth to D) instead of the annealed one (ablation).
+    depth_adaptor_p: float | None = None  # Ablation: fixed P(D sees the adapted depth) in [0, 1]; None = annealed
+    #                                       (P = 0.75 -> 0.9, ref §3.2); 0 = raw depth only, 1 = adapted only.
     emd_anneal_kimg: float = 10000.0    # Camera EMD multiplier 0 -> 1 over this many kimg (ref §2.4a).
     emd_num_samples: int = 64           # Prior/posterior samples per EMD evaluation.
     emd_weight_angles: float = 2.0      # EMD weight of yaw and pitch.
@@ -93,7 +94,7 @@ class LossConfig(Checked):
         "gamma": Range(0), "r1_interval": Range(1), "blur_init_sigma": Range(0), "blur_fade_kimg": _KIMG,
         "nerf_noise_std_init": Range(0), "nerf_noise_kimg": _KIMG, "patch_beta_start": Range(0, low_open=True),
         "patch_beta_end": Range(0, low_open=True), "patch_beta_kimg": _KIMG, "depth_anneal_kimg": _KIMG,
-        "depth_adaptor_p": Range(0.1, 0.25), "emd_anneal_kimg": _KIMG, "emd_num_samples": Range(1),
+        "depth_adaptor_p": Range(0, 1), "emd_anneal_kimg": _KIMG, "emd_num_samples": Range(1),
         "emd_weight_angles": Range(0), "emd_weight_radius": Range(0), "emd_weight_fov": Range(0),
         "emd_weight_look_at": Range(0), "force_mean_weight": Range(0), "force_mean_num_samples": Range(1),
         "kd_weight": Range(0), "kd_anneal_kimg": _KIMG,

@@ -16,6 +16,7 @@ import torch
 from stages.common import checkpoint as ckpt
 from stages.common.distributed import DistInfo, barrier, broadcast_object
 from stages.common.errors import TrainingDiverged
+from stages.nn.depth_adaptor import adapted_depth_probs
 from stages.nn.inputs import make_generator, sample_generator_inputs
 from stages.common.seeding import derive_seed, seed_everything
 from stages.common.stats import StatsCollector, StatsWriter
@@ -73,6 +74,9 @@ class Trainer:
         seed_everything(derive_seed(cfg.run.seed, 0x1417))  # identical initial weights on every rank
         self.nets = build_networks(cfg, self.device)
         self.nets[0].set_precision(cfg.run.precision)  # G's training passes; G_ema (metrics, images) stays fp32
+        adaptor = getattr(self.nets[0], "depth_adaptor", None)
+        if adaptor is not None and cfg.loss.depth_adaptor_p is not None:  # the ablation's fixed P(adapted depth)
+            adaptor.fixed_p = adapted_depth_probs(cfg.loss.depth_adaptor_p, adaptor.num_outputs)
         self.opts = build_optimizers(cfg, self.nets[0], self.nets[1])
         self.counters = load_state(resume_path, self.nets, self.opts, self.device) if resume_path else Counters()
         self.resumed = resume_path is not None

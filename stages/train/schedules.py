@@ -95,19 +95,18 @@ class ScheduleState:
 def schedule_state(kimg: float, loss_cfg) -> ScheduleState:
     """Evaluate every schedule of ref §5.5 at ``kimg`` from the fields of a :class:`LossConfig`.
 
-    A fixed ``loss_cfg.depth_adaptor_p`` (ablation) replaces the annealed P(raw depth) by the progress value that
-    yields it (clamped to the valid progress range [0, 1]).
+    With a fixed ``loss_cfg.depth_adaptor_p`` (the ablation's P(adapted depth), applied by the trainer through
+    :func:`stages.nn.depth_adaptor.adapted_depth_probs`), P(raw depth) is 1 - P at every kimg.
     """
     progress = depth_progress(kimg, loss_cfg.depth_anneal_kimg)
-    if loss_cfg.depth_adaptor_p is not None:
-        progress = min(max((0.25 - loss_cfg.depth_adaptor_p) / (0.25 - 0.1), 0.0), 1.0)
+    raw_p = depth_start_p(progress) if loss_cfg.depth_adaptor_p is None else 1.0 - loss_cfg.depth_adaptor_p
     return ScheduleState(
         kimg=float(kimg),
         blur_sigma=blur_sigma(kimg, loss_cfg.blur_init_sigma, loss_cfg.blur_fade_kimg),
         nerf_noise_std=nerf_noise_std(kimg, loss_cfg.nerf_noise_std_init, loss_cfg.nerf_noise_kimg),
         patch_beta=patch_beta(kimg, loss_cfg.patch_beta_start, loss_cfg.patch_beta_end, loss_cfg.patch_beta_kimg),
         depth_progress=progress,
-        depth_start_p=depth_start_p(progress),
+        depth_start_p=raw_p,
         emd_multiplier=emd_multiplier(kimg, loss_cfg.emd_anneal_kimg),
         kd_weight=kd_weight(kimg, loss_cfg.kd_weight, loss_cfg.kd_anneal_kimg),
     )

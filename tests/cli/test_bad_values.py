@@ -69,10 +69,10 @@ TRAIN = [
     (["--kd-weight", "inf"], "--kd-weight: must be finite"), (["--kd-weight", "nan"], "--kd-weight: must be finite"),
     # --depth-adaptor-p and the flags it contradicts
     (["--depth-adaptor-p", "abc"], f"--depth-adaptor-p: Input should be a {BAD_FLOAT}"),
-    (["--depth-adaptor-p", "0"], "--depth-adaptor-p: must be in [0.1, 0.25], got 0"),
-    (["--depth-adaptor-p", "-1"], "--depth-adaptor-p: must be in [0.1, 0.25]"),
+    (["--depth-adaptor-p", "-0.1"], "--depth-adaptor-p: must be in [0, 1], got -0.1"),
+    (["--depth-adaptor-p", "-1"], "--depth-adaptor-p: must be in [0, 1]"),
     (["--depth-adaptor-p", "inf"], "--depth-adaptor-p: must be finite"),
-    (["--depth-adaptor-p", "0.5"], "--depth-adaptor-p: must be in [0.1, 0.25], got 0.5"),
+    (["--depth-adaptor-p", "1.5"], "--depth-adaptor-p: must be in [0, 1], got 1.5"),
     (["--depth-adaptor-p", "0.2", "--no-depth-adaptor"], "--no-depth-adaptor: --depth-adaptor-p fixes the depth "
                                                           "adaptor's selection, but --no-depth-adaptor turns"),
     (["--no-depth", "--depth-adaptor-p", "0.2"], "--no-depth: --depth-adaptor-p fixes the depth adaptor's "

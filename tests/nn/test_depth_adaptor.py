@@ -94,3 +94,23 @@ def test_progress_is_a_checkpointed_buffer_and_rho_gets_gradients():
     assert clone.progress.item() == pytest.approx(0.3)
     clone.eval()(_depth()).sum().backward()
     assert clone.near_plane_offset_raw.grad is not None and clone.near_plane_offset_raw.grad.item() != 0
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 0.9, 1.0])
+def test_ablation_probability_of_the_adapted_depth(p):
+    # Issue 10: --depth-adaptor-p P = probability that D sees the adapted depth; 0.9 = the official end point.
+    from stages.nn.depth_adaptor import adapted_depth_probs
+
+    probs = adapted_depth_probs(p, 4)
+    assert probs[0] == pytest.approx(1 - p) and sum(probs) == pytest.approx(1.0)
+    if p == 0.9:
+        assert probs == pytest.approx((0.1, 0.2, 0.3, 0.4))
+    adaptor = DepthAdaptor().train()
+    adaptor.fixed_p = probs
+    depth = _depth().repeat(512, 1, 1, 1)[:512]
+    cand = adaptor.candidates(depth)
+    picked = adaptor(depth, generator=torch.Generator().manual_seed(0))
+    raw = (picked == cand[:, 0]).flatten(1).all(1).float().mean().item()
+    assert raw == pytest.approx(1 - p, abs=0.06)
+    with pytest.raises(ValueError):
+        adapted_depth_probs(1.5)

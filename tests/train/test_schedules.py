@@ -42,5 +42,6 @@ def test_ema_gamma_and_fixed_depth_p():
     assert S.r1_gamma(None, 256, 64) == pytest.approx(0.2048)
     assert S.r1_gamma(None, 128, 64) == pytest.approx(0.0512)
     assert S.r1_gamma(0.05, 256, 64) == 0.05
-    st = S.schedule_state(0.0, LossConfig(depth_adaptor_p=0.1))
-    assert st.depth_start_p == pytest.approx(0.1)
+    st = S.schedule_state(0.0, LossConfig(depth_adaptor_p=0.9))  # P(adapted) 0.9 = the schedule's end point
+    assert st.depth_start_p == pytest.approx(0.1) == S.schedule_state(10**5, LossConfig()).depth_start_p
+    assert S.schedule_state(5000.0, LossConfig(depth_adaptor_p=0.0)).depth_start_p == 1.0

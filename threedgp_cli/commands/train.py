@@ -54,7 +54,8 @@ def train(
     no_depth_adaptor: Annotated[bool, typer.Option(
         "--no-depth-adaptor", help="Feed raw (normalized) depth to D.", rich_help_panel=_ABL)] = False,
     depth_adaptor_p: Annotated[Optional[float], typer.Option(
-        "--depth-adaptor-p", help="Fixed P(raw depth to D) in [0.1, 0.25].",
+        "--depth-adaptor-p", help="Ablation: fixed probability in [0, 1] that D sees the adapted depth "
+        "(0 = raw depth only, i.e. no adaptor; 1 = adapted only; default: the official schedule, 0.75 -> 0.9).",
         rich_help_panel=_ABL)] = None,
     no_camera_adaptor: Annotated[bool, typer.Option(
         "--no-camera-adaptor", help="Fixed camera prior, no adaptor.", rich_help_panel=_ABL)] = False,
