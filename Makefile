@@ -27,13 +27,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The main job on the embedded toy dataset: prep -> info -> a short CPU training run.
+# The whole chain on a CPU in about 25 minutes plus the install (scripts/demo.sh): prep -> train -> eval -> export,
+# then the 3D verdict (out/demo/summary.md). DEMO_MINUTES=N sets the training minutes; rerunning continues.
 demo: install
-	@mkdir -p out
-	$(BIN)/3dgp prep toy out/toy --num 256 --resolution 64 --seed 0 --preview out/toy_preview.png
-	$(BIN)/3dgp info out/toy
-	$(BIN)/3dgp train --data out/toy --preset tiny --kimg 1 --outdir out/runs --metrics none
-	@echo "demo: dataset in out/toy, contact sheet in out/toy_preview.png, training run in out/runs/"
+	DEMO_MINUTES=$${DEMO_MINUTES:-15} THREEDGP=$(BIN)/3dgp PYTHON=$(BIN)/python bash scripts/demo.sh out/demo
 
 bench: install
 	$(BIN)/python benchmarks/prep_throughput.py

@@ -202,24 +202,26 @@ def _nfs(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
 
 
 def _mvc(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
-    from stages.metrics.geometry import multiview_consistency
+    from stages.metrics.geometry import MVCResult, multiview_consistency
 
     _require_generator(ctx, spec)
     src = ctx.fakes
-    errors, covered = [], []
+    parts = []
     for inputs, gen in ctx.track(src.batches("mvc", spec.num_gen), spec.num_gen, f"mvc ({spec.num_gen})"):
         with torch.no_grad():
-            result = multiview_consistency(src.G, inputs, truncation_psi=src.truncation, generator=gen)
-        errors.append(result.errors.float().cpu())
-        covered.append(result.covisible.float().cpu())
-    errors_t, covered_t = torch.cat(errors), torch.cat(covered)
-    valid = errors_t[torch.isfinite(errors_t)]  # a sample with no co-visible pixel has no error (NaN)
+            parts.append(multiview_consistency(src.G, inputs, truncation_psi=src.truncation, generator=gen))
+    result = MVCResult(*(torch.cat([getattr(p, f).float() for p in parts]) for f in ("errors", "covisible",
+                                                                                     "flat_errors")))
+    valid = result.errors[torch.isfinite(result.errors)]  # a sample with no co-visible pixel has no error (NaN)
     if len(valid) == 0:
         raise MetricUnavailable(f"{spec.name} unavailable: no sample had co-visible pixels in the two views")
+    flat = result.flat_errors[torch.isfinite(result.errors)]
     return MetricResult(spec.name, spec.kind, float(valid.mean()), std=float(valid.std(unbiased=False)),
-                        num_fakes=len(errors_t), details={"covisible_fraction": float(covered_t.mean()),
-                                                          "samples_with_covisible_pixels": len(valid),
-                                                          "yaw_delta": 0.15})
+                        num_fakes=len(result.errors), details={"covisible_fraction": result.mean_covisible,
+                                                               "samples_with_covisible_pixels": len(valid),
+                                                               "yaw_delta": 0.15,
+                                                               "flat_depth_error": float(flat.mean()),
+                                                               "parallax_ratio": result.parallax_ratio})
 
 
 def _depth(spec: MetricSpec, ctx: MetricContext) -> MetricResult:

@@ -15,6 +15,12 @@ These back the ``mvc``, ``depth`` and ``camera`` kinds of ``3dgp eval`` (``stage
   3-D surface. The per-sample error is the mean absolute RGB difference over co-visible pixels (and the 3
   channels) with images mapped from [-1, 1] to [0, 1] and clamped; NaN when no pixel is co-visible. A 3-D
   consistent generator scores ~0 (resampling and renderer jitter only); view-dependent texture scores clearly worse.
+  **Flat-depth reference**: the same warp with A's depth replaced by its per-sample median (a billboard at the
+  object's distance), scored on the same co-visible pixels. A volume renderer without view-dependent colour is
+  consistent by construction, and a smooth random radiance field (any generator at initialisation) warps about as
+  well with a billboard as with its own depth; only real geometry explains parallax better. ``parallax_ratio`` =
+  mean error with the own depth / mean error with the billboard: ~1 = the depth explains nothing a flat image
+  would not, lower = the view change is explained by 3-D structure.
 * **Depth realism** (``depth_realism``, lower is better): each depth map is normalised per image (1st / 99th
   percentiles to [0, 1], clamped; a constant map becomes all 0.5), so the score ignores the depth units and any
   positive affine rescale; the score is the 1-D Wasserstein distance between the pooled normalised values of
@@ -27,7 +33,8 @@ These back the ``mvc``, ``depth`` and ``camera`` kinds of ``3dgp eval`` (``stage
   collapsed to one view; higher is better).
 
 Public API:
-  MVCResult(errors [n], covisible [n]) with ``.mean_error`` and ``.mean_covisible``
+  MVCResult(errors [n], covisible [n], flat_errors [n]) with ``.mean_error``, ``.mean_covisible``,
+  ``.parallax_ratio``
   multiview_consistency(G, inputs, *, yaw_delta=0.15, truncation_psi=1.0, generator=None, depth_tolerance=0.02,
                         **render_kwargs) -> MVCResult
   warp_view(image_b [B, C, H, W], depth_b [B, 1, H, W], depth_a [B, 1, H, W], camera_a [B, 8], camera_b [B, 8], *,
@@ -64,6 +71,7 @@ class MVCResult:
 
     errors: torch.Tensor  # [n] float: mean |rgb_A - warped rgb_B| in [0, 1] units; NaN without co-visible pixels
     covisible: torch.Tensor  # [n] float: fraction of A's pixels co-visible in B
+    flat_errors: torch.Tensor | None = None  # [n] float: the same error with A's depth flattened to its median
 
     @property
     def mean_error(self) -> float:
@@ -74,6 +82,16 @@ class MVCResult:
     @property
     def mean_covisible(self) -> float:
         return float(self.covisible.mean())
+
+    @property
+    def parallax_ratio(self) -> float:
+        """Mean error / mean flat-depth error over samples with co-visible pixels (module docstring); NaN if none."""
+        if self.flat_errors is None:
+            return math.nan
+        valid = ~torch.isnan(self.errors) & ~torch.isnan(self.flat_errors)
+        if not bool(valid.any()) or float(self.flat_errors[valid].mean()) == 0.0:
+            return math.nan
+        return float(self.errors[valid].mean() / self.flat_errors[valid].mean())
 
 
 def _project(points: torch.Tensor, camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -159,7 +177,11 @@ def multiview_consistency(
     tolerance = depth_tolerance * (ray_end - G.ray_start)
     warped, covisible = warp_view(image_b, depth_b, depth_a, camera_a, camera_b, tolerance=tolerance, far=ray_end)
     errors = _photometric_error(image_a, warped, covisible)  # [n]
-    return MVCResult(errors=errors.cpu(), covisible=covisible.float().flatten(1).mean(dim=1).cpu())
+    flat_a = depth_a.flatten(1).median(dim=1).values.view(-1, 1, 1, 1).expand_as(depth_a)  # billboard at the median
+    warped_flat, _ = warp_view(image_b, depth_b, flat_a, camera_a, camera_b, tolerance=tolerance)
+    flat_errors = _photometric_error(image_a, warped_flat, covisible)  # same pixels as the own-depth warp
+    return MVCResult(errors=errors.cpu(), covisible=covisible.float().flatten(1).mean(dim=1).cpu(),
+                     flat_errors=flat_errors.cpu())
 
 
 # ---------------------------------------------------------------------------------------------------------------

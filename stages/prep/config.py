@@ -51,6 +51,7 @@ class PrepConfig:
     # toy
     num: int = 1024  # toy: number of scenes
     seed: int = 0  # toy: scene seed
+    scenes: str = "full"  # toy: full (deliberately hard) or simple (stages.prep.toy.simple)
     # imagenet
     classes: tuple[str, ...] | None = None  # imagenet: synset subset (None = all)
     classes_file: Path | None = None  # imagenet: file listing more synsets (one per line or comma separated)
@@ -118,6 +119,10 @@ class PrepConfig:
         if self.source == "toy":
             _int("--num", self.num, 1, MAX_ITEMS)
             _int("--seed", self.seed, 0, 2**32 - 1)
+            from stages.prep.toy.item import SCENE_KINDS
+
+            if self.scenes not in SCENE_KINDS:
+                raise BadOptionError("--scenes", f"expected one of {', '.join(SCENE_KINDS)}, got {self.scenes!r}")
         elif self.src is None:
             raise BadOptionError("SRC", f"the {self.source} source needs an input path")
         if not _is_number(self.keep_ratio) or not 0.0 < self.keep_ratio <= 1.0:
@@ -164,7 +169,7 @@ class PrepConfig:
         args += [str(self.src)] if self.src is not None else []
         args += [str(self.out), "--resolution", str(self.resolution)]
         defaults = _content_defaults()
-        for name in ("num", "seed", "depth_model", "depth_weights", "embedder", "embedder_weights", "classes_file", "synset_map",
+        for name in ("num", "seed", "scenes", "depth_model", "depth_weights", "embedder", "embedder_weights", "classes_file", "synset_map",
                      "keep_ratio", "max_per_class", "reg_covar", "selection_weights", "max_images", "max_pixels",
                      "max_file_mb", "max_classes"):
             value = getattr(self, name)

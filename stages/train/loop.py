@@ -143,7 +143,9 @@ class Trainer:
                                       self.run_dir / "reals.png")
             reporting.render_fakes_grid(self.nets[2], self.grid, self.run_dir / "fakes_init.png")
             if self.metrics.primary is not None:  # the metric curve starts at initialisation (StyleGAN tick 0)
-                self._metrics({})
+                self._metrics({})  # saves snapshot-000000.000.pt as the first best
+            elif self.cfg.run.snapshot_kimg > 0:
+                self._save("snapshot")  # the initial model, to compare against (e.g. `make demo`)
             self._save("state")  # the rollback target before the first periodic state
 
     def _rollback(self, reason: str) -> None:

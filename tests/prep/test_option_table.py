@@ -21,6 +21,8 @@ CASES = [
     ("toy", ["--num", "100000000000"], "--num: must be between 1 and 999,999,999"),
     ("toy", ["--seed", "abc"], "--seed", USAGE),
     ("toy", ["--seed", "-1"], "--seed: must be between 0"),
+    ("toy", ["--scenes", "hard"], "--scenes: expected one of full, simple, got 'hard'"),
+    ("toy", ["--scenes", "0"], "--scenes: expected one of full, simple"),
     ("toy", ["--seed", "inf"], "--seed", USAGE),
     ("toy", ["--seed", str(2**32)], "--seed: must be between 0 and 4,294,967,295"),
     # options every source shares

@@ -170,3 +170,25 @@ def test_contact_sheet_layout():
     assert sheet.size == (2 * (3 * 16 + 5 * 2) + 2, 3 * (16 + 2) + 2)
     pixels = np.asarray(sheet)
     np.testing.assert_array_equal(pixels[2:18, 2:18], items[0].image)
+
+
+def test_simple_scenes_are_centred_upright_and_plain():
+    # `--scenes simple` (make demo): centred, upright objects on the ground, no walls, narrow FoV range.
+    items = [render_toy_item(0, i, 32, "simple") for i in range(24)]
+    assert {it.label for it in items} == set(range(len(TOY_CLASSES)))
+    for it in items:
+        cam = it.meta["camera"]
+        assert 25.0 <= cam["fov_deg"] <= 35.0 and 55.0 <= cam["pitch_deg"] <= 80.0
+        assert it.meta["scenes"] == "simple" and it.meta["object"]["position"][0] == 0.0
+        ys, xs = np.nonzero(it.object_mask > 0.5)
+        assert abs(xs.mean() / 31.0 - 0.5) < 0.12 and abs(ys.mean() / 31.0 - 0.5) < 0.2  # near the centre
+    from stages.prep.toy.simple import sample_simple_scene
+
+    assert all(sample_simple_scene(0, i).backdrop.walls == () for i in range(24))
+    # Deterministic, independent of the resolution, and not the full scene of the same index.
+    a, b = render_toy_item(3, 5, 16, "simple"), render_toy_item(3, 5, 16, "simple")
+    assert np.array_equal(a.image, b.image)
+    assert render_toy_item(3, 5, 32, "simple").meta["camera"] == a.meta["camera"]
+    assert render_toy_item(3, 5, 16).meta["camera"] != a.meta["camera"]
+    with pytest.raises(ValueError, match="scenes"):
+        render_toy_item(0, 0, 16, "hard")

@@ -93,7 +93,8 @@ def _notes(result) -> str:
     if result.kind == "depth":
         return f"flat baseline {d['flat_baseline']:.4g}"
     if result.kind == "mvc":
-        return f"co-visible {d['covisible_fraction']:.0%}"
+        return (f"co-visible {d['covisible_fraction']:.0%}; flat-depth error {d['flat_depth_error']:.4g} "
+                f"(parallax ratio {d['parallax_ratio']:.3f})")
     if result.kind == "camera":
         return ", ".join(f"{k.split('/')[0]} {d[k]:.3g}±{d[k.replace('mean', 'std')]:.2g}" for k in d
                          if k.endswith("/mean") and k.split("/")[0] in ("yaw", "pitch", "fov_deg"))

@@ -147,10 +147,13 @@ def toy(
     out: Out,
     num: Annotated[int, typer.Option("--num", "-n", help="Number of scenes.")] = 1024,
     seed: Annotated[int, typer.Option("--seed", help="Scene seed (items are deterministic per seed).")] = 0,
+    scenes: Annotated[str, typer.Option(
+        "--scenes", help="full (deliberately hard: off-centre, tilted, walls, busy textures) or simple (upright "
+        "centred objects on a plain ground: learnable on a CPU in minutes; `make demo` uses it).")] = "full",
     common: dict = None,
 ) -> None:
     """Our synthetic 3D scenes with ground-truth depth (the default dataset for demos and tests)."""
-    _run("toy", out, None, common, num=num, seed=seed)
+    _run("toy", out, None, common, num=num, seed=seed, scenes=scenes)
 
 
 def _folder_command(source: str, doc: str):

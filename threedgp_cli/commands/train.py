@@ -17,7 +17,8 @@ def train(
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset directory written by `3dgp prep`.")] = None,
     outdir: Annotated[Path, typer.Option("--outdir", help="Parent of the numbered run directories.")] = Path("runs"),
     preset: Annotated[Optional[str], typer.Option(
-        "--preset", help="tiny (CPU, minutes), toy64, dogs, elephants, horses, imagenet.")] = None,
+        "--preset", help="tiny (CPU, minutes), demo (make demo: toy --scenes simple, 15 CPU minutes), toy64, "
+        "dogs, elephants, horses, imagenet.")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Resume the latest run under --outdir, or the run dir / checkpoint given as RESUME_FROM.",
         rich_help_panel=_RUN)] = False,

@@ -13,7 +13,7 @@ def build_source(cfg: PrepConfig) -> SourcePlan:
     if cfg.source == "toy":
         from stages.prep.sources.toy import list_toy_units
 
-        return list_toy_units(cfg.num, cfg.seed)
+        return list_toy_units(cfg.num, cfg.seed, cfg.scenes)
     if cfg.source in ("folder", "zip"):
         from stages.prep.sources.folder import list_folder_units
 

@@ -14,8 +14,8 @@ from stages.prep.sources.units import SourcePlan, Unit
 class ToyUnits(Sequence):
     """``Unit``s 0 .. num-1 of the toy dataset with ``seed``, made when indexed."""
 
-    def __init__(self, num: int, seed: int):
-        self.num, self.seed = num, seed
+    def __init__(self, num: int, seed: int, scenes: str = "full"):
+        self.num, self.seed, self.scenes = num, seed, scenes
 
     def __len__(self) -> int:
         return self.num
@@ -28,12 +28,15 @@ class ToyUnits(Sequence):
         return self._unit(index % self.num)
 
     def _unit(self, i: int) -> Unit:
-        return Unit("toy", str(self.seed), str(i), None, None, f"toy:{self.seed}:{i}")
+        if self.scenes == "full":
+            return Unit("toy", str(self.seed), str(i), None, None, f"toy:{self.seed}:{i}")
+        return Unit("toy", f"{self.seed}:{self.scenes}", str(i), None, None, f"toy-{self.scenes}:{self.seed}:{i}")
 
 
-def list_toy_units(num: int, seed: int) -> SourcePlan:
-    """``num`` toy scenes for ``seed``: unit i renders ``render_toy_item(seed, i, R)``."""
+def list_toy_units(num: int, seed: int, scenes: str = "full") -> SourcePlan:
+    """``num`` toy scenes for ``seed``: unit i renders ``render_toy_item(seed, i, R, scenes)`` (the unit's container
+    is ``"<seed>"`` for the full scenes, ``"<seed>:<scenes>"`` otherwise)."""
     from stages.prep.toy import TOY_CLASSES
 
-    description = {"kind": "toy", "path": None, "seed": seed, "num_scenes": num}
-    return SourcePlan("toy", ToyUnits(num, seed), list(TOY_CLASSES), False, description)
+    description = {"kind": "toy", "path": None, "seed": seed, "num_scenes": num, "scenes": scenes}
+    return SourcePlan("toy", ToyUnits(num, seed, scenes), list(TOY_CLASSES), False, description)

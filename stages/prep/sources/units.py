@@ -115,7 +115,8 @@ def _encode_depth(depth: np.ndarray | None) -> bytes | None:
 def _load_toy(unit: Unit, resolution: int, depth_mode: str, keep_array: bool) -> Loaded:
     from stages.prep.toy import render_toy_item  # the toy renderer (numpy)
 
-    item = render_toy_item(int(unit.container), int(unit.member), resolution)
+    seed, _, scenes = unit.container.partition(":")
+    item = render_toy_item(int(seed), int(unit.member), resolution, scenes or "full")
     image = np.ascontiguousarray(item.image, dtype=np.uint8)  # [R, R, 3]
     depth = np.asarray(item.depth_est, dtype=np.float32) if depth_mode == "toy" else None
     return Loaded(

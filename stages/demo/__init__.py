@@ -1,0 +1,89 @@
+"""``make demo``'s verdict: does the trained model show 3D, measured against the same model at initialisation?
+
+:func:`judge` compares two metric cards of ``3dgp eval`` (``nfs256``, ``mvc``, ``depth``, ``camera``) by the criteria
+of the demo (issue 10): NFS at least 2x its init value; multi-view consistency and depth realism against the toy
+ground truth each at least ``CLEARLY`` (20 %) better than at init; depth realism also better than the flat-depth
+baseline; and the camera posterior still spread (at least half the prior's spread: not collapsed to one view).
+
+Multi-view consistency is judged by the ``mvc`` card's ``parallax_ratio`` (photometric error of the warp with the
+model's depth / with a billboard at its median depth; :mod:`stages.metrics.geometry`), not by the raw error: a volume
+renderer is view-consistent by construction, and an untrained generator renders a smooth colour field whose raw warp
+error is tiny (less texture = less to get wrong) but whose depth explains nothing (ratio ~1). Training adds texture,
+which raises the raw error, and geometry, which lowers the ratio. Both numbers are printed.
+``python -m stages.demo OUT --init init.json --final final.json`` prints the table and writes ``OUT/summary.md``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+CLEARLY = 0.20  # "clearly better": at least 20 % lower than at init
+NFS_FACTOR = 2.0
+MIN_CAMERA_SPREAD = 0.5
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One line of the verdict."""
+
+    name: str
+    init: float | None
+    final: float | None
+    target: str
+    passed: bool
+
+
+def _metric(card: dict, kind: str) -> dict:
+    for m in card.get("metrics", []):
+        if m.get("kind") == kind and m.get("unavailable") is None:
+            return m
+    raise KeyError(f"the metric card has no available {kind!r} metric")
+
+
+def judge(init: dict, final: dict) -> list[Criterion]:
+    """The demo's 3D criteria for metric cards ``init`` and ``final`` (module docstring)."""
+    nfs0, nfs1 = _metric(init, "nfs")["value"], _metric(final, "nfs")["value"]
+    m0, m1 = _metric(init, "mvc"), _metric(final, "mvc")
+    mvc0, mvc1 = m0["details"].get("parallax_ratio"), m1["details"].get("parallax_ratio")
+    d0, d1 = _metric(init, "depth")["details"], _metric(final, "depth")["details"]
+    gt0, gt1 = d0.get("vs_ground_truth"), d1.get("vs_ground_truth")
+    flat = d1.get("flat_baseline_vs_ground_truth")
+    spread = _metric(final, "camera")["value"]
+    out = [
+        Criterion("non-flatness (NFS, higher = more 3D)", nfs0, nfs1, f">= {NFS_FACTOR:g} x init",
+                  nfs1 >= NFS_FACTOR * nfs0),
+        Criterion("multi-view consistency: parallax ratio (lower = depth explains the view change)", mvc0, mvc1,
+                  f"<= {1 - CLEARLY:g} x init", mvc0 is not None and mvc1 is not None and mvc1 <= (1 - CLEARLY) * mvc0),
+        Criterion("multi-view photometric error (information)", m0["value"], m1["value"], "-", True),
+    ]
+    if gt0 is None or gt1 is None or flat is None:
+        out.append(Criterion("depth realism vs ground truth", gt0, gt1, "needs a toy dataset (ground truth)", False))
+    else:
+        out.append(Criterion("depth realism vs ground truth (lower = better)", gt0, gt1,
+                             f"<= {1 - CLEARLY:g} x init and < flat {flat:.3f}",
+                             gt1 <= (1 - CLEARLY) * gt0 and gt1 < flat))
+    out.append(Criterion("camera spread (posterior / prior std)", None, spread, f">= {MIN_CAMERA_SPREAD:g}",
+                         spread >= MIN_CAMERA_SPREAD))
+    return out
+
+
+def render_markdown(criteria: list[Criterion]) -> str:
+    """The verdict as a markdown table plus one line."""
+    def num(v):
+        return "-" if v is None else f"{v:.4g}"
+
+    lines = ["| criterion | init | final | target | |", "|---|---:|---:|---|---|"]
+    lines += [f"| {c.name} | {num(c.init)} | {num(c.final)} | {c.target} | {'pass' if c.passed else 'FAIL'} |"
+              for c in criteria]
+    passed = sum(c.passed for c in criteria)
+    lines += ["", f"{passed} of {len(criteria)} criteria met."]
+    return "\n".join(lines) + "\n"
+
+
+def summarize(out: str | Path, init_card: str | Path, final_card: str | Path) -> list[Criterion]:
+    """Judge the two cards, write ``out/summary.md`` and return the criteria."""
+    criteria = judge(json.loads(Path(init_card).read_text()), json.loads(Path(final_card).read_text()))
+    text = "# 3dgp demo: is it 3D?\n\n" + render_markdown(criteria)
+    Path(out, "summary.md").write_text(text)
+    return criteria
