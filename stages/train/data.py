@@ -16,6 +16,8 @@ import torch
 from stages.common.seeding import derive_seed
 from stages.nn.inputs import one_hot
 
+SHUFFLE_SEED_SALT = 0x5A3B1E  # derive_seed(run.seed, salt, epoch): the permutation of epoch e
+
 
 class ProgressSampler:
     """Batch sampler yielding this rank's index list for consecutive iterations, starting at ``start_nimg``."""
@@ -32,7 +34,7 @@ class ProgressSampler:
 
     def _perm(self, epoch: int) -> np.ndarray:
         if epoch not in self._perm_cache:
-            rng = np.random.Generator(np.random.PCG64(derive_seed(self.seed, 0x5A3B1E, epoch)))
+            rng = np.random.Generator(np.random.PCG64(derive_seed(self.seed, SHUFFLE_SEED_SALT, epoch)))
             self._perm_cache = {epoch: rng.permutation(self.num_items)}  # keep one epoch cached
         return self._perm_cache[epoch]
 

@@ -34,6 +34,8 @@ from stages.train.step import plan_batch, train_step
 
 logger = logging.getLogger(__name__)
 GRID_SIZE = 8
+INIT_SEED_SALT = 0x1417  # derive_seed(run.seed, salt): the initial weights (identical on every rank)
+GRID_SEED_SALT = 0x6121D  # the fixed inputs of the fakes<kimg>.png grid
 
 
 @dataclass
@@ -58,7 +60,7 @@ def _crossed(prev_nimg: int, cur_nimg: int, interval_kimg: float) -> bool:
 def _grid_inputs(cfg: TrainConfig, G, prior, label_probs, c_dim: int, device: torch.device) -> dict:
     """Fixed z / classes (dataset label distribution) / prior cameras of the fakes grid, from a seeded CPU generator
     (the same grid on every device); keys ``z`` ``[8, z_dim]``, ``c`` ``[8, c_dim]`` | None, ``cameras`` ``[8, 8]``."""
-    gen = make_generator(derive_seed(cfg.run.seed, 0x6121D))
+    gen = make_generator(derive_seed(cfg.run.seed, GRID_SEED_SALT))
     inputs = sample_generator_inputs(GRID_SIZE, G.z_dim, c_dim, prior, label_probs=label_probs, generator=gen,
                                      device=device)
     return {"z": inputs.z, "c": inputs.c, "cameras": inputs.camera_prior}
@@ -71,13 +73,13 @@ class Trainer:
         self.cfg, self.run_dir, self.dist, self.dataset = cfg, Path(run_dir), dist, dataset
         self.device = torch.device(dist.device)
         self.runtime = configure_runtime(self.device, cfg.run.precision)
-        seed_everything(derive_seed(cfg.run.seed, 0x1417))  # identical initial weights on every rank
+        seed_everything(derive_seed(cfg.run.seed, INIT_SEED_SALT))  # identical initial weights on every rank
         self.nets = build_networks(cfg, self.device)
-        self.nets[0].set_precision(cfg.run.precision)  # G's training passes; G_ema (metrics, images) stays fp32
-        adaptor = getattr(self.nets[0], "depth_adaptor", None)
+        self.nets.G.set_precision(cfg.run.precision)  # G's training passes; G_ema (metrics, images) stays fp32
+        adaptor = getattr(self.nets.G, "depth_adaptor", None)
         if adaptor is not None and cfg.loss.depth_adaptor_p is not None:  # the ablation's fixed P(adapted depth)
             adaptor.fixed_p = adapted_depth_probs(cfg.loss.depth_adaptor_p, adaptor.num_outputs)
-        self.opts = build_optimizers(cfg, self.nets[0], self.nets[1])
+        self.opts = build_optimizers(cfg, self.nets.G, self.nets.D)
         self.counters = load_state(resume_path, self.nets, self.opts, self.device) if resume_path else Counters()
         self.resumed = resume_path is not None
         self.plan = plan_batch(cfg.run.batch, cfg.run.batch_gpu, dist.world_size, dist.rank,
@@ -89,7 +91,7 @@ class Trainer:
         self.writer = StatsWriter(self.run_dir, enabled=dist.is_main)
         self.metrics = MetricRunner(cfg.run.metrics, dataset, self.prior, self.label_probs, self.c_dim, self.device,
                                     self.run_dir, cfg.run.seed, cfg.run.metric_batch)
-        self.grid = _grid_inputs(cfg, self.nets[0], self.prior, self.label_probs, self.c_dim, self.device)
+        self.grid = _grid_inputs(cfg, self.nets.G, self.prior, self.label_probs, self.c_dim, self.device)
         self.gamma = r1_gamma(cfg.loss.gamma, cfg.model.img_resolution, cfg.run.batch)
         self.last_metrics: dict = {}
         self._ops_logged = False
@@ -103,10 +105,10 @@ class Trainer:
     def _context(self, kimg: float) -> PhaseContext:
         m = self.cfg.model
         sched = schedule_state(kimg, self.cfg.loss)
-        G = self.nets[0]
+        G = self.nets.G
         if getattr(G, "depth_adaptor", None) is not None:
             G.depth_adaptor.set_progress(sched.depth_progress)
-        return PhaseContext(G=G, D=self.nets[1], sched=sched, device=self.device, prior=self.prior, c_dim=self.c_dim,
+        return PhaseContext(G=G, D=self.nets.D, sched=sched, device=self.device, prior=self.prior, c_dim=self.c_dim,
                             label_probs=self.label_probs, patch_res=m.patch_resolution, min_scale=m.min_patch_scale,
                             group_size=m.discriminator.mbstd_group_size, has_depth=m.img_channels == 4,
                             gamma=self.gamma, r1_interval=self.cfg.loss.r1_interval, loss_cfg=self.cfg.loss,
@@ -119,14 +121,14 @@ class Trainer:
         train_step(ctx, reals, self.opts, self.plan, self.cfg.run.seed, c.seed_stream, c.cur_nimg, c.batch_idx,
                    health)
         beta = ema_beta(c.cur_nimg, self.cfg.run.batch, self.cfg.ema.ema_kimg, self.cfg.ema.rampup)
-        ema_update_(self.nets[2], self.nets[0], beta)
+        ema_update_(self.nets.G_ema, self.nets.G, beta)
         c.cur_nimg += self.cfg.run.batch
         c.batch_idx += 1
         return ctx
 
     def _save(self, what: str) -> str:
         path = (save_state(self.run_dir, self.cfg, self.nets, self.opts, self.counters) if what == "state"
-                else save_snapshot(self.run_dir, self.cfg, self.nets[2], self.counters))
+                else save_snapshot(self.run_dir, self.cfg, self.nets.G_ema, self.counters))
         return str(path)
 
     def _start(self) -> None:
@@ -141,7 +143,7 @@ class Trainer:
             batch = next(iter(make_loader(self.dataset, self.cfg.run.seed, GRID_SIZE, 0, 1, 0, 0)))
             reporting.save_reals_grid(reals_to_device(batch, self.device, self.cfg.model.img_channels == 4, 0)["img"],
                                       self.run_dir / "reals.png")
-            reporting.render_fakes_grid(self.nets[2], self.grid, self.run_dir / "fakes_init.png")
+            reporting.render_fakes_grid(self.nets.G_ema, self.grid, self.run_dir / "fakes_init.png")
             if self.metrics.primary is not None:  # the metric curve starts at initialisation (StyleGAN tick 0)
                 self._metrics({})  # saves snapshot-000000.000.pt as the first best
             elif self.cfg.run.snapshot_kimg > 0:
@@ -174,7 +176,7 @@ class Trainer:
         if not self.dist.is_main or spec is None:
             return None
         t0 = time.time()
-        results = self.metrics.evaluate(self.nets[2])
+        results = self.metrics.evaluate(self.nets.G_ema)
         c = self.counters
         reporting.append_metric(self.run_dir, {"kimg": c.cur_nimg / 1000, "tick": c.cur_tick, **results,
                                                "seconds": round(time.time() - t0, 2)})
@@ -223,7 +225,7 @@ class Trainer:
             if (done or _crossed(prev_nimg, c.cur_nimg, r.state_kimg)) and not mid_streak:
                 self._save("state")  # never a rollback target in the middle of non-finite losses
             if done or _crossed(prev_nimg, c.cur_nimg, r.image_kimg):
-                reporting.render_fakes_grid(self.nets[2], self.grid,
+                reporting.render_fakes_grid(self.nets.G_ema, self.grid,
                                             self.run_dir / f"fakes{ckpt.kimg_tag(c.cur_nimg)}.png")
             scalars.update({f"Schedule/{k}": v for k, v in ctx.sched.to_dict().items() if k != "kimg"})
             scalars.update({"Timing/sec_per_kimg": sec_per_kimg, "Timing/maintenance_sec": time.time() - t0,

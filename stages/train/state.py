@@ -9,6 +9,7 @@ import copy
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -39,6 +40,21 @@ class Counters:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+class Networks(NamedTuple):
+    """The three networks of a run (a tuple, so ``G, D, G_ema = nets`` works too)."""
+
+    G: torch.nn.Module  # generator being trained
+    D: torch.nn.Module  # discriminator
+    G_ema: torch.nn.Module  # exponential moving average of G: what snapshots, metrics and images use
+
+
+class Optimizers(NamedTuple):
+    """Adam of G and of D."""
+
+    G: torch.optim.Optimizer
+    D: torch.optim.Optimizer
+
+
 def camera_prior_for(model_cfg):
     """The ``CameraPrior`` described by ``ModelConfig.camera`` (3DGP ref §2.2)."""
     from stages.nn.build import build_camera_prior
@@ -46,7 +62,7 @@ def camera_prior_for(model_cfg):
     return build_camera_prior(model_cfg)
 
 
-def build_networks(cfg: TrainConfig, device: torch.device):
+def build_networks(cfg: TrainConfig, device: torch.device) -> Networks:
     """G, D (train mode) and G_ema (eval mode, no grad) on ``device`` from ``cfg.model`` (via ``stages.nn.build``)."""
     from stages.nn.build import build
 
@@ -54,16 +70,16 @@ def build_networks(cfg: TrainConfig, device: torch.device):
     G = G.to(device).train().requires_grad_(False)
     D = D.to(device).train().requires_grad_(False)
     G_ema = copy.deepcopy(G).eval()
-    return G, D, G_ema
+    return Networks(G, D, G_ema)
 
 
-def build_optimizers(cfg: TrainConfig, G, D) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+def build_optimizers(cfg: TrainConfig, G, D) -> Optimizers:
     """Adam for G (lr 0.0025, betas (0, 0.99)) and D with the lazy-regularisation correction (ref §5.3)."""
     o = cfg.optim
     opt_G = torch.optim.Adam(G.parameters(), lr=o.g_lr, betas=(o.g_beta1, o.g_beta2), eps=o.eps)
     d_lr, d_betas = lazy_reg_adam_params(o.d_lr, (o.d_beta1, o.d_beta2), cfg.loss.r1_interval)
     opt_D = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=o.eps)
-    return opt_G, opt_D
+    return Optimizers(opt_G, opt_D)
 
 
 @torch.no_grad()
@@ -75,12 +91,12 @@ def ema_update_(G_ema, G, beta: float) -> None:
         b_ema.copy_(b.detach())
 
 
-def save_state(run_dir: Path, cfg: TrainConfig, nets: tuple, opts: tuple, counters: Counters) -> Path:
+def save_state(run_dir: Path, cfg: TrainConfig, nets: Networks, opts: Optimizers, counters: Counters) -> Path:
     """Write ``training-state-<kimg>.pt`` for the current counters (rank 0 only)."""
     G, D, G_ema = nets
     path = ckpt.state_path(run_dir, counters.cur_nimg)
     ckpt.save_training_state(
-        path, G=G, D=D, G_ema=G_ema, opt_G=opts[0], opt_D=opts[1], counters=counters.to_dict(),
+        path, G=G, D=D, G_ema=G_ema, opt_G=opts.G, opt_D=opts.D, counters=counters.to_dict(),
         rng=capture_rng_state(), sampler={"position": counters.cur_nimg, "seed": cfg.run.seed},
         best=counters.best, config=to_dict(cfg),
     )
@@ -97,7 +113,7 @@ def save_snapshot(run_dir: Path, cfg: TrainConfig, G_ema, counters: Counters, ex
                               cur_nimg=counters.cur_nimg, extra=extra)
 
 
-def load_state(path: Path, nets: tuple, opts: tuple, device: torch.device) -> Counters:
+def load_state(path: Path, nets: Networks, opts: Optimizers, device: torch.device) -> Counters:
     """Load a training state into existing networks/optimizers (strict); returns its counters.
 
     Anything that does not fit (missing or extra tensors, other shapes, another optimizer layout) is one
@@ -106,7 +122,7 @@ def load_state(path: Path, nets: tuple, opts: tuple, device: torch.device) -> Co
     G, D, G_ema = nets
     for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
         ckpt.load_module_state(module, state[name], path, name)
-    for name, opt in (("opt_G", opts[0]), ("opt_D", opts[1])):
+    for name, opt in (("opt_G", opts.G), ("opt_D", opts.D)):
         try:
             opt.load_state_dict(state[name])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:

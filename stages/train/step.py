@@ -83,7 +83,7 @@ def run_phase(name: str, loss_fn, module, opt, plan: StepPlan, seed: int, stream
 def train_step(ctx: phases.PhaseContext, reals: dict, opts: tuple, plan: StepPlan, seed: int, stream: int,
                cur_nimg: int, batch_idx: int, health: StepHealth) -> None:
     """Gall, Dmain and (every ``r1_interval`` iterations) Dreg on this process's share of the global batch."""
-    opt_G, opt_D = opts
+    opt_G, opt_D = opts  # stages.train.state.Optimizers
     bg = plan.batch_gpu
 
     def part(k: int) -> dict:

@@ -23,7 +23,7 @@ def test_paper_presets_follow_ref_12():
     imagenet = get_train_preset("imagenet")
     assert imagenet.loss.gamma == 0.05 and imagenet.data.cond
     assert imagenet.model.generator.cbase == 65536 and imagenet.model.discriminator.cmax == 1024
-    assert set(TRAIN_PRESETS) == {"tiny", "toy64", "dogs", "elephants", "horses", "imagenet"}
+    assert set(TRAIN_PRESETS) == {"tiny", "demo", "toy64", "dogs", "elephants", "horses", "imagenet"}
     with pytest.raises(BadOptionError, match="--preset: unknown preset"):
         get_train_preset("cats")
 

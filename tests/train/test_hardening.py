@@ -48,7 +48,7 @@ def run_template(tmp_path_factory, toy_dataset):
     (run_dir / "config.json").write_text(json.dumps(to_dict(cfg)))
     torch.manual_seed(0)
     nets = build_networks(cfg, torch.device("cpu"))
-    save_state(run_dir, cfg, nets, build_optimizers(cfg, nets[0], nets[1]), Counters(cur_nimg=4))
+    save_state(run_dir, cfg, nets, build_optimizers(cfg, nets.G, nets.D), Counters(cur_nimg=4))
     return run_dir
 
 
