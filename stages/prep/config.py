@@ -39,7 +39,7 @@ class PrepConfig:
     out: Path  # output dataset directory
     src: Path | None = None  # input folder / zip / ImageNet root / LSUN LMDB (None for toy)
     resolution: int = 256  # output side, a power of two
-    workers: int = 2  # decode/resize processes (0 = in-process)
+    workers: int | None = None  # decode/resize processes (0 = in-process; None = default_workers())
     depth_model: str = AUTO  # estimator name, or precomputed | toy | none | auto
     depth_weights: Path | None = None  # weights file/dir for the estimator
     embedder: str = DEFAULT_EMBEDDER  # timm model name for distillation embeddings, or none
@@ -74,6 +74,8 @@ class PrepConfig:
         for name in _PATH_FIELDS:
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.workers is None:
+            object.__setattr__(self, "workers", default_workers())
         self._check_values()
         self._check_combinations()
 

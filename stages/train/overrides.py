@@ -169,3 +169,35 @@ def apply_overrides(cfg: Any, overrides: list[Override]) -> Any:
     except ConfigValueError as exc:
         raise label_error(exc, list(overrides)) from None
     return cfg
+
+
+# `3dgp train` option name -> config key, for the options that set one config value as given (the option's spelling
+# comes from stages.train.config.FLAGS, which error messages use too).
+_VALUE_KEYS = {
+    "kimg": "run.kimg", "batch": "run.batch", "batch_gpu": "run.batch_gpu", "gamma": "loss.gamma", "seed": "run.seed",
+    "gpus": "run.gpus", "device": "run.device", "max_rollbacks": "run.max_rollbacks", "precision": "run.precision",
+    "minutes": "run.minutes", "kd_weight": "loss.kd_weight", "depth_adaptor_p": "loss.depth_adaptor_p",
+    "data": "data.path",
+}
+
+
+def flag_overrides(opts: dict[str, Any], set_texts: list[str]) -> list[Override]:
+    """The ``3dgp train`` options the user gave (``None`` / ``False`` = not given), then the ``--set`` texts, as typed
+    ``Override``s in that order. Holds the rules of the flags that are not one value: ``--metrics none`` (no
+    metrics), ``--no-depth-adaptor``, ``--no-camera-adaptor`` and ``--no-depth`` (3 channels, no adaptor)."""
+    from stages.train.config import FLAGS
+
+    overrides = [Override(FLAGS[key], key, opts[name]) for name, key in _VALUE_KEYS.items()
+                 if opts.get(name) is not None]
+    if opts.get("metrics") is not None:
+        metrics = opts["metrics"]
+        overrides.append(Override("--metrics", "run.metrics", "" if metrics.strip().lower() == "none" else metrics))
+    if opts.get("no_depth_adaptor"):
+        overrides.append(Override("--no-depth-adaptor", "model.depth_adaptor.enabled", False))
+    if opts.get("no_camera_adaptor"):
+        overrides.append(Override("--no-camera-adaptor", "model.camera.adaptor_enabled", False))
+    if opts.get("no_depth"):
+        overrides += [Override("--no-depth", "model.img_channels", 3),
+                      Override("--no-depth", "model.depth_adaptor.enabled", False)]
+    overrides += [parse_set(text) for text in set_texts]
+    return overrides

@@ -99,11 +99,8 @@ def _with_common_options(command):
 def _run(source: str, out: Path, src: Optional[Path], common: dict, **source_options) -> None:
     """Build the config, run the prep stage, and print what it did."""
     from stages.prep import PrepConfig, run
-    from stages.prep.config import default_workers
 
     dry_run = common.pop("dry_run")
-    if common["workers"] is None:
-        common["workers"] = default_workers()
     cfg = PrepConfig(source=source, out=out, src=src, **common, **source_options)
     if dry_run:
         cfg.validate()

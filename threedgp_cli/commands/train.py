@@ -68,10 +68,12 @@ def train(
 ) -> None:
     """Train 3DGP on a prepped dataset in a new numbered run directory (or resume one)."""
     from stages.train import TrainRequest, run_request
+    from stages.train.overrides import flag_overrides
 
-    overrides = _flag_overrides(
+    overrides = flag_overrides(
         dict(kimg=kimg, batch=batch, batch_gpu=batch_gpu, gamma=gamma, seed=seed, gpus=gpus, device=device,
-             max_rollbacks=max_rollbacks, precision=precision, minutes=minutes, kd_weight=kd_weight, depth_adaptor_p=depth_adaptor_p,
+             max_rollbacks=max_rollbacks, precision=precision, minutes=minutes, kd_weight=kd_weight,
+             depth_adaptor_p=depth_adaptor_p,
              data=str(data) if data is not None else None, metrics=metrics, no_depth_adaptor=no_depth_adaptor,
              no_camera_adaptor=no_camera_adaptor, no_depth=no_depth),
         set_ or [],
@@ -82,33 +84,3 @@ def train(
     result = run_request(request)
     if result is not None and result.printed_config is not None:
         typer.echo(result.printed_config)
-
-
-# Option name -> config key for the options that set one config value directly (the flag itself comes from
-# stages.train.config.FLAGS, which error messages use too).
-_VALUE_KEYS = {
-    "kimg": "run.kimg", "batch": "run.batch", "batch_gpu": "run.batch_gpu", "gamma": "loss.gamma", "seed": "run.seed",
-    "gpus": "run.gpus", "device": "run.device", "max_rollbacks": "run.max_rollbacks", "precision": "run.precision",
-    "minutes": "run.minutes", "kd_weight": "loss.kd_weight",
-    "depth_adaptor_p": "loss.depth_adaptor_p", "data": "data.path",
-}
-
-
-def _flag_overrides(opts: dict, set_texts: list[str]) -> list:
-    """The options the user gave, as typed ``Override``s of config keys (flags the user did not give are None)."""
-    from stages.train.config import FLAGS
-    from stages.train.overrides import Override, parse_set
-
-    overrides = [Override(FLAGS[key], key, opts[name]) for name, key in _VALUE_KEYS.items() if opts[name] is not None]
-    if opts["metrics"] is not None:
-        metrics = opts["metrics"]
-        overrides.append(Override("--metrics", "run.metrics", "" if metrics.strip().lower() == "none" else metrics))
-    if opts["no_depth_adaptor"]:
-        overrides.append(Override("--no-depth-adaptor", "model.depth_adaptor.enabled", False))
-    if opts["no_camera_adaptor"]:
-        overrides.append(Override("--no-camera-adaptor", "model.camera.adaptor_enabled", False))
-    if opts["no_depth"]:
-        overrides += [Override("--no-depth", "model.img_channels", 3),
-                      Override("--no-depth", "model.depth_adaptor.enabled", False)]
-    overrides += [parse_set(text) for text in set_texts]
-    return overrides
