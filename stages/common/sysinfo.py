@@ -1,16 +1,13 @@
-"""What ``3dgp doctor`` reports: package versions, GPUs, the CUDA toolchain and the custom ops (3DGP ref §9).
+"""Facts about the environment: package versions, torch and the visible GPUs, tool versions.
 
-Everything here is read-only and quick: versions come from package metadata (no heavy imports besides torch),
-tools are asked for ``--version`` with a timeout. The result is a plain JSON-able dict.
+Read-only and quick: versions come from package metadata (no heavy imports besides torch), tools are asked for
+``--version`` with a timeout. Used by metric cards, reports and ``3dgp doctor`` (:mod:`stages.doctor`, which adds
+the CUDA toolchain and the custom ops).
 """
 from __future__ import annotations
 
 import importlib.metadata
-import os
-import platform
-import shutil
 import subprocess
-import sys
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy")
 TOOL_TIMEOUT_S = 30
@@ -57,34 +54,3 @@ def torch_info() -> dict:
     except RuntimeError as exc:  # a broken driver must not break the report
         info["cuda_error"] = str(exc)
     return info
-
-
-def toolchain_info() -> dict:
-    """nvcc (path + version), the C++ compiler, ninja and CUDA_HOME (as set and as resolved)."""
-    from stages.ops._build import find_cuda_home, find_ninja, find_nvcc
-
-    nvcc = find_nvcc()
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    ninja = find_ninja()
-    return {
-        "nvcc": {"path": nvcc, "version": tool_version([nvcc, "--version"], pick="release") if nvcc else None},
-        "cxx": {"path": cxx, "version": tool_version([cxx, "--version"]) if cxx else None},
-        "ninja": {"path": ninja, "version": tool_version([ninja, "--version"]) if ninja else None},
-        "cuda_home": {"env": os.environ.get("CUDA_HOME"), "resolved": find_cuda_home()},
-    }
-
-
-def collect(include_ops: bool = True) -> dict:
-    """The full doctor report (python, packages, torch + GPUs, toolchain, ops status) as a JSON-able dict."""
-    report: dict = {
-        "python": {"version": platform.python_version(), "executable": sys.executable},
-        "platform": platform.platform(),
-        "packages": {name: package_version(name) for name in PACKAGES},
-        "torch": torch_info(),
-        "toolchain": toolchain_info(),
-    }
-    if include_ops:
-        from stages.ops._build import ops_status
-
-        report["ops"] = ops_status()
-    return report

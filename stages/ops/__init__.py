@@ -5,6 +5,7 @@ path; the CUDA extension (``csrc/``) is built on the first CUDA call, never at i
 back to the reference with one warning (fatal under ``THREEDGP_STRICT_OPS=1``). :func:`impl_report` says which
 implementation each op actually used; the training log records it.
 """
+from stages.ops._build import build_ops, find_cuda_home, find_ninja, find_nvcc, ops_status
 from stages.ops._impl import impl_report
 from stages.ops.bias_act import bias_act
 from stages.ops.conv2d_resample import conv2d_resample
@@ -13,6 +14,11 @@ from stages.ops.volume_composite import composite
 
 __all__ = [
     "bias_act",
+    "build_ops",
+    "find_cuda_home",
+    "find_ninja",
+    "find_nvcc",
+    "ops_status",
     "composite",
     "conv2d_resample",
     "downsample2d",

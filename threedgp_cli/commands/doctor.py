@@ -1,6 +1,6 @@
 """``3dgp doctor``: report the environment (versions, GPUs, CUDA toolchain, custom ops) and build the ops early.
 
-Thin: the facts come from ``stages.common.sysinfo`` and ``stages.ops._build`` (3DGP ref §9).
+Thin: the report comes from ``stages.doctor.diagnose`` (3DGP ref §9); this module only renders it.
 """
 from __future__ import annotations
 
@@ -28,12 +28,9 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
 ) -> None:
     """Show python/torch/GPU/toolchain versions and the custom-ops status; optionally build the ops."""
-    from stages.common.sysinfo import collect
-    from stages.ops._build import build_ops as run_build
+    from stages.doctor import diagnose
 
-    report = collect()
-    if build_ops or check_only:
-        report["build"] = run_build(check_only=check_only, verbose=not as_json)
+    report = diagnose(build=build_ops, check_only=check_only, verbose=not as_json)
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
     else:
