@@ -8,9 +8,16 @@
 #   DEMO_MINUTES=15                  training minutes (the demo preset's schedules are sized for ~15)
 #   DEMO_NUM=1000                    toy scenes
 #   THREEDGP=.venv/bin/3dgp          the CLI to use
+#   DEMO_SMOKE=1                     seconds-long smoke mode (tests): a few kimg, small metrics and exports
 set -euo pipefail
 OUT=${1:-out/demo}
 MINUTES=${DEMO_MINUTES:-15}
+KIMG=$(( MINUTES * 5 ))  # a length cap that scales with the minutes (2 CPU cores do ~3.5 kimg a minute; a GPU more)
+METRICS=nfs256,mvc,depth,camera
+SEEDS=0-7 FRAMES=48 MESH_RES=96 GIF_SEEDS=0-3 GIF_FRAMES=24
+if [ "${DEMO_SMOKE:-0}" = 1 ]; then
+  KIMG=0.016 METRICS=nfs16,mvc4,depth16,camera SEEDS=0-1 FRAMES=4 MESH_RES=32 GIF_SEEDS=0-1 GIF_FRAMES=4
+fi
 NUM=${DEMO_NUM:-1000}
 CLI=${THREEDGP:-.venv/bin/3dgp}
 PY=${PYTHON:-$(dirname "$CLI")/python}
@@ -23,9 +30,9 @@ say "1/5 prep: $NUM simple toy scenes at 32x32 with ground-truth depth -> $OUT/t
 say "2/5 train: the demo preset for $MINUTES minutes -> $OUT/runs"
 if [ ! -f "$OUT/.trained" ]; then
   if ls -d "$OUT"/runs/*/training-state-* >/dev/null 2>&1; then
-    "$CLI" train --resume --outdir "$OUT/runs" --minutes "$MINUTES" --force-override
+    "$CLI" train --resume --outdir "$OUT/runs" --minutes "$MINUTES" --kimg "$KIMG" --force-override
   else
-    "$CLI" train --data "$OUT/toy" --preset demo --outdir "$OUT/runs" --minutes "$MINUTES"
+    "$CLI" train --data "$OUT/toy" --preset demo --outdir "$OUT/runs" --minutes "$MINUTES" --kimg "$KIMG"
   fi
   touch "$OUT/.trained"
 fi
@@ -38,17 +45,17 @@ say "3/5 eval: non-flatness, multi-view consistency, depth realism and camera sp
 mkdir -p "$OUT/eval"
 for which in init final; do
   snap=$([ "$which" = init ] && echo "$INIT" || echo "$FINAL")
-  [ -f "$OUT/eval/$which.json" ] || "$CLI" eval "$snap" --metrics nfs256,mvc,depth,camera --out "$OUT/eval/$which.json"
+  [ -f "$OUT/eval/$which.json" ] || "$CLI" eval "$snap" --metrics "$METRICS" --out "$OUT/eval/$which.json"
 done
 
 say "4/5 export: turntable videos, depth grid, meshes and an HTML report of the final model"
 if [ ! -f "$OUT/export/report.html" ]; then
-  "$CLI" export "$FINAL" --outdir "$OUT/export" --seeds 0-7 --video --trajectory orbit --frames 48 --resolution 64 \
-    --grid --mesh glb --mesh-res 96 --report
+  "$CLI" export "$FINAL" --outdir "$OUT/export" --seeds "$SEEDS" --video --trajectory orbit --frames "$FRAMES" \
+    --resolution 64 --grid --mesh glb --mesh-res "$MESH_RES" --report
 fi
-if [ ! -f "$OUT/readme/grid-both.gif" ]; then
-  "$CLI" export "$FINAL" --outdir "$OUT/readme" --seeds 0-3 --video --trajectory orbit --frames 24 --fps 12 \
-    --format gif --resolution 64 --grid --grid-views 4
+if [ ! -f "$OUT/readme/grid.png" ]; then
+  "$CLI" export "$FINAL" --outdir "$OUT/readme" --seeds "$GIF_SEEDS" --video --trajectory orbit --frames "$GIF_FRAMES" \
+    --fps 12 --format gif --resolution 64 --grid --grid-views 4
 fi
 
 say "5/5 summary"

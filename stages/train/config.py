@@ -238,14 +238,16 @@ def _tiny() -> TrainConfig:
 
 
 def _demo() -> TrainConfig:
-    # `make demo`: the tiny networks on `prep toy --scenes simple` at 32^2, sized for ~15 CPU minutes (~40-60 kimg at
+    # `make demo`: the tiny networks on `prep toy --scenes simple` at 32^2, sized for ~15 CPU minutes (~50 kimg at
     # 2 cores; `--minutes` ends it). Against the camera collapse of short runs (measurements §1) the adaptor starts
     # at the identity (residual) and the prior matches the simple scenes (seen from above, centred, FoV 25-35);
-    # every schedule is compressed to the run's length.
+    # D sees the raw rendered depth (no depth adaptor: the toy depth is close to the truth, and raw depth teaches
+    # geometry fastest, benchmarks/RESULTS.md "make demo"); every schedule is compressed to the run's length.
     model = model_config.with_overrides(
         model_config.MODEL_PRESETS["tiny"],
         camera={"adaptor_residual": True, "pitch_min": 0.785398163, "pitch_max": 1.570796327, "fov_min_deg": 20.0,
-                "fov_max_deg": 40.0, "la_radius_max": 0.05})
+                "fov_max_deg": 40.0, "la_radius_max": 0.05},
+        depth_adaptor={"enabled": False})
     return TrainConfig(
         preset="demo",
         model=model,
