@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from stages.common.configs import plain
 from stages.common.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -61,15 +62,6 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def _plain(value: Any) -> Any:
-    """Tuples -> lists recursively so the config survives ``weights_only`` loading unchanged."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def save_training_state(path: str | Path, *, G, D, G_ema, opt_G, opt_D, counters: dict, rng: dict,
                         sampler: dict, best: dict, config: dict) -> Path:
     """Write a resumable training state (module/optimizer state_dicts + counters + RNG + config) atomically."""
@@ -84,8 +76,8 @@ def save_training_state(path: str | Path, *, G, D, G_ema, opt_G, opt_D, counters
         "counters": dict(counters),
         "rng": rng,
         "sampler": dict(sampler),
-        "best": _plain(best),
-        "config": _plain(config),
+        "best": plain(best),
+        "config": plain(config),
     }
     return save_atomic(obj, path)
 
@@ -97,10 +89,10 @@ def save_snapshot(path: str | Path, *, G_ema, model_config: dict, config: dict, 
         "format_version": FORMAT_VERSION,
         "kind": "snapshot",
         "G_ema": G_ema.state_dict(),
-        "model_config": _plain(model_config),
-        "config": _plain(config),
+        "model_config": plain(model_config),
+        "config": plain(config),
         "kimg": cur_nimg / 1000,
-        "extra": _plain(extra or {}),
+        "extra": plain(extra or {}),
     }
     return save_atomic(obj, path)
 

@@ -15,10 +15,10 @@ Only ``stages.nn.build`` reads a ``ModelConfig``; every module gets explicit con
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from stages.common.configs import from_plain, plain
 from stages.common.errors import BadOptionError, ConfigValueError
 from stages.common.validate import Checked, Range, one_of
 
@@ -270,58 +270,16 @@ def get_preset(name: str) -> ModelConfig:
 # JSON-safe round trip (checkpoints store to_dict(config)).
 
 def to_dict(config: ModelConfig) -> dict[str, Any]:
-    """``config`` as nested plain dicts of JSON-safe scalars (``dataclasses.asdict``)."""
-    return dataclasses.asdict(config)
+    """``config`` as nested plain dicts of JSON-safe scalars (:func:`stages.common.configs.plain`)."""
+    return plain(config)
 
 
 def from_dict(data: dict[str, Any]) -> ModelConfig:
-    """Rebuild a ``ModelConfig`` from ``to_dict`` output; unknown keys raise ``BadOptionError``.
+    """Rebuild a ``ModelConfig`` from ``to_dict`` output; unknown keys raise ``ConfigValueError``.
 
     Missing keys take their defaults, so a dict written by an older version with fewer fields still loads.
     """
-    return _dataclass_from_dict(ModelConfig, data, prefix="")
-
-
-def _dataclass_from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigValueError(prefix.rstrip(".") or "config", f"expected a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigValueError(prefix + unknown[0], f"unknown model-config key (known: {', '.join(known)})")
-    kwargs = {}
-    for name, value in data.items():
-        default = getattr(cls(), name) if name in _nested_fields(cls) else None
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _dataclass_from_dict(type(default), value, prefix=f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce_scalar(known[name], value, prefix + name)
-    try:
-        return cls(**kwargs)
-    except ConfigValueError as exc:
-        raise exc.prefixed(prefix.rstrip(".")) from None
-
-
-def _nested_fields(cls: type) -> set[str]:
-    return {f.name for f in fields(cls) if f.default_factory is not dataclasses.MISSING}
-
-
-def _coerce_scalar(f: dataclasses.Field, value: Any, name: str) -> Any:
-    # JSON turns 256.0 into 256 and keeps ints as ints; restore floats where the field default is a float.
-    default = f.default
-    if isinstance(value, list):  # JSON has no tuples (DepthAdaptorConfig.fixed_p)
-        return tuple(value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigValueError(name, f"expected true/false, got {value!r}")
-        return value
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(default, int) and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigValueError(name, f"must be finite, got {value!r}")
-    return value
+    return from_plain(ModelConfig, data, what="model-config key")
 
 
 def with_overrides(config: ModelConfig, **sections: dict[str, Any]) -> ModelConfig:

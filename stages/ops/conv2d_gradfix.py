@@ -54,7 +54,7 @@ def conv2d(x: torch.Tensor, w: torch.Tensor, stride=1, padding=0, groups: int = 
     exact higher-order derivatives described in the module docstring."""
     meta = (_pair(stride), _pair(padding), int(groups))
     device_type = x.device.type
-    if torch.is_autocast_enabled(device_type):  # bf16 runs (stages.nn.precision): one dtype for every derivative
+    if device_type in ("cuda", "cpu") and torch.is_autocast_enabled(device_type):  # bf16 runs (stages.nn.precision): one dtype for every derivative
         dtype = torch.get_autocast_dtype(device_type)
         x, w = x.to(dtype), w.to(dtype)
     return _Conv.apply(x, w, meta)

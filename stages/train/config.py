@@ -7,11 +7,11 @@ config and :func:`from_dict` rebuilds it on resume.
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from stages.common.configs import from_plain, plain
 from stages.common.errors import BadOptionError, ConfigValueError
 from stages.common.validate import Checked, Range, one_of
 from stages.nn import config as model_config
@@ -296,52 +296,19 @@ def get_train_preset(name: str) -> TrainConfig:
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """JSON-safe nested dict (tuples become lists)."""
-    return json_safe(dataclasses.asdict(cfg))
-
-
-def json_safe(value: Any) -> Any:
-    """Tuples -> lists recursively (JSON has no tuples)."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+    """JSON-safe nested dict (tuples become lists; :func:`stages.common.configs.plain`)."""
+    return plain(cfg)
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a ``TrainConfig`` from :func:`to_dict` output (``config.json`` or a checkpoint).
 
     Raises ``ConfigValueError`` naming the key (callers say which file it came from)."""
-    from stages.train.overrides import coerce_value, field_types
-
     if not isinstance(data, dict):
         raise ConfigValueError("config", f"expected a JSON object, got {type(data).__name__}")
-    kwargs: dict[str, Any] = {"preset": str(data.get("preset", "dogs"))}
-    try:
-        kwargs["model"] = model_config.from_dict(data.get("model", {}))
-    except ConfigValueError as exc:
-        raise exc.prefixed("model") from None
-    for section in SECTIONS[1:]:
-        cls = type(getattr(TrainConfig(), section))
-        types = field_types(cls)
-        values = data.get(section, {})
-        if not isinstance(values, dict):
-            raise ConfigValueError(section, f"expected a JSON object, got {values!r}")
-        unknown = sorted(set(values) - set(types))
-        if unknown:
-            raise ConfigValueError(f"{section}.{unknown[0]}", "unknown config key")
-        coerced = {}
-        for k, v in values.items():
-            try:
-                coerced[k] = coerce_value(v, types[k], f"{section}.{k}", f"--set {section}.{k}")
-            except BadOptionError as exc:
-                raise ConfigValueError(f"{section}.{k}", exc.message) from None
-        try:
-            kwargs[section] = cls(**coerced)
-        except ConfigValueError as exc:
-            raise exc.prefixed(section) from None
-    return TrainConfig(**kwargs)
+    data = {"preset": "dogs", **data}
+    data["preset"] = str(data["preset"])
+    return from_plain(TrainConfig, data)
 
 
 def replace_section(cfg: TrainConfig, section: str, **values: Any) -> TrainConfig:

@@ -8,18 +8,13 @@ type-checked against the field's annotation (bool, int, float, str, Optional[...
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
+from stages.common.configs import coerce_value
 from stages.common.errors import BadOptionError, ConfigValueError
-from stages.common.validate import check_combinations, deferred_combinations
+from stages.common.validate import check_combinations, deferred_combinations, field_types
 
-_NONE_WORDS = {"none", "null", "auto"}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -29,13 +24,6 @@ class Override:
     flag: str  # the option as typed, e.g. "--batch" or "--set loss.gamma"
     key: str  # dotted config path, e.g. "run.batch"
     value: Any  # python value, or the raw string of a --set
-
-
-@lru_cache(maxsize=None)
-def field_types(cls: type) -> dict[str, Any]:
-    """Evaluated annotations of a dataclass's fields."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
 def label_error(exc: ConfigValueError, overrides: list[Override]) -> ConfigValueError:
@@ -54,55 +42,6 @@ def label_error(exc: ConfigValueError, overrides: list[Override]) -> ConfigValue
         flag = typed.get(key, (0, FLAGS.get(key, key)))[1]
         names[key] = key if flag.startswith("--set") else flag
     return exc.labelled(option, names)
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def coerce_value(value: Any, tp: Any, name: str, flag: str | None = None) -> Any:
-    """``value`` converted to annotation ``tp`` or ``BadOptionError(flag or name, ...)``."""
-    option = flag or name
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
-            return None
-        assert len(args) == 1, tp
-        return coerce_value(value, args[0], name, flag)
-    if origin is tuple:
-        if isinstance(value, str) and value.strip().lower() in _NONE_WORDS:
-            return ()
-        items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
-        return tuple(str(v).strip() for v in items)
-    try:
-        if tp is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE | _FALSE:
-                return text in _TRUE
-            raise ValueError
-        if tp is int:
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError
-                return int(value)
-            return int(str(value).strip()) if isinstance(value, str) else int(value)
-        if tp is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if tp is str:
-            return str(value)
-    except (TypeError, ValueError):
-        where = "" if option.endswith(name) else f"{name}: "
-        raise BadOptionError(option, f"{where}expected {_type_name(tp)}, got {value!r}") from None
-    if dataclasses.is_dataclass(tp):
-        raise BadOptionError(option, f"{name} is a config section; set one of its fields ({name}.<field>)")
-    raise BadOptionError(option, f"{name}: unsupported field type {_type_name(tp)}")
 
 
 def _resolve(obj: Any, key: str, flag: str) -> tuple[list[Any], list[str], Any]:
