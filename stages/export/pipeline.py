@@ -314,11 +314,11 @@ def run_export(req: ExportRequest) -> ExportResult:
     _validate(req)
     seeds = parse_seeds(req.seeds)
     device = resolve_device(req.device)
-    outdir = _prepare_outdir(req.outdir)
     path = resolve_snapshots(req.ckpt, "best")[0]
     snap = load_snapshot(path, device)
     G = snap.G
     class_ids = parse_classes(req.classes, G.c_dim, _class_names(snap.config))
+    outdir = _prepare_outdir(req.outdir)  # only once every option is known to be good: no empty folder on errors
     samples = make_samples(G, seeds, class_ids, req.truncation, device)
     prior = build_camera_prior(snap.model_config)
     posterior, _ = GeneratorSource(G, prior, None, device, seed=0).cameras(1024)  # [1024, 8]
