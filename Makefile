@@ -27,7 +27,7 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The whole chain on a CPU in about 25 minutes plus the install (scripts/demo.sh): prep -> train -> eval -> export,
+# The whole chain on a CPU in about 20 minutes, install included (scripts/demo.sh): prep -> train -> eval -> export,
 # then the 3D verdict (out/demo/summary.md). DEMO_MINUTES=N sets the training minutes; rerunning continues.
 demo: install
 	DEMO_MINUTES=$${DEMO_MINUTES:-15} THREEDGP=$(BIN)/3dgp PYTHON=$(BIN)/python bash scripts/demo.sh out/demo

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the whole chain on our toy 3D scenes, sized for a laptop CPU (about 25 minutes on 2 cores plus the
-# install; a GPU is used automatically when present):
+# `make demo`: the whole chain on our toy 3D scenes, sized for a laptop CPU (about 20 minutes on 2 cores with the
+# install; measured 19 min on a fresh clone; a GPU is used automatically when present):
 #   prep toy --scenes simple -> train --preset demo (DEMO_MINUTES) -> eval init and final -> export -> summary.
 # Rerunning continues where it stopped: a finished step is skipped, an interrupted training run resumes.
 #
@@ -12,7 +12,7 @@
 set -euo pipefail
 OUT=${1:-out/demo}
 MINUTES=${DEMO_MINUTES:-15}
-KIMG=$(( MINUTES * 5 ))  # a length cap that scales with the minutes (2 CPU cores do ~3.5 kimg a minute; a GPU more)
+KIMG=$(( MINUTES * 5 ))  # a length cap that scales with the minutes (2 CPU cores do 2-3.5 kimg a minute; a GPU more)
 METRICS=nfs256,mvc,depth,camera
 SEEDS=0-7 FRAMES=48 MESH_RES=96 GIF_SEEDS=0-3 GIF_FRAMES=24
 if [ "${DEMO_SMOKE:-0}" = 1 ]; then
