@@ -9,6 +9,7 @@ pair) or ``RandomState(seed).choice(c_dim)``. Trajectories turn around the mean 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,18 @@ def _validate(req: ExportRequest) -> None:
                      or {}).get("ray_start", 0.0)
         if req.ray_end <= ray_start:
             raise BadOptionError("--ray-end", f"{req.ray_end:g} must be beyond the model's near plane {ray_start:g}")
+
+
+def _check_outdir(outdir: str) -> None:
+    """Before any work, without creating anything: the nearest existing ancestor of ``outdir`` must be a writable
+    folder (``_prepare_outdir`` makes it once every option has been checked)."""
+    path = Path(outdir).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        raise BadOptionError("--outdir", f"{outdir}: cannot write there (Not a directory)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BadOptionError("--outdir", f"{outdir}: cannot write there (Permission denied)")
 
 
 def _prepare_outdir(outdir: str) -> Path:
@@ -314,6 +327,7 @@ def run_export(req: ExportRequest) -> ExportResult:
     _validate(req)
     seeds = parse_seeds(req.seeds)
     device = resolve_device(req.device)
+    _check_outdir(req.outdir)
     path = resolve_snapshots(req.ckpt, "best")[0]
     snap = load_snapshot(path, device)
     G = snap.G

@@ -103,7 +103,7 @@ def lock_output(cfg: PrepConfig) -> FileLock:
         return FileLock.acquire(lock, "another `3dgp prep` ({holder}) is writing this dataset", subject=cfg.out,
                                 unlink_on_release=True)
     except OSError as exc:
-        raise BadFileError(cfg.out, f"cannot write beside the output ({exc.strerror or exc})") from None
+        raise BadFileError(cfg.out, f"cannot write the output ({exc.strerror or exc})") from None
 
 
 def _owned(path: Path) -> bool:
