@@ -12,7 +12,10 @@
 #   EMBEDDER_WEIGHTS=r50.pth   timm resnet50 weights for the distillation embeddings (the paper's); without it the
 #                              packaged tf_efficientnet_lite0 is used (a documented deviation)
 #   IS_WEIGHTS=inception.pt    NVIDIA's inception-2015-12-05.pt for is50k
-#   MASTER_ADDR, MASTER_PORT   with NODES > 1: the rendezvous of torchrun (run the script on every node)
+#   MASTER_ADDR, MASTER_PORT   with NODES > 1: the rendezvous of torchrun (run the script on every node, OUT on a
+#                              shared filesystem)
+#   NODE_RANK=0                with NODES > 1: this node's rank; only node 0 preps, evaluates and exports (the
+#                              others wait for the prepped data, then train)
 #   REPRO_SMOKE=1              seconds-long smoke mode on tiny inputs (CPU; the tests use it)
 set -euo pipefail
 
@@ -56,17 +59,20 @@ reproduce() {
   [ -n "${IS_WEIGHTS:-}" ] && images="$images,is50k"
   mkdir -p "$out"
 
+  local node_rank=${NODE_RANK:-0} source reference="$out/data"
+  [ "$NAME" = imagenet ] && reference="$out/reference"  # FID against the full, unfiltered ImageNet (as the paper)
   say "1/4 prep $data -> $out/data"
-  local source
   source=$(prep_source "$data" "$RAW")
-  # shellcheck disable=SC2046
-  "$CLI" prep "$source" "$data" "$out/data" $(prep_options "$source")
-  local reference="$out/data"
-  if [ "$NAME" = imagenet ]; then  # FID against the full, unfiltered ImageNet (as the paper)
-    reference="$out/reference"
-    local ref_opts=(--resolution "$RES" --depth-model none --embedder none)
-    [ "$source" = imagenet ] && ref_opts+=(--keep-ratio 1.0)
-    "$CLI" prep "$source" "$data" "$reference" "${ref_opts[@]}"
+  if [ "$node_rank" != 0 ]; then  # node 0 preps; a dataset folder appears only once complete (atomic rename)
+    until [ -d "$out/data" ] && [ -d "$reference" ]; do sleep 30; done
+  else
+    # shellcheck disable=SC2046
+    "$CLI" prep "$source" "$data" "$out/data" $(prep_options "$source")
+    if [ "$reference" != "$out/data" ]; then
+      local ref_opts=(--resolution "$RES" --depth-model none --embedder none)
+      [ "$source" = imagenet ] && ref_opts+=(--keep-ratio 1.0)
+      "$CLI" prep "$source" "$data" "$reference" "${ref_opts[@]}"
+    fi
   fi
 
   say "2/4 train ($gpus GPU(s) x $nodes node(s), global batch as the preset) -> $out/runs"
@@ -82,6 +88,7 @@ reproduce() {
   else
     "${cmd[@]}" --data "$out/data" --outdir "$out/runs" "${train[@]}"
   fi
+  [ "$node_rank" = 0 ] || return 0  # evaluation and export run once, on node 0
   local run
   run=$(latest_run "$out/runs")
 
