@@ -12,6 +12,18 @@ _RUN = "Run"
 _ABL = "Ablations"
 
 
+_Precision = Annotated[Optional[str], typer.Option(
+    "--precision", help="fp32 (official, default), tf32, or bf16 (tri-plane backbone and MLP in bfloat16).",
+    rich_help_panel=_RUN)]
+_Minutes = Annotated[Optional[float], typer.Option(
+    "--minutes", help="Also stop cleanly after this many wall-clock minutes (final snapshot and state).",
+    rich_help_panel=_RUN)]
+_DepthAdaptorP = Annotated[Optional[float], typer.Option(
+    "--depth-adaptor-p", help="Ablation: fixed probability in [0, 1] that D sees the adapted depth "
+    "(0 = raw depth only, i.e. no adaptor; 1 = adapted only; default: the official schedule, 0.75 -> 0.9).",
+    rich_help_panel=_ABL)]
+
+
 @app.command("train")
 def train(
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset directory written by `3dgp prep`.")] = None,
@@ -44,20 +56,13 @@ def train(
         "--metrics", help="Comma list, e.g. fid2k,nfs256; 'none' for no metrics.", rich_help_panel=_RUN)] = None,
     max_rollbacks: Annotated[Optional[int], typer.Option(
         "--max-rollbacks", help="Give up after this many divergence rollbacks.", rich_help_panel=_RUN)] = None,
-    precision: Annotated[Optional[str], typer.Option(
-        "--precision", help="fp32 (official, default), tf32, or bf16 (tri-plane backbone and MLP in bfloat16).",
-        rich_help_panel=_RUN)] = None,
-    minutes: Annotated[Optional[float], typer.Option(
-        "--minutes", help="Also stop cleanly after this many wall-clock minutes (final snapshot and state).",
-        rich_help_panel=_RUN)] = None,
+    precision: _Precision = None,
+    minutes: _Minutes = None,
     kd_weight: Annotated[Optional[float], typer.Option(
         "--kd-weight", help="Knowledge-distillation weight; 0 = off.", rich_help_panel=_ABL)] = None,
     no_depth_adaptor: Annotated[bool, typer.Option(
         "--no-depth-adaptor", help="Feed raw (normalized) depth to D.", rich_help_panel=_ABL)] = False,
-    depth_adaptor_p: Annotated[Optional[float], typer.Option(
-        "--depth-adaptor-p", help="Ablation: fixed probability in [0, 1] that D sees the adapted depth "
-        "(0 = raw depth only, i.e. no adaptor; 1 = adapted only; default: the official schedule, 0.75 -> 0.9).",
-        rich_help_panel=_ABL)] = None,
+    depth_adaptor_p: _DepthAdaptorP = None,
     no_camera_adaptor: Annotated[bool, typer.Option(
         "--no-camera-adaptor", help="Fixed camera prior, no adaptor.", rich_help_panel=_ABL)] = False,
     no_depth: Annotated[bool, typer.Option(
@@ -67,17 +72,11 @@ def train(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train 3DGP on a prepped dataset in a new numbered run directory (or resume one)."""
+    options = dict(locals())  # every option as given (None / False = not given); flag_overrides picks its own
     from stages.train import TrainRequest, run_request
     from stages.train.overrides import flag_overrides
 
-    overrides = flag_overrides(
-        dict(kimg=kimg, batch=batch, batch_gpu=batch_gpu, gamma=gamma, seed=seed, gpus=gpus, device=device,
-             max_rollbacks=max_rollbacks, precision=precision, minutes=minutes, kd_weight=kd_weight,
-             depth_adaptor_p=depth_adaptor_p,
-             data=str(data) if data is not None else None, metrics=metrics, no_depth_adaptor=no_depth_adaptor,
-             no_camera_adaptor=no_camera_adaptor, no_depth=no_depth),
-        set_ or [],
-    )
+    overrides = flag_overrides({**options, "data": str(data) if data is not None else None}, set_ or [])
     request = TrainRequest(preset=preset, outdir=str(outdir), overrides=tuple(overrides), resume=resume,
                            resume_from=str(resume_from) if resume_from is not None else None,
                            force_override=force_override, dry_run=dry_run)
