@@ -59,16 +59,16 @@ class Generator(nn.Module):
         c_dim: int = 0,               # One-hot class size; 0 = unconditional.
         w_dim: int = 512,             # Intermediate latent size.
         img_resolution: int = 256,    # Default render resolution (eval); training passes the patch resolution.
-        mapping_layers: int = 2,      # FC layers of the mapping network (map_depth).
-        mapping_lr_multiplier: float = 0.01,  # Learning-rate multiplier of the mapping FC layers.
+        map_depth: int = 2,           # FC layers of the mapping network.
+        map_lr_multiplier: float = 0.01,  # Learning-rate multiplier of the mapping FC layers.
         w_avg_beta: float = 0.998,    # EMA decay of the mapping's w_avg.
-        triplane_res: int = 512,      # Tri-plane resolution (ref §1.2).
+        tri_plane_res: int = 512,     # Tri-plane resolution (ref §1.2).
         feat_dim: int = 32,           # Features per plane.
-        channel_base: int = 32768,    # Synthesis channels at resolution r: min(channel_base // r, channel_max).
-        channel_max: int = 512,       # Synthesis channel maximum.
+        cbase: int = 32768,           # Synthesis channels at resolution r: min(cbase // r, cmax).
+        cmax: int = 512,              # Synthesis channel maximum.
         use_noise: bool = True,       # Per-pixel noise in the synthesis network.
-        mlp_hidden: int = 64,         # Tri-plane MLP hidden width (ref §1.3).
-        mlp_layers: int = 2,          # Tri-plane MLP layers.
+        mlp_hid_dim: int = 64,        # Tri-plane MLP hidden width (ref §1.3).
+        mlp_num_layers: int = 2,      # Tri-plane MLP layers.
         cube_scale: float = 0.5,      # The tri-plane covers [-cube_scale, cube_scale]^3.
         ray_start: float = 0.75,      # Near bound of every ray (ref §1.5).
         ray_end: float = 1.25,        # Far bound of every ray.
@@ -88,15 +88,15 @@ class Generator(nn.Module):
         self.num_coarse_steps = num_coarse_steps
         self.num_fine_steps = num_fine_steps
         self.backbone = TriPlaneSynthesis(
-            w_dim=w_dim, triplane_res=triplane_res, feat_dim=feat_dim, channel_base=channel_base,
-            channel_max=channel_max, use_noise=use_noise,
+            w_dim=w_dim, tri_plane_res=tri_plane_res, feat_dim=feat_dim, cbase=cbase,
+            cmax=cmax, use_noise=use_noise,
         )
         self.num_ws = self.backbone.num_ws
         self.mapping = MappingNetwork(
-            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, num_layers=mapping_layers,
-            lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta,
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, num_layers=map_depth,
+            lr_multiplier=map_lr_multiplier, w_avg_beta=w_avg_beta,
         )
-        self.mlp = TriPlaneMLP(in_features=feat_dim, hidden_features=mlp_hidden, num_layers=mlp_layers)
+        self.mlp = TriPlaneMLP(in_features=feat_dim, hidden_features=mlp_hid_dim, num_layers=mlp_num_layers)
         self.camera_adaptor = camera_adaptor
         self.depth_adaptor = depth_adaptor
         self.compute_dtype: torch.dtype | None = None  # set_precision(); None = fp32 throughout

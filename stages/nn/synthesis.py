@@ -1,6 +1,6 @@
 """The tri-plane synthesis backbone: a StyleGAN2 "skip" generator from a 4x4 constant (3DGP ref §1.2).
 
-Blocks run at resolutions 4, 8, ..., ``triplane_res`` with min(channel_base // r, channel_max) channels at
+Blocks run at resolutions 4, 8, ..., ``tri_plane_res`` with min(cbase // r, cmax) channels at
 resolution r. The first block holds the learned constant and one modulated 3x3 conv; every other block holds an
 upsampling (x2, FIR [1,3,3,1]) modulated conv followed by a modulated conv. Every block has a ToRGB (1x1 modulated
 conv without demodulation) to ``3 * feat_dim`` channels, added to the upsampled running "image" (skip architecture).
@@ -279,9 +279,9 @@ class SynthesisBlock(nn.Module):
         return x, img
 
 
-def block_channels(resolution: int, channel_base: int, channel_max: int) -> int:
-    """Channels of the synthesis block at ``resolution``: min(channel_base // r, channel_max) (3DGP ref §1.2)."""
-    return min(channel_base // resolution, channel_max)
+def block_channels(resolution: int, cbase: int, cmax: int) -> int:
+    """Channels of the synthesis block at ``resolution``: min(cbase // r, cmax) (3DGP ref §1.2)."""
+    return min(cbase // resolution, cmax)
 
 
 class TriPlaneSynthesis(nn.Module):
@@ -290,28 +290,28 @@ class TriPlaneSynthesis(nn.Module):
     def __init__(
         self,
         w_dim: int = 512,            # Dimensionality of w.
-        triplane_res: int = 512,     # Tri-plane resolution R (a power of 2, >= 4).
+        tri_plane_res: int = 512,    # Tri-plane resolution R (a power of 2, >= 4).
         feat_dim: int = 32,          # Features per plane; the skip "image" has 3 * feat_dim channels.
-        channel_base: int = 32768,   # Channels at resolution r are min(channel_base // r, channel_max).
-        channel_max: int = 512,      # Upper bound on channels per block.
+        cbase: int = 32768,          # Channels at resolution r are min(cbase // r, cmax).
+        cmax: int = 512,             # Upper bound on channels per block.
         use_noise: bool = True,      # Per-pixel noise inputs?
         resample_filter: Sequence[int] = (1, 3, 3, 1),  # FIR filter for upsampling.
         conv_clamp: float | None = None,  # Clamp conv outputs (None = off: the generator is fp32).
         fused_modconv_default: bool | str = "inference_only",  # Grouped conv in eval only.
     ):
         super().__init__()
-        assert triplane_res >= 4 and triplane_res & (triplane_res - 1) == 0, triplane_res
+        assert tri_plane_res >= 4 and tri_plane_res & (tri_plane_res - 1) == 0, tri_plane_res
         self.w_dim = w_dim
-        self.triplane_res = triplane_res
+        self.tri_plane_res = tri_plane_res
         self.feat_dim = feat_dim
         self.img_channels = 3 * feat_dim
-        self.block_resolutions = [2**i for i in range(2, triplane_res.bit_length())]
+        self.block_resolutions = [2**i for i in range(2, tri_plane_res.bit_length())]
         self.num_ws = 0
         self.blocks = nn.ModuleList()
         for res in self.block_resolutions:
-            in_channels = block_channels(res // 2, channel_base, channel_max) if res > 4 else 0
+            in_channels = block_channels(res // 2, cbase, cmax) if res > 4 else 0
             block = SynthesisBlock(
-                in_channels, block_channels(res, channel_base, channel_max), w_dim=w_dim, resolution=res,
+                in_channels, block_channels(res, cbase, cmax), w_dim=w_dim, resolution=res,
                 img_channels=self.img_channels, use_noise=use_noise, resample_filter=resample_filter,
                 conv_clamp=conv_clamp, fused_modconv_default=fused_modconv_default,
             )
@@ -335,5 +335,5 @@ class TriPlaneSynthesis(nn.Module):
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)  # [B, n, w_dim]
             x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv, generator=generator)
             w_idx += block.num_conv
-        res = self.triplane_res
+        res = self.tri_plane_res
         return img.reshape(ws.shape[0], 3, self.feat_dim, res, res)  # [B, 3, F, R, R]

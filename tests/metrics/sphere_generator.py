@@ -126,8 +126,8 @@ def sphere_generator(
             self.sphere_camera = None
 
     def triplanes(self, ws: torch.Tensor, noise_mode: str = "random", generator=None) -> torch.Tensor:
-        return ws.new_zeros(ws.shape[0], 3, self.backbone.feat_dim, self.backbone.triplane_res,
-                            self.backbone.triplane_res)  # [B, 3, F, R, R]
+        return ws.new_zeros(ws.shape[0], 3, self.backbone.feat_dim, self.backbone.tri_plane_res,
+                            self.backbone.tri_plane_res)  # [B, 3, F, R, R]
 
     G.decode_points = types.MethodType(decode_points, G)
     G.triplanes = types.MethodType(triplanes, G)

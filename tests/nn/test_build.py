@@ -100,7 +100,7 @@ def test_build_maps_config_fields_to_modules():
         G, D = build(cfg)
     assert isinstance(G, Generator) and isinstance(D, Discriminator)
     assert (G.c_dim, G.num_ws, G.img_resolution, G.num_coarse_steps, G.num_fine_steps) == (7, 12, 128, 16, 16)
-    assert G.backbone.triplane_res == 128 and G.backbone.feat_dim == 16
+    assert G.backbone.tri_plane_res == 128 and G.backbone.feat_dim == 16
     assert G.camera_adaptor.c_dim == 7 and G.depth_adaptor.num_outputs == 3
     assert G.depth_adaptor.convs[0].out_channels == 8
     assert (D.c_dim, D.patch_resolution, D.img_resolution, D.kd_dim) == (7, 32, 128, 0)

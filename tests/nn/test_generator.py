@@ -79,7 +79,7 @@ def test_mlp_counts_and_constant_output_outside():
 
 def _full_generator(c_dim: int, cbase: int, cmax: int) -> Generator:
     return Generator(
-        c_dim=c_dim, channel_base=cbase, channel_max=cmax,
+        c_dim=c_dim, cbase=cbase, cmax=cmax,
         camera_adaptor=CameraAdaptor(c_dim=c_dim, z_dim=512),
         depth_adaptor=DepthAdaptor(),
     )
@@ -98,7 +98,7 @@ def test_generator_total_params_match_reference(c_dim, cbase, cmax, total):
 
 def test_small_generator_params():
     with torch.device("meta"):
-        G = Generator(triplane_res=128, feat_dim=16, channel_base=4096, channel_max=128,
+        G = Generator(tri_plane_res=128, feat_dim=16, cbase=4096, cmax=128,
                       camera_adaptor=CameraAdaptor(c_dim=0), depth_adaptor=DepthAdaptor())
     assert G.num_ws == 12
     assert sum(p.numel() for p in G.backbone.parameters()) == 2_122_347
@@ -107,8 +107,8 @@ def test_small_generator_params():
 
 def _tiny_generator(c_dim: int = 0) -> Generator:
     return Generator(
-        z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=8, triplane_res=16, feat_dim=4, channel_base=256,
-        channel_max=16, mlp_hidden=16, num_coarse_steps=6, num_fine_steps=6,
+        z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=8, tri_plane_res=16, feat_dim=4, cbase=256,
+        cmax=16, mlp_hid_dim=16, num_coarse_steps=6, num_fine_steps=6,
         camera_adaptor=CameraAdaptor(c_dim=c_dim, z_dim=16, hid_dim=16, embed_dim=4),
         depth_adaptor=DepthAdaptor(hid_dim=8),
     )
@@ -155,8 +155,8 @@ def test_eval_with_const_noise_is_deterministic_up_to_renderer_rng():
 
 def test_without_adaptors_the_prior_camera_is_used():
     torch.manual_seed(0)
-    G = Generator(z_dim=8, w_dim=8, img_resolution=4, triplane_res=8, feat_dim=2, channel_base=64, channel_max=8,
-                  mlp_hidden=8, num_coarse_steps=4, num_fine_steps=4)
+    G = Generator(z_dim=8, w_dim=8, img_resolution=4, tri_plane_res=8, feat_dim=2, cbase=64, cmax=8,
+                  mlp_hid_dim=8, num_coarse_steps=4, num_fine_steps=4)
     prior = CameraPrior().sample(2)
     out = G(torch.randn(2, 8), torch.zeros(2, 0), prior)
     assert out["depth_adapted"] is None

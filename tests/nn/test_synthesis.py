@@ -8,10 +8,10 @@ import torch
 
 from stages.nn.synthesis import SynthesisLayer, ToRGBLayer, TriPlaneSynthesis, block_channels, modulated_conv2d
 
-DOGS = dict(channel_base=32768, channel_max=512, triplane_res=512, feat_dim=32)
-IMAGENET = dict(channel_base=65536, channel_max=1024, triplane_res=512, feat_dim=32)
-SMALL = dict(channel_base=4096, channel_max=128, triplane_res=128, feat_dim=16)
-TINY = dict(channel_base=256, channel_max=32, triplane_res=16, feat_dim=4, w_dim=16)
+DOGS = dict(cbase=32768, cmax=512, tri_plane_res=512, feat_dim=32)
+IMAGENET = dict(cbase=65536, cmax=1024, tri_plane_res=512, feat_dim=32)
+SMALL = dict(cbase=4096, cmax=128, tri_plane_res=128, feat_dim=16)
+TINY = dict(cbase=256, cmax=32, tri_plane_res=16, feat_dim=4, w_dim=16)
 
 
 def _count(module: torch.nn.Module) -> int:
