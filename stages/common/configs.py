@@ -7,7 +7,9 @@ checkpoints (``stages.common.checkpoint``):
 * :func:`coerce_value` -- one value (a JSON scalar or a command-line string) converted to a field's annotation
   (``bool``, ``int``, ``float``, ``str``, ``X | None``, ``tuple[X, ...]``); the words none/null/auto mean None;
 * :func:`from_plain` -- a nested dataclass rebuilt from :func:`plain` output, every value coerced by its field's
-  annotation, unknown keys refused, missing keys left at their defaults (so older files still load).
+  annotation, unknown keys refused, missing keys left at their defaults (so older files still load);
+* :func:`replace_nested` -- a copy with fields replaced at any depth (dotted keys or nested dicts); the presets'
+  ``with_overrides``, ``replace_section`` and the ``--set`` path (``stages.train.overrides.set_value``) all use it.
 
 Value *validation* (ranges, finiteness, combinations) stays in the dataclasses themselves
 (:class:`stages.common.validate.Checked`), so a dict, a flag and a ``--set`` are checked by the same code.
@@ -118,3 +120,33 @@ def from_plain(cls: type, data: Any, prefix: str = "", what: str = "config key")
         return cls(**kwargs)
     except ConfigValueError as exc:
         raise exc.prefixed(prefix.rstrip(".")) from None
+
+
+def replace_nested(config: Any, changes: dict[str, Any]) -> Any:
+    """A copy of frozen dataclass ``config`` with ``changes`` applied, at any depth.
+
+    A key is a field name or a dotted path (``"loss.gamma"``); a dict given for a field that is itself a dataclass
+    changes fields inside it (``{"camera": {"fov_max_deg": 30}}``). Values are used as given (no coercion; see
+    :func:`coerce_value`). Every changed section is rebuilt, so its ``__post_init__`` checks run; a
+    ``ConfigValueError`` names the full dotted key. An unknown field raises ``ConfigValueError`` too.
+    """
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    known = field_types(type(config))
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if head not in known:
+            raise ConfigValueError(key, f"unknown config key (fields here: {', '.join(known)})")
+        section = getattr(config, head)
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        elif isinstance(value, dict) and dataclasses.is_dataclass(section):
+            nested.setdefault(head, {}).update(value)
+        else:
+            top[head] = value
+    for head, sub in nested.items():
+        try:
+            top[head] = replace_nested(getattr(config, head), sub)
+        except ConfigValueError as exc:
+            raise exc.prefixed(head) from None
+    return dataclasses.replace(config, **top)

@@ -14,11 +14,10 @@ Only ``stages.nn.build`` reads a ``ModelConfig``; every module gets explicit con
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from stages.common.configs import from_plain, plain
+from stages.common.configs import from_plain, plain, replace_nested
 from stages.common.errors import BadOptionError, ConfigValueError
 from stages.common.validate import Checked, Range, one_of
 
@@ -282,16 +281,9 @@ def from_dict(data: dict[str, Any]) -> ModelConfig:
     return from_plain(ModelConfig, data, what="model-config key")
 
 
-def with_overrides(config: ModelConfig, **sections: dict[str, Any]) -> ModelConfig:
+def with_overrides(config: ModelConfig, **sections: Any) -> ModelConfig:
     """A copy of ``config`` with fields replaced, e.g. ``with_overrides(cfg, discriminator={'kd_dim': 0})``.
 
-    Top-level scalars are given directly: ``with_overrides(cfg, c_dim=10)``.
+    Top-level scalars are given directly: ``with_overrides(cfg, c_dim=10)`` (``stages.common.configs.replace_nested``).
     """
-    top: dict[str, Any] = {}
-    for name, value in sections.items():
-        sub = getattr(config, name)
-        try:
-            top[name] = replace(sub, **value) if dataclasses.is_dataclass(sub) else value
-        except ConfigValueError as exc:
-            raise exc.prefixed(name) from None
-    return replace(config, **top)
+    return replace_nested(config, sections)

@@ -8,10 +8,10 @@ config and :func:`from_dict` rebuilds it on resume.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from stages.common.configs import from_plain, plain
+from stages.common.configs import from_plain, plain, replace_nested
 from stages.common.errors import BadOptionError, ConfigValueError
 from stages.common.validate import Checked, Range, one_of
 from stages.nn import config as model_config
@@ -312,5 +312,5 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
 
 
 def replace_section(cfg: TrainConfig, section: str, **values: Any) -> TrainConfig:
-    """``cfg`` with fields of one section replaced."""
-    return replace(cfg, **{section: replace(getattr(cfg, section), **values)})
+    """``cfg`` with fields of one section replaced (``stages.common.configs.replace_nested``)."""
+    return replace_nested(cfg, {section: values})

@@ -8,10 +8,10 @@ type-checked against the field's annotation (bool, int, float, str, Optional[...
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from stages.common.configs import coerce_value
+from stages.common.configs import coerce_value, replace_nested
 from stages.common.errors import BadOptionError, ConfigValueError
 from stages.common.validate import check_combinations, deferred_combinations, field_types
 
@@ -74,16 +74,14 @@ def get_value(cfg: Any, key: str) -> Any:
 def set_value(cfg: Any, key: str, value: Any, flag: str | None = None) -> Any:
     """A copy of ``cfg`` with the dotted ``key`` set to ``value`` (type-checked and converted)."""
     flag = flag or f"--set {key}"
-    objs, parts, tp = _resolve(cfg, key, flag)
+    _objs, _parts, tp = _resolve(cfg, key, flag)
     new = coerce_value(value, tp, key, flag)
-    for depth in range(len(parts) - 1, -1, -1):
-        try:
-            new = replace(objs[depth], **{parts[depth]: new})
-        except ConfigValueError as exc:  # a __post_init__ check of the section
-            raise label_error(exc.prefixed(".".join(parts[:depth])), [Override(flag, key, value)]) from None
-        except BadOptionError as exc:
-            raise BadOptionError(flag, exc.message) from None
-    return new
+    try:
+        return replace_nested(cfg, {key: new})
+    except ConfigValueError as exc:  # a __post_init__ check of a section
+        raise label_error(exc, [Override(flag, key, value)]) from None
+    except BadOptionError as exc:
+        raise BadOptionError(flag, exc.message) from None
 
 
 def parse_set(text: str) -> Override:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from stages.common.configs import coerce_value, from_plain, plain
+from stages.common.configs import coerce_value, from_plain, plain, replace_nested
 from stages.common.errors import BadOptionError, ConfigValueError
 from stages.nn.config import MODEL_PRESETS, DepthAdaptorConfig, ModelConfig
 from stages.train.config import TRAIN_PRESETS, TrainConfig
@@ -56,3 +56,21 @@ def test_from_plain_names_the_key_and_keeps_defaults():
         from_plain(TrainConfig, {"model": {"generator": {"cbase": "big"}}})
     with pytest.raises(ConfigValueError, match=r"^run: expected a mapping"):
         from_plain(TrainConfig, {"run": 3})
+
+
+def test_replace_nested_takes_dotted_keys_and_dicts_and_checks_every_changed_section():
+    cfg = TRAIN_PRESETS["tiny"]
+    new = replace_nested(cfg, {"loss.gamma": 0.5, "model": {"camera": {"fov_max_deg": 30.0}, "c_dim": 3},
+                               "run.batch": 16})
+    assert (new.loss.gamma, new.model.camera.fov_max_deg, new.model.c_dim, new.run.batch) == (0.5, 30.0, 3, 16)
+    assert new.model.generator == cfg.model.generator and new.optim == cfg.optim  # untouched sections are shared
+    assert (cfg.loss.gamma, cfg.run.batch) != (0.5, 16)  # the original is unchanged
+    with pytest.raises(ConfigValueError) as err:  # a section's range check, named by its full dotted key
+        replace_nested(cfg, {"model.camera.fov_min_deg": -5.0})
+    assert err.value.keys == ("model.camera.fov_min_deg",)
+    with pytest.raises(ConfigValueError) as err:  # a combination check of the enclosing section
+        replace_nested(cfg, {"model.render": {"ray_start": 2.0, "ray_end": 1.0}})
+    assert set(err.value.keys) >= {"model.render.ray_start"}
+    with pytest.raises(ConfigValueError, match="unknown config key") as err:
+        replace_nested(cfg, {"loss.no_such_field": 1})
+    assert err.value.keys == ("loss.no_such_field",)
