@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.common.errors import BadFileError, BadOptionError
+from stages.data.summary import DatasetSummary
 
 SOURCES = ("toy", "folder", "zip", "imagenet", "lsun")
 DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
@@ -194,7 +195,7 @@ class PrepResult:
     images_per_second: float  # items written per second in this run
     report_path: Path  # OUT/prep_report.json
     preview_path: Path | None  # the contact sheet, when asked for
-    meta: dict[str, Any]  # the dataset's meta record
+    summary: DatasetSummary  # the finished dataset (its meta record, typed; stages.data.summary)
     already_complete: bool = False  # the dataset existed with the same arguments; nothing was done
 
 

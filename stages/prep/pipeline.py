@@ -29,6 +29,7 @@ from stages.data.format import (
     pack_item,
 )
 from stages.data.lmdb_store import DatasetWriter
+from stages.data.summary import DatasetSummary, folder_size
 from stages.prep.config import PrepConfig, PrepResult
 from stages.prep.fingerprint import source_fingerprint
 from stages.prep.limits import check_resources
@@ -196,6 +197,6 @@ def _result(cfg: PrepConfig, meta: dict, num_resumed: int, num_items: int, start
         images_per_second=written / seconds if seconds > 0 else 0.0,
         report_path=cfg.out / REPORT_NAME,
         preview_path=preview,
-        meta=meta,
+        summary=DatasetSummary.from_meta(cfg.out, meta, folder_size(cfg.out)),
         already_complete=already_complete,
     )

@@ -111,17 +111,17 @@ def _run(source: str, out: Path, src: Optional[Path], common: dict, **source_opt
 
 
 def _print_result(result) -> None:
-    meta = result.meta
+    """Render a ``stages.prep.PrepResult``."""
+    s = result.summary
     if result.already_complete:
         console.print(f"{result.out} is already complete ({result.num_items} items); nothing to do.", soft_wrap=True)
     else:
-        depth = meta["depth"]["name"] if meta["depth"] else "none"
-        embed = f"{meta['embedder']['name']} ({meta['embedder']['dim']}-d)" if meta["embedder"] else "none"
-        labels = f"{len(meta['class_names'])} classes" if meta["class_names"] else "none"
+        embed = f"{s.embedder_name} ({s.embedding_dim}-d)" if s.embedder_name else "none"
+        labels = f"{s.num_classes} classes" if s.class_names else "none"
         resumed = f", {result.num_resumed} resumed" if result.num_resumed else ""
         console.print(
-            f"Wrote {result.num_items} items ({meta['resolution']}x{meta['resolution']}; depth: {depth}; labels: "
-            f"{labels}; embedding: {embed}) to {result.out} in {result.seconds:.1f} s "
+            f"Wrote {result.num_items} items ({s.resolution}x{s.resolution}; depth: {s.depth_model or 'none'}; "
+            f"labels: {labels}; embedding: {embed}) to {result.out} in {result.seconds:.1f} s "
             f"({result.images_per_second:.1f} img/s{resumed}).",
             soft_wrap=True,
         )
