@@ -39,8 +39,8 @@ def run_once(src: Path, out: Path, resolution: int, workers: int) -> float:
     """One prep of ``src``; returns images per second."""
     from stages.prep import PrepConfig, run
 
-    cfg = PrepConfig(source="folder", src=src, out=out, resolution=resolution, workers=workers,
-                     depth_model="none", embedder="none", batch_size=64)
+    cfg = PrepConfig.make("folder", out, src, resolution=resolution, workers=workers,
+                          depth_model="none", embedder="none", batch_size=64)
     start = time.perf_counter()
     result = run(cfg)
     seconds = time.perf_counter() - start

@@ -40,7 +40,7 @@ def check_resources(cfg: PrepConfig, plan: SourcePlan, depth_name: str, done: in
         raise BadOptionError(option, f"{total:,} inputs are more than a dataset can hold ({MAX_ITEMS:,})")
     if not cfg.resource_check:
         return
-    expected = math.ceil(total * cfg.keep_ratio) if plan.kind == "imagenet" else total
+    expected = math.ceil(total * cfg.options.keep_ratio) if plan.kind == "imagenet" else total
     remaining = max(0, expected - done)
     need = remaining * item_bytes_lower_bound(cfg.resolution, depth_name != "none", plan.kind == "toy")
     where = _existing_ancestor(cfg.out.parent)

@@ -20,7 +20,6 @@ import numpy as np
 from stages.common.errors import BadFileError
 from stages.common.progress import progress_bar
 from stages.data.format import (
-    META_KEY,
     PROGRESS_KEY,
     SKIP_PREFIX,
     encode_depth_png,
@@ -43,7 +42,7 @@ from stages.prep.resume import (
     open_partial,
     partial_dir,
     publish,
-    units_done,
+    read_partial_state,
 )
 from stages.prep.selection_plan import select_units
 from stages.prep.sources import Loaded, Skipped, Unit, build_source, load_unit
@@ -121,9 +120,10 @@ def _run_locked(cfg: PrepConfig, started: float) -> PrepResult:
     if existing is not None:
         logger.info("%s is already complete (same arguments and source); nothing to do", cfg.out)
         return _result(cfg, existing, 0, existing["num_items"], started, already_complete=True)
-    check_partial(cfg, fingerprint)
+    partial = read_partial_state(cfg)  # the one read of an unfinished run's records
+    check_partial(cfg, fingerprint, partial)
     depth_name = resolve_depth_name(cfg, plan)  # validate before forking workers
-    check_resources(cfg, plan, depth_name, units_done(cfg))
+    check_resources(cfg, plan, depth_name, partial.next_unit if partial else 0)
     plan.description["fingerprint"] = fingerprint
     pool = make_pool(cfg.workers)
     ok = False
@@ -132,7 +132,8 @@ def _run_locked(cfg: PrepConfig, started: float) -> PrepResult:
         embedder, embedder_info = setup_embedder(cfg)
         writer = open_partial(cfg, fingerprint)
         try:
-            meta, num_resumed = _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started)
+            finished = partial.finished_meta if partial else None
+            meta, num_resumed = _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started, finished)
         finally:
             writer.close()
         ok = True
@@ -143,10 +144,10 @@ def _run_locked(cfg: PrepConfig, started: float) -> PrepResult:
     return _result(cfg, meta, num_resumed, meta["num_items"], started)
 
 
-def _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started) -> tuple[dict, int]:
-    """Selection, item writing, report and meta record inside an open partial dataset."""
-    finished = writer.get_json(META_KEY)
-    if finished is not None:  # a previous run finished but was killed before publishing
+def _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started, finished) -> tuple[dict, int]:
+    """Selection, item writing, report and meta record inside an open partial dataset (``finished``: the meta
+    record of a previous run that finished but was killed before publishing, else None)."""
+    if finished is not None:
         return finished, finished["num_items"]
     if plan.skipped:
         writer.commit({}, {_LIST_SKIP + f"{i:09d}".encode(): {"source": s.source, "reason": s.reason}

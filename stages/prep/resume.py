@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +145,8 @@ def open_partial(cfg: PrepConfig, fingerprint: str | None) -> DatasetWriter:
     """Create or re-open ``OUT.partial``; a partial started with other arguments, or on a source that changed since,
     is an error naming the difference (start over with --overwrite)."""
     partial = partial_dir(cfg.out)
-    check_output_paths(cfg)  # again: the listing and model loading took time
-    check_partial(cfg, fingerprint)  # again, and before writing anything into it
+    check_output_paths(cfg)  # again: the listing and model loading took time (the partial's records cannot have
+    # changed since check_partial: this process holds the output lock)
     if partial.exists() and not _is_empty_dir(partial) and (cfg.overwrite or not _is_dataset_dir(partial)):
         logger.info("discarding %s", partial)
         shutil.rmtree(partial)  # ours: check_output_paths proved it
@@ -164,32 +165,54 @@ def open_partial(cfg: PrepConfig, fingerprint: str | None) -> DatasetWriter:
     return writer
 
 
-def check_partial(cfg: PrepConfig, fingerprint: str | None) -> None:
-    """Before any work (read-only): refuse to resume an ``OUT.partial`` started with other arguments or on a source
-    that has changed since; nothing to check under --overwrite (it starts over) or without a partial."""
+@dataclass(frozen=True)
+class PartialState:
+    """What an existing ``OUT.partial`` holds: read once, read-only, before any work (:func:`read_partial_state`)."""
+
+    path: Path
+    started: dict[str, Any] | None  # {"prep_args", "source_fingerprint"} it was started with; None = nothing yet
+    finished_meta: dict[str, Any] | None  # the meta record when a run finished but was killed before publishing
+    next_unit: int  # inputs already done
+
+
+_LEGACY = object()  # the source fingerprint of a partial written before source fingerprints existed
+
+
+def read_partial_state(cfg: PrepConfig) -> PartialState | None:
+    """The state of ``OUT.partial``, or None when there is nothing to resume (no partial, a symbolic link, or
+    ``--overwrite``, which starts over)."""
     partial = partial_dir(cfg.out)
-    if not cfg.overwrite and _is_dataset_dir(partial) and not partial.is_symlink():
-        _check_started_with(cfg, _read_records(partial, (META_KEY, ARGS_KEY)) or {}, partial, fingerprint)
-
-
-def _check_started_with(cfg: PrepConfig, records: dict[bytes, Any], partial: Path, fingerprint: str | None) -> None:
-    """Refuse to resume a partial whose stored arguments or source fingerprint differ from this run's."""
-    finished = records.get(META_KEY)  # set when a crash hit between finishing and publishing
+    if cfg.overwrite or partial.is_symlink() or not _is_dataset_dir(partial):
+        return None
+    records = _read_records(partial, (META_KEY, ARGS_KEY, PROGRESS_KEY)) or {}
+    finished = records.get(META_KEY)
     if finished is not None:
         started = {"prep_args": finished["prep_args"], "source_fingerprint": finished["source"].get("fingerprint")}
     else:
         started = records.get(ARGS_KEY)
-        if started is None:
-            return  # killed before its arguments were committed: nothing in it yet
-        if "prep_args" not in started:  # written before source fingerprints existed
-            started = {"prep_args": started, "source_fingerprint": None if fingerprint is None else "unknown"}
+        if started is not None and "prep_args" not in started:  # written before source fingerprints existed
+            started = {"prep_args": started, "source_fingerprint": _LEGACY}
+    try:
+        next_unit = int((records.get(PROGRESS_KEY) or {}).get("next_unit", 0))
+    except (AttributeError, TypeError, ValueError):
+        next_unit = 0
+    return PartialState(partial, started, finished, next_unit)
+
+
+def check_partial(cfg: PrepConfig, fingerprint: str | None, state: PartialState | None) -> None:
+    """Refuse to resume an ``OUT.partial`` started with other arguments or on a source that has changed since;
+    nothing to check without a partial, under --overwrite, or when it was killed before its arguments were in."""
+    if state is None or state.started is None:
+        return
+    started, partial = state.started, state.path
     if not args_match(started["prep_args"], cfg.prep_args()):
         diff = describe_differences(started["prep_args"], cfg.prep_args())
         raise BadFileError(
             partial, f"holds an unfinished prep with other arguments ({diff}); re-run that command to finish it, "
             "or pass --overwrite to start over"
         )
-    if started.get("source_fingerprint") != fingerprint:
+    stored = started.get("source_fingerprint")
+    if (fingerprint is not None) if stored is _LEGACY else stored != fingerprint:
         raise BadFileError(
             cfg.src or partial, f"changed since the unfinished prep in {partial} was started (files added, removed "
             "or modified); restore it and run the same command, or pass --overwrite to start over from the current files"
@@ -203,15 +226,3 @@ def publish(cfg: PrepConfig) -> None:
         release_readonly(out)
         shutil.rmtree(out)
     os.replace(partial, out)
-
-
-def units_done(cfg: PrepConfig) -> int:
-    """How many inputs an existing ``OUT.partial`` has finished (0 when there is none); read-only."""
-    partial = partial_dir(cfg.out)
-    if cfg.overwrite or partial.is_symlink() or not _is_dataset_dir(partial):
-        return 0
-    progress = (_read_records(partial, (PROGRESS_KEY,)) or {}).get(PROGRESS_KEY)
-    try:
-        return int(progress["next_unit"]) if progress else 0
-    except (KeyError, TypeError, ValueError):
-        return 0

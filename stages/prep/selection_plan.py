@@ -34,7 +34,7 @@ def select_units(
     map_units: Callable[[list[Unit]], list[Loaded | Skipped]],  # decodes units (in the worker pool)
 ) -> list[Unit]:
     """The units that survive per-class instance selection, in their original order (3DGP ref §7.2)."""
-    if cfg.keep_ratio >= 1.0:
+    if cfg.source != "imagenet" or cfg.options.keep_ratio >= 1.0:
         return units
     from stages.prep.selection import select_instances
 
@@ -53,13 +53,14 @@ def select_units(
                 done[key] = _select_class(cfg, label, group, writer, map_units, detector, select_instances)
                 advance(len(group))
             kept += [group[i] for i in done[key]]
-    logger.info("instance selection kept %d of %d images (keep ratio %.3f)", len(kept), len(units), cfg.keep_ratio)
+    logger.info("instance selection kept %d of %d images (keep ratio %.3f)", len(kept), len(units),
+                cfg.options.keep_ratio)
     return kept
 
 
 def _load_detector(cfg: PrepConfig, load_inception):
     """The Inception feature extractor for selection; its errors name --selection-weights (not eval's option)."""
-    weights = None if cfg.selection_weights is None else str(cfg.selection_weights)
+    weights = None if cfg.options.selection_weights is None else str(cfg.options.selection_weights)
     try:
         return load_inception(weights, device=cfg.device, resize="clean")  # as before eval existed
     except BadFileError as exc:
@@ -78,7 +79,7 @@ def _select_class(cfg, label, group, writer, map_units, detector, select_instanc
     if readable:
         images = np.stack([results[i].image for i in readable])  # [n, R, R, 3] uint8
         features = detector.extract_features(images)  # [n, 2048]
-        chosen = select_instances(features, cfg.keep_ratio, cfg.reg_covar)
+        chosen = select_instances(features, cfg.options.keep_ratio, cfg.options.reg_covar)
         keep = sorted(readable[int(j)] for j in chosen)
     writer.commit({}, {_plan_key(label): keep, **skips})
     return keep

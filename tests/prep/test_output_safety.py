@@ -93,7 +93,7 @@ def test_our_partial_and_dataset_are_replaced_under_overwrite(tmp_path, run_cli)
     from stages.prep.config import PrepConfig
     from stages.prep.resume import open_partial
 
-    open_partial(PrepConfig(source="toy", out=out, num=9, resolution=8, embedder="none"), None).close()
+    open_partial(PrepConfig.make("toy", out, num=9, resolution=8, embedder="none"), None).close()
     code, _, err = run_cli("prep", "toy", out, *TOY[:-2], "--seed", 5, "--workers", 0)
     _one_line(code, err, "--seed 0 -> 5", "--overwrite")
     code, _, err = run_cli("prep", "toy", out, *TOY[:-2], "--seed", 5, "--workers", 0, "--overwrite")

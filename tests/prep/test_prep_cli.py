@@ -42,7 +42,8 @@ def test_options_reach_the_config(monkeypatch, run_cli, tmp_path):
     assert code == 0
     cfg = seen["cfg"]
     assert cfg.source == "imagenet" and cfg.src == tmp_path / "root" and cfg.out == tmp_path / "out"
-    assert cfg.classes == ("n01440764", "n01443537") and cfg.keep_ratio == 0.5 and cfg.max_per_class == 10
+    assert cfg.options.classes == ("n01440764", "n01443537") and cfg.options.keep_ratio == 0.5
+    assert cfg.options.max_per_class == 10
     assert cfg.resolution == 64 and cfg.workers == 3 and cfg.depth_model == "leres"
     assert cfg.depth_weights == Path("res50.pth") and cfg.embedder == "resnet50" and cfg.overwrite
 

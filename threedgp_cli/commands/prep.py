@@ -101,7 +101,7 @@ def _run(source: str, out: Path, src: Optional[Path], common: dict, **source_opt
     from stages.prep import PrepConfig, run
 
     dry_run = common.pop("dry_run")
-    cfg = PrepConfig(source=source, out=out, src=src, **common, **source_options)
+    cfg = PrepConfig.make(source, out, src, **common, **source_options)
     if dry_run:
         cfg.validate()
         typer.echo(json.dumps({"command": cfg.command_line(), "prep_args": cfg.prep_args()}, indent=2))

@@ -13,20 +13,20 @@ def build_source(cfg: PrepConfig) -> SourcePlan:
     if cfg.source == "toy":
         from stages.prep.sources.toy import list_toy_units
 
-        return list_toy_units(cfg.num, cfg.seed, cfg.scenes)
+        return list_toy_units(cfg.options.num, cfg.options.seed, cfg.options.scenes)
     if cfg.source in ("folder", "zip"):
         from stages.prep.sources.folder import list_folder_units
 
-        return list_folder_units(cfg.src, cfg.source, cfg.max_images, cfg.max_file_mb, cfg.max_classes)
+        return list_folder_units(cfg.src, cfg.source, cfg.options.max_images, cfg.max_file_mb, cfg.options.max_classes)
     if cfg.source == "imagenet":
         from stages.prep.sources.imagenet import list_imagenet_units, read_classes_file
 
-        classes = cfg.classes
-        if cfg.classes_file is not None:
-            classes = tuple(classes or ()) + read_classes_file(cfg.classes_file)
-        return list_imagenet_units(cfg.src, classes, cfg.synset_map, cfg.max_per_class)
+        classes = cfg.options.classes
+        if cfg.options.classes_file is not None:
+            classes = tuple(classes or ()) + read_classes_file(cfg.options.classes_file)
+        return list_imagenet_units(cfg.src, classes, cfg.options.synset_map, cfg.options.max_per_class)
     if cfg.source == "lsun":
         from stages.prep.sources.lsun import list_lsun_units
 
-        return list_lsun_units(cfg.src, cfg.max_images)
+        return list_lsun_units(cfg.src, cfg.options.max_images)
     raise AssertionError(cfg.source)
