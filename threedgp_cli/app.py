@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from threedgp_cli import __version__
+from threedgp_cli.commands import doctor, export, info, prep, train
+from threedgp_cli.commands import eval as eval_command
 
 app = typer.Typer(
     name="3dgp",
@@ -37,6 +39,15 @@ def _root(
     from threedgp_cli.console import setup_logging
 
     setup_logging(verbose)
+
+
+# The commands, in the order `3dgp --help` lists them (each a thin wrapper over one stage entry point).
+app.add_typer(prep.prep_app, name="prep")
+app.command("info")(info.info)
+app.command("train")(train.train)
+app.command("eval")(eval_command.eval_)
+app.command("export")(export.export)
+app.command("doctor")(doctor.doctor)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +84,3 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
     raise SystemExit(code if isinstance(code, int) else 0)
 
-
-# Attach every command module (each a thin wrapper over one ``stages.<stage>.run``); at the bottom because the
-# command modules import ``app`` from here.
-from threedgp_cli import commands  # noqa: E402,F401

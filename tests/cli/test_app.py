@@ -94,3 +94,20 @@ def test_messages_are_folded_into_one_line(monkeypatch, capsys):
     finally:
         app_module.app.registered_commands[:] = [c for c in app_module.app.registered_commands if c.name != "_boom2"]
     assert code == 1 and err == "Error: x.pt: line one line two bold\n"
+
+
+def test_commands_are_registered_by_the_app_without_an_import_cycle():
+    """Issue 11: command modules import nothing from ``threedgp_cli.app``; the app registers each one."""
+    import ast
+    from pathlib import Path
+
+    import threedgp_cli.commands as commands
+    from threedgp_cli.app import app
+
+    for path in Path(commands.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        assert "threedgp_cli.app" not in imported, path.name
+    names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    assert names == ["info", "train", "eval", "export", "doctor", "prep"]

@@ -1,8 +1,3 @@
-"""One module per command; importing this package registers them all on ``threedgp_cli.app.app``.
-
-Add one import line per command module. A command is registered only when it works.
+"""One module per command. Each defines its command function (``prep`` a Typer sub-app) and imports nothing from
+``threedgp_cli.app``; ``threedgp_cli.app`` registers them (one line per command there), so there is no import cycle.
 """
-from threedgp_cli.commands import prep, info  # noqa: F401,E402
-from threedgp_cli.commands import train  # noqa: F401
-from threedgp_cli.commands import eval, export  # noqa: F401
-from threedgp_cli.commands import doctor  # noqa: F401

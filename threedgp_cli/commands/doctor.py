@@ -9,11 +9,9 @@ from typing import Annotated
 
 import typer
 
-from threedgp_cli.app import app
 from threedgp_cli.console import console
 
 
-@app.command("doctor")
 def doctor(
     build_ops: Annotated[
         bool, typer.Option("--build-ops", help="Build the CUDA ops now (needs a CUDA torch, a GPU and nvcc).")

@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from threedgp_cli.app import app
 from threedgp_cli.console import console
 
 _WHAT = "What to evaluate"
@@ -19,7 +18,6 @@ _METRICS_HELP = ("Comma list: fid2k_full, fid10k_full, fid50k_full, kid50k_full,
                  "fid,kid for --fakes.")
 
 
-@app.command("eval")
 def eval_(
     ckpt: Annotated[Optional[Path], typer.Argument(
         help="A snapshot-*.pt (or training-state-*.pt), or a run directory (see --snapshots).",

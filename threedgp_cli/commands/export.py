@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from threedgp_cli.app import app
 from threedgp_cli.console import console
 
 _WHAT = "Samples"
@@ -16,7 +15,6 @@ _MESH = "Meshes"
 _RENDER = "Rendering (ref §8.1 defaults)"
 
 
-@app.command("export")
 def export(
     ckpt: Annotated[Path, typer.Argument(help="A snapshot-*.pt, or a run directory (its best snapshot).",
                                          show_default=False)],

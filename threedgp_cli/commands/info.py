@@ -10,7 +10,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from threedgp_cli.app import app
 from threedgp_cli.console import console
 
 
@@ -77,7 +76,6 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     console.print(table)
 
 
-@app.command("info")
 def info(
     path: Annotated[Optional[Path], typer.Argument(
         help="A dataset folder written by `3dgp prep`, or a snapshot-*.pt / training-state-*.pt.")] = None,

@@ -16,7 +16,6 @@ from typing import Annotated, Optional
 import typer
 
 from stages.prep.config import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS
-from threedgp_cli.app import app
 from threedgp_cli.console import console, err_console
 
 prep_app = typer.Typer(
@@ -25,7 +24,6 @@ prep_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-app.add_typer(prep_app, name="prep")
 
 _DEPTH_HELP = (
     "Depth for each image: [bold]auto[/bold] (default: 'toy' for the toy source, 'precomputed' when a "

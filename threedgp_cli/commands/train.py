@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from threedgp_cli.app import app
 
 _RUN = "Run"
 _ABL = "Ablations"
@@ -24,7 +23,6 @@ _DepthAdaptorP = Annotated[Optional[float], typer.Option(
     rich_help_panel=_ABL)]
 
 
-@app.command("train")
 def train(
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset directory written by `3dgp prep`.")] = None,
     outdir: Annotated[Path, typer.Option("--outdir", help="Parent of the numbered run directories.")] = Path("runs"),
