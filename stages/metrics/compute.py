@@ -194,11 +194,18 @@ def _inception_score(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
 def _nfs(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
     _require_generator(ctx, spec)
     G = ctx.fakes.G
-    scores = torch.cat([non_flatness_scores(d, G.ray_start, G.ray_end)
-                        for d in ctx.track(ctx.fakes.nfs_depths(spec.num_gen), spec.num_gen, f"nfs ({spec.num_gen})")])
+    scores, empty = [], []
+    for d in ctx.track(ctx.fakes.nfs_depths(spec.num_gen), spec.num_gen, f"nfs ({spec.num_gen})"):
+        scores.append(non_flatness_scores(d, G.ray_start, G.ray_end))  # [b]
+        empty.append((d < G.ray_start).flatten(1).float().mean(1))  # [b] pixels the density cut emptied (or thinned)
+    scores, empty = torch.cat(scores), torch.cat(empty)
+    # empty_ray_fraction: the pixels whose depth fell below the near plane after the cut (all or most of their
+    # density was below the chunk's median); they all land in the first bin, so a model with soft, fog-like
+    # densities scores low however its uncut depth is spread (benchmarks/RESULTS.md, make demo §5).
     return MetricResult(spec.name, spec.kind, float(scores.mean()), std=float(scores.std(unbiased=False)),
                         num_fakes=len(scores), details={"bins": 64, "cut_quantile": 0.5, "camera": "frontal prior "
-                                                        "through the adaptor", "range": [G.ray_start, G.ray_end]})
+                                                        "through the adaptor", "range": [G.ray_start, G.ray_end],
+                                                        "empty_ray_fraction": float(empty.mean())})
 
 
 def _mvc(spec: MetricSpec, ctx: MetricContext) -> MetricResult:

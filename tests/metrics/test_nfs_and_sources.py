@@ -82,3 +82,22 @@ def test_sample_inputs_do_not_depend_on_n_or_batch():
     assert torch.equal(first.z[:70], again)
     assert torch.equal(a.inputs_range("images", 60, 70).camera_prior, first.camera_prior[60:70])
     assert not torch.equal(a.inputs_range("nfs", 0, 4).z, first.z[:4])  # streams are independent
+
+
+def test_nfs_card_reports_the_share_of_pixels_the_density_cut_emptied():
+    from stages.metrics.compute import MetricContext, compute_metrics
+    from stages.metrics.registry import MetricSpec
+
+    class _HalfEmptyG(_SpyG):
+        def synthesis(self, ws, camera, noise_mode="random", generator=None, **kw):
+            out = super().synthesis(ws, camera, noise_mode, generator, **kw)
+            out["depth"][:, :, :2] = 0.0  # 2 of 8 rows: rays the cut emptied (depth 0)
+            out["depth"][:, :, 2:3] = 0.5  # 1 row: thinned below the near plane
+            return out
+
+    src = GeneratorSource(_HalfEmptyG(), _source().prior, None, "cpu", seed=3)
+    ctx = MetricContext(src, detector_loader=lambda: None, progress=False)
+    (result,) = compute_metrics([MetricSpec("nfs8", "nfs", 8)], ctx)
+    assert result.details["empty_ray_fraction"] == pytest.approx(3 / 8)
+    p = torch.tensor([3 / 8, 5 / 8])  # near-plane bin and the depth-1.0 bin
+    assert result.value == pytest.approx(math.exp(-(p * torch.log(p)).sum().item()), rel=1e-5)
