@@ -54,7 +54,7 @@ reproduce() {
     RES=32
     train=(--preset tiny --kimg 0.016 --set run.tick_kimg=0.008 --set run.snapshot_kimg=0.016 --metrics none)
     images="fid16,kid16" geometry="nfs8,mvc4,depth8,camera"
-    export_opts=(--seeds 0-1 --grid --video --frames 4 --mesh obj --mesh-res 32 --report)
+    export_opts=(--seeds 0-1 --grid --mesh obj --mesh-res 32 --report)  # videos: tests/export
   fi
   [ -n "${IS_WEIGHTS:-}" ] && images="$images,is50k"
   mkdir -p "$out"
