@@ -242,7 +242,9 @@ def _demo() -> TrainConfig:
     # 2 cores; `--minutes` ends it). Against the camera collapse of short runs (measurements §1) the adaptor starts
     # at the identity (residual) and the prior matches the simple scenes (seen from above, centred, FoV 25-35);
     # D sees the raw rendered depth (no depth adaptor: the toy depth is close to the truth, and raw depth teaches
-    # geometry fastest, benchmarks/RESULTS.md "make demo"); every schedule is compressed to the run's length.
+    # geometry fastest, benchmarks/RESULTS.md "make demo"); every schedule is compressed to the run's length, except
+    # the density noise: std 3 (not 1) fading over 100 kimg keeps soft, fog-like densities useless, so G makes opaque
+    # surfaces that survive NFS's density cut (RESULTS.md "make demo" §5: NFS 8 -> 42, parallax ratio 0.98 -> 0.64).
     model = model_config.with_overrides(
         model_config.MODEL_PRESETS["tiny"],
         camera={"adaptor_residual": True, "pitch_min": 0.785398163, "pitch_max": 1.570796327, "fov_min_deg": 20.0,
@@ -252,8 +254,8 @@ def _demo() -> TrainConfig:
         preset="demo",
         model=model,
         data=DataConfig(workers=0),
-        loss=LossConfig(blur_fade_kimg=2.0, nerf_noise_kimg=20.0, patch_beta_kimg=40.0, emd_anneal_kimg=10.0,
-                        depth_anneal_kimg=40.0, kd_anneal_kimg=400.0),
+        loss=LossConfig(blur_fade_kimg=2.0, nerf_noise_std_init=3.0, nerf_noise_kimg=100.0, patch_beta_kimg=40.0,
+                        emd_anneal_kimg=10.0, depth_anneal_kimg=40.0, kd_anneal_kimg=400.0),
         run=RunConfig(batch=8, kimg=60.0, minutes=15.0, tick_kimg=1.0, state_kimg=4.0, snapshot_kimg=10.0,
                       image_kimg=5.0, metrics=(), metric_batch=16),
     )
