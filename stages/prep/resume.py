@@ -212,7 +212,11 @@ def check_partial(cfg: PrepConfig, fingerprint: str | None, state: PartialState 
             "or pass --overwrite to start over"
         )
     stored = started.get("source_fingerprint")
-    if (fingerprint is not None) if stored is _LEGACY else stored != fingerprint:
+    if stored is _LEGACY:  # unknown: only a source without a fingerprint (toy) can be trusted to be the same
+        changed = fingerprint is not None
+    else:
+        changed = stored != fingerprint
+    if changed:
         raise BadFileError(
             cfg.src or partial, f"changed since the unfinished prep in {partial} was started (files added, removed "
             "or modified); restore it and run the same command, or pass --overwrite to start over from the current files"
