@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: the whole chain on our toy 3D scenes, sized for a laptop CPU (about 20 minutes on 2 cores with the
-# install; measured 19 min on a fresh clone; a GPU is used automatically when present):
+# install; measured 18 min on a fresh clone; a GPU is used automatically when present):
 #   prep toy --scenes simple -> train --preset demo (DEMO_MINUTES) -> eval init and final -> export -> summary.
 # Rerunning continues where it stopped: a finished step is skipped, an interrupted training run resumes.
 #

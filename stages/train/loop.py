@@ -95,6 +95,7 @@ class Trainer:
         self.gamma = r1_gamma(cfg.loss.gamma, cfg.model.img_resolution, cfg.run.batch)
         self.last_metrics: dict = {}
         self._ops_logged = False
+        self._deadline: float | None = None  # wall-clock end of a --minutes budget (set by run)
         self._open_loader()
 
     def _open_loader(self) -> None:
@@ -231,8 +232,9 @@ class Trainer:
             scalars.update({"Timing/sec_per_kimg": sec_per_kimg, "Timing/maintenance_sec": time.time() - t0,
                             "Progress/rollbacks": float(c.rollbacks)})
             self.writer.write(c.cur_nimg / 1000, c.cur_tick, scalars)
+            seconds_left = None if self._deadline is None else self._deadline - time.time()
             logger.info(reporting.status_line(c.cur_tick, c.cur_nimg / 1000, r.kimg, sec_per_kimg, scalars,
-                                              self.device))
+                                              self.device, seconds_left))
             if not self._ops_logged:  # which op implementations actually ran (style guide principle 7)
                 import stages.ops
 
@@ -265,6 +267,7 @@ class Trainer:
         timer = reporting.TickTimer(self.counters.cur_nimg)
         tick_start = self.counters.cur_nimg
         deadline = time.time() + r.minutes * 60 if r.minutes is not None else None
+        self._deadline = deadline  # for the status line's ETA
         health = StepHealth(self.device)
         while self.counters.cur_nimg < total_nimg:
             ctx = self._iteration(health)

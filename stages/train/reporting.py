@@ -42,10 +42,13 @@ def format_duration(seconds: float) -> str:
 
 
 def status_line(tick: int, kimg: float, total_kimg: float, sec_per_kimg: float, scalars: dict,
-                device: torch.device) -> str:
-    """Fixed-field status line: kimg, sec/kimg, ETA, losses, camera posterior mean/std, memory (style guide 12)."""
+                device: torch.device, seconds_left: float | None = None) -> str:
+    """Fixed-field status line: kimg, sec/kimg, ETA, losses, camera posterior mean/std, memory (style guide 12).
+    The ETA is the sooner of the kimg target and ``seconds_left`` (what a ``--minutes`` budget leaves)."""
     gpu, rss = memory_gb(device)
     eta = (total_kimg - kimg) * sec_per_kimg if math.isfinite(sec_per_kimg) else float("nan")
+    if seconds_left is not None:
+        eta = min(eta, max(seconds_left, 0.0)) if math.isfinite(eta) else max(seconds_left, 0.0)
 
     def g(name: str) -> str:
         if name not in scalars:
