@@ -30,35 +30,39 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def svg_line_plot(series: dict[str, list[tuple[float, float]]], *, title: str, xlabel: str, ylabel: str,
-                  width: int = 480, height: int = 280) -> str:
-    """An inline ``<svg>`` with one ``<polyline>`` per non-empty series, axes, ticks, labels and a legend."""
-    series = {name: pts for name, pts in series.items() if pts}
-    left, right, top, bottom = 64, 14, 28, 46
-    # Legend rows below the x label: wrap at the plot width (character width ~6.5 px at 11 px font).
+def _legend_layout(names, width: int, left: int) -> tuple[list[tuple[str, float, int]], int]:
+    """Legend entries (name, x offset, row) wrapped at the plot width (~6.5 px per character at 11 px), and the
+    legend's height."""
     legend, x_cursor, row = [], 0.0, 0
-    for name in series:
+    for name in names:
         w = 26 + 6.5 * len(name) + 14
         if x_cursor and x_cursor + w > width - left:
             x_cursor, row = 0.0, row + 1
         legend.append((name, x_cursor, row))
         x_cursor += w
-    legend_h = 18 * (row + 1) if series else 0
-    total_h = height + legend_h
-    pw, ph = width - left - right, height - top - bottom
+    return legend, (18 * (row + 1) if legend else 0)
 
+
+def _data_range(series: dict[str, list[tuple[float, float]]]) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) covering every point: never empty, y padded by 5 % (or +-10 % of a constant)."""
     xs = [p[0] for pts in series.values() for p in pts] or [0.0, 1.0]
     ys = [p[1] for pts in series.values() for p in pts] or [0.0, 1.0]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     if x1 == x0:
         x0, x1 = x0 - 0.5, x1 + 0.5
-    if y1 == y0:
-        pad = abs(y0) * 0.1 or 1.0
-        y0, y1 = y0 - pad, y1 + pad
-    else:
-        pad = (y1 - y0) * 0.05
-        y0, y1 = y0 - pad, y1 + pad
+    pad = (abs(y0) * 0.1 or 1.0) if y1 == y0 else (y1 - y0) * 0.05
+    return x0, x1, y0 - pad, y1 + pad
+
+
+def svg_line_plot(series: dict[str, list[tuple[float, float]]], *, title: str, xlabel: str, ylabel: str,
+                  width: int = 480, height: int = 280) -> str:
+    """An inline ``<svg>`` with one ``<polyline>`` per non-empty series, axes, ticks, labels and a legend."""
+    series = {name: pts for name, pts in series.items() if pts}
+    left, right, top, bottom = 64, 14, 28, 46
+    legend, legend_h = _legend_layout(series, width, left)
+    total_h = height + legend_h
+    pw, ph = width - left - right, height - top - bottom
+    x0, x1, y0, y1 = _data_range(series)
 
     def sx(x: float) -> float:
         return left + (x - x0) / (x1 - x0) * pw

@@ -48,6 +48,26 @@ def num_additional_start_blocks(img_resolution: int, patch_resolution: int) -> i
     return int(math.log2(ratio))
 
 
+def _blocks(resolutions: list[int], num_start_blocks: int, cbase: int, cmax: int, img_channels: int, code_dim: int,
+            fp16_resolution: int, conv_clamp: float | None) -> nn.ModuleDict:
+    """``b{res}`` blocks over the virtual resolutions, highest first; the first ``num_start_blocks`` keep the
+    resolution (the patch is smaller than the dataset's images), the others halve it (ref §4.1)."""
+    blocks = nn.ModuleDict()
+    for idx, res in enumerate(resolutions):
+        tmp = disc_channels(res, cbase, cmax)
+        blocks[f"b{res}"] = DiscriminatorBlock(
+            in_channels=0 if idx == 0 else tmp,
+            tmp_channels=tmp,
+            out_channels=disc_channels(res // 2, cbase, cmax),
+            img_channels=img_channels,
+            down=1 if idx < num_start_blocks else 2,
+            hyper_mod_dim=code_dim,
+            use_fp16=res >= fp16_resolution,
+            conv_clamp=conv_clamp,
+        )
+    return blocks
+
+
 class Discriminator(nn.Module):
     """D(img, c, patch_params) -> {'logits' [B], 'kd_features' [B, kd_dim] or None} (3DGP ref §4)."""
 
@@ -90,19 +110,8 @@ class Discriminator(nn.Module):
                            num_layers=mapping_num_layers, lr_multiplier=mapping_lr_multiplier, w_avg_beta=None)
             if hyper_mod else None
         )
-        self.blocks = nn.ModuleDict()
-        for idx, res in enumerate(self.block_resolutions):
-            tmp = disc_channels(res, cbase, cmax)
-            self.blocks[f"b{res}"] = DiscriminatorBlock(
-                in_channels=0 if idx == 0 else tmp,
-                tmp_channels=tmp,
-                out_channels=disc_channels(res // 2, cbase, cmax),
-                img_channels=img_channels,
-                down=1 if idx < self.num_additional_start_blocks else 2,
-                hyper_mod_dim=code_dim,
-                use_fp16=res >= fp16_resolution,
-                conv_clamp=conv_clamp,
-            )
+        self.blocks = _blocks(self.block_resolutions, self.num_additional_start_blocks, cbase, cmax, img_channels,
+                              code_dim, fp16_resolution, conv_clamp)
         self.cmap_dim = disc_channels(4, cbase, cmax)
         self.head_mapping = MappingNetwork(
             z_dim=0, c_dim=c_dim + patch_emb_dim, w_dim=self.cmap_dim, num_ws=1,
