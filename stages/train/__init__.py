@@ -107,6 +107,27 @@ def _discard_if_unstarted(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def _resolve(request: TrainRequest):
+    """(config, resume plan or None): the resumed run's config with the request's overrides, or a new run's
+    preset + overrides fitted to its dataset."""
+    from stages.common.errors import BadOptionError
+    from stages.train.resume import fit_to_dataset
+
+    if request.resume:
+        plan = resolve_resume(request.outdir, request.resume_from, request.preset, list(request.overrides),
+                              request.force_override)
+        return plan.cfg, plan
+    if request.preset is None:
+        raise BadOptionError("--preset", f"required for a new run (one of {', '.join(TRAIN_PRESETS)}); "
+                                         f"or pass --resume")
+    cfg = resolve_new_config(request.preset, list(request.overrides), fit=False)
+    if cfg.data.path or not request.dry_run:  # a dry run without --data shows the preset as resolved
+        cfg = fit_to_dataset(cfg)
+    else:
+        logger.warning("no --data: dataset-dependent fields (resolution, classes, KD size) are the preset's")
+    return cfg, None
+
+
 def run_request(request: TrainRequest) -> TrainResult:
     """Resolve and check, then train (or print for ``--dry-run``).
 
@@ -114,27 +135,13 @@ def run_request(request: TrainRequest) -> TrainResult:
     everything that can be checked up front has passed, and it is removed again if training fails before its
     first training state. A run directory being trained by another process is refused (``RunLock``).
     """
-    from stages.common.errors import BadOptionError
     from stages.common.rundir import RunLock, next_run_dir
-    from stages.train.resume import fit_to_dataset
 
     _check_request(request)
     torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    plan = None
-    if request.resume:
-        plan = resolve_resume(request.outdir, request.resume_from, request.preset, list(request.overrides),
-                              request.force_override)
-        cfg, run_dir, resume_path, conflicts = plan.cfg, plan.run_dir, plan.state_path, plan.conflicts
-    else:
-        if request.preset is None:
-            raise BadOptionError("--preset", f"required for a new run (one of {', '.join(TRAIN_PRESETS)}); "
-                                             f"or pass --resume")
-        cfg = resolve_new_config(request.preset, list(request.overrides), fit=False)
-        if cfg.data.path or not request.dry_run:  # a dry run without --data shows the preset as resolved
-            cfg = fit_to_dataset(cfg)
-        else:
-            logger.warning("no --data: dataset-dependent fields (resolution, classes, KD size) are the preset's")
-        run_dir, resume_path, conflicts = None, None, []
+    cfg, plan = _resolve(request)
+    run_dir, resume_path = (plan.run_dir, plan.state_path) if plan is not None else (None, None)
+    conflicts = plan.conflicts if plan is not None else []
     _preflight(cfg, torchrun)
     if request.dry_run:
         if plan is not None:
