@@ -50,6 +50,8 @@ def test_snapshot_eval_writes_a_complete_card(eval_run, eval_dataset, run_cli):
     assert metrics["fid12"]["value"] > 0 and metrics["fid12"]["num_fakes"] == 12 and metrics["fid12"]["num_reals"] == 12
     assert metrics["kid12"]["details"]["num_subsets"] == 100 and metrics["kid12"]["details"]["subset_size"] == 12
     assert 1 <= metrics["nfs4"]["value"] <= 64 and metrics["nfs4"]["num_fakes"] == 4
+    empty = metrics["nfs4"]["details"]["empty_ray_fraction"]
+    assert 0 <= empty <= 1 and f"emptied by the density cut {empty:.0%}" in out.replace("\n", "")
     assert metrics["mvc2"]["value"] is not None and metrics["mvc2"]["num_fakes"] == 2
     assert metrics["depth4"]["value"] >= 0 and "flat_baseline" in metrics["depth4"]["details"]
     assert metrics["camera"]["details"]["yaw/prior_std"] > 0.5  # the tiny preset's prior spans +-90 deg of yaw

@@ -93,6 +93,8 @@ def _notes(result) -> str:
     if result.kind == "mvc":
         return (f"co-visible {d['covisible_fraction']:.0%}; flat-depth error {d['flat_depth_error']:.4g} "
                 f"(parallax ratio {d['parallax_ratio']:.3f})")
+    if result.kind == "nfs" and "empty_ray_fraction" in d:
+        return f"emptied by the density cut {d['empty_ray_fraction']:.0%}"
     if result.kind == "camera":
         return ", ".join(f"{k.split('/')[0]} {d[k]:.3g}±{d[k.replace('mean', 'std')]:.2g}" for k in d
                          if k.endswith("/mean") and k.split("/")[0] in ("yaw", "pitch", "fov_deg"))
