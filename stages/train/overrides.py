@@ -16,7 +16,6 @@ from stages.common.errors import BadOptionError, ConfigValueError
 from stages.common.validate import check_combinations, deferred_combinations, field_types
 
 
-
 @dataclass(frozen=True)
 class Override:
     """One user-set value."""
@@ -44,12 +43,12 @@ def label_error(exc: ConfigValueError, overrides: list[Override]) -> ConfigValue
     return exc.labelled(option, names)
 
 
-def _resolve(obj: Any, key: str, flag: str) -> tuple[list[Any], list[str], Any]:
-    """Walk ``key`` through nested dataclasses: (objects along the path, names, final field type)."""
+def _field_type(obj: Any, key: str, flag: str) -> Any:
+    """The annotation of the dotted ``key``, walking nested dataclasses; a one-line error naming ``flag`` when
+    the key does not exist."""
     parts = key.split(".")
-    objs, tp = [obj], None
+    current, tp = obj, None
     for i, part in enumerate(parts):
-        current = objs[-1]
         if not dataclasses.is_dataclass(current):
             raise BadOptionError(flag, f"{'.'.join(parts[:i])} is not a config section")
         known = field_types(type(current))
@@ -57,10 +56,8 @@ def _resolve(obj: Any, key: str, flag: str) -> tuple[list[Any], list[str], Any]:
             prefix = ".".join(parts[:i])
             raise BadOptionError(flag, f"unknown config key {key!r} (fields of {prefix or 'the config'}: "
                                        f"{', '.join(known)})")
-        tp = known[part]
-        if i < len(parts) - 1:
-            objs.append(getattr(current, part))
-    return objs, parts, tp
+        tp, current = known[part], getattr(current, part)
+    return tp
 
 
 def get_value(cfg: Any, key: str) -> Any:
@@ -74,8 +71,7 @@ def get_value(cfg: Any, key: str) -> Any:
 def set_value(cfg: Any, key: str, value: Any, flag: str | None = None) -> Any:
     """A copy of ``cfg`` with the dotted ``key`` set to ``value`` (type-checked and converted)."""
     flag = flag or f"--set {key}"
-    _objs, _parts, tp = _resolve(cfg, key, flag)
-    new = coerce_value(value, tp, key, flag)
+    new = coerce_value(value, _field_type(cfg, key, flag), key, flag)
     try:
         return replace_nested(cfg, {key: new})
     except ConfigValueError as exc:  # a __post_init__ check of a section

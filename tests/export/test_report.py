@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import subprocess
 from html.parser import HTMLParser
@@ -332,6 +333,8 @@ _BAD_CONSOLE = re.compile(r"Uncaught|Error|Failed|net::ERR_|Not allowed|Refused|
 @pytest.mark.slow
 def test_report_in_headless_chromium(report, tmp_path):
     if not CHROMIUM.exists():
+        if os.environ.get("THREEDGP_REQUIRE_CHROMIUM") == "1":  # .ci/run installs it: a missing browser is a failure
+            pytest.fail("Chromium not installed although THREEDGP_REQUIRE_CHROMIUM=1 (.ci/run installs it)")
         pytest.skip("Chromium not installed: apt-get install chromium")
     from PIL import Image
 

@@ -64,14 +64,14 @@ def export(
     batch: Annotated[int, typer.Option("--batch", help="Samples rendered at once.", rich_help_panel=_RENDER)] = 4,
 ) -> None:
     """Export turntable videos, image/depth grids, coloured meshes and an HTML report of a snapshot."""
+    options = dict(locals())  # the parameters are named like ExportRequest's fields
     from stages.export.pipeline import ExportRequest, run_export
 
-    request = ExportRequest(
-        ckpt=str(ckpt), outdir=str(outdir), seeds=seeds, classes=classes, truncation=truncation,
-        noise_mode=noise_mode, device=device, resolution=resolution, steps=steps, ray_end=ray_end, batch=batch,
-        video=video, trajectory=trajectory, frames=frames, fps=fps, video_format=video_format, video_kind=video_kind,
-        grid=grid, grid_views=grid_views, mesh=mesh, mesh_res=mesh_res, level=level, volume=volume, report=report)
-    result = run_export(request)
+    _print_files(run_export(ExportRequest(**{**options, "ckpt": str(ckpt), "outdir": str(outdir)})))
+
+
+def _print_files(result) -> None:
+    """The files of a ``stages.export.pipeline.ExportResult``, by kind (the first 8 of each)."""
     for kind, paths in result.files.items():
         console.print(f"[bold]{kind}[/bold] ({len(paths)}):")
         for path in paths[:8]:
