@@ -18,16 +18,20 @@ see one dtype.
 R1 backward asks only for the gradient w.r.t. the input image, but a custom function cannot see that, so inside
 this context ``conv`` skips the weight gradient (returns None). Use it only around an ``autograd.grad`` call whose
 ``inputs`` are not convolution weights (the R1 gradient w.r.t. the image).
+
+The flag is process-wide, as in StyleGAN2-ADA, not thread-local: on CUDA the autograd engine runs backward on its own
+per-device worker thread, where a thread-local flag set by the caller would read False and R1 would build every
+weight gradient for nothing (issue 18 row 7). Consequence: one process must not run two trainers' backward passes
+concurrently in different threads (nothing in 3dgp does).
 """
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import torch
 import torch.nn.functional as F
 
-_state = threading.local()
+_weight_gradients_disabled = False  # process-wide: backward may run on autograd's device thread (module docstring)
 
 
 @contextlib.contextmanager
@@ -36,17 +40,18 @@ def no_weight_gradients(disable: bool = True):
 
     Only for a backward pass that does not need them, e.g. ``torch.autograd.grad(logits, image)`` of R1.
     """
-    previous = getattr(_state, "no_weight_grads", False)
-    _state.no_weight_grads = previous or disable
+    global _weight_gradients_disabled
+    previous = _weight_gradients_disabled
+    _weight_gradients_disabled = previous or disable
     try:
         yield
     finally:
-        _state.no_weight_grads = previous
+        _weight_gradients_disabled = previous
 
 
 def weight_gradients_disabled() -> bool:
-    """True inside :func:`no_weight_gradients`."""
-    return getattr(_state, "no_weight_grads", False)
+    """True inside :func:`no_weight_gradients`, in every thread (autograd's worker threads included)."""
+    return _weight_gradients_disabled
 
 
 def conv2d(x: torch.Tensor, w: torch.Tensor, stride=1, padding=0, groups: int = 1) -> torch.Tensor:
