@@ -79,19 +79,49 @@ def _json_safe(value: float) -> float | str:
 
 
 class StatsWriter:
-    """Appends ``{"kimg", "tick", "timestamp", **scalars}`` lines to ``stats.jsonl`` and TensorBoard (rank 0 only)."""
+    """Appends ``{"kimg", "tick", "timestamp", **scalars}`` lines to ``stats.jsonl`` and TensorBoard events to
+    ``tensorboard/`` (rank 0 only; issue 18 "Watching a long run").
+
+    TensorBoard is a dependency of the project; where it is missing anyway, one warning says that events are off
+    and ``stats.jsonl`` is still written. Events use the image count (kimg * 1000) as the step. The event writer is
+    opened at the first record: when the folder already holds events (a resumed run), that record's step is the
+    ``purge_step``, so TensorBoard hides what an abandoned continuation wrote from there on (as ``stats.jsonl`` is
+    trimmed by :func:`stages.common.rundir.trim_run_logs`)."""
+
+    _tb_warned = False  # the missing-TensorBoard warning is given once per process
 
     def __init__(self, run_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
         self.path = Path(run_dir) / "stats.jsonl"
         self.enabled = enabled
+        self.tb_dir = Path(run_dir) / "tensorboard"
         self._tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        self._tb_class = self._summary_writer_class() if enabled and tensorboard else None
 
-                self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
-            except Exception:  # noqa: BLE001 - tensorboard is optional
-                logger.debug("tensorboard not installed; stats.jsonl only")
+    @staticmethod
+    def _summary_writer_class():
+        """``torch.utils.tensorboard.SummaryWriter``, or None with one warning when TensorBoard cannot be imported."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            return SummaryWriter
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install (e.g. a protobuf mismatch)
+            if not StatsWriter._tb_warned:
+                logger.warning("TensorBoard events are off: tensorboard cannot be imported (%s: %s); stats.jsonl "
+                               "only. Install it with `pip install tensorboard`", type(exc).__name__, exc)
+                StatsWriter._tb_warned = True
+            return None
+
+    def _events(self, step: int):
+        """The SummaryWriter, opened on first use (None when TensorBoard is off)."""
+        if self._tb is None and self._tb_class is not None:
+            resumed = self.tb_dir.is_dir() and any(self.tb_dir.glob("events.out.tfevents.*"))
+            try:
+                self._tb = self._tb_class(str(self.tb_dir), purge_step=step if resumed else None)
+            except Exception as exc:  # noqa: BLE001 - e.g. an unwritable folder: the run goes on without events
+                logger.warning("TensorBoard events are off: cannot write %s (%s); stats.jsonl only", self.tb_dir,
+                               exc)
+                self._tb_class = None
+        return self._tb
 
     def write(self, kimg: float, tick: int, scalars: dict[str, float], event: str | None = None) -> None:
         """Append one record; ``event`` (e.g. a rollback reason) is stored as a string field."""
@@ -103,16 +133,19 @@ class StatsWriter:
         record.update({k: _json_safe(v) for k, v in scalars.items()})
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        if self._tb is not None:
+        step = int(round(kimg * 1000))  # images shown
+        tb = self._events(step)
+        if tb is not None:
             for name, value in scalars.items():
                 if math.isfinite(value):
-                    self._tb.add_scalar(name, value, global_step=int(kimg * 1000))
-            self._tb.flush()
+                    tb.add_scalar(name, value, global_step=step)
+            tb.flush()
 
     def close(self) -> None:
         """Flush and close TensorBoard."""
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
