@@ -5,7 +5,9 @@
   in a folder keyed by the sources' hash, Python, torch, CUDA and the GPU architectures, so a second process
   loads it in well under a second.
 * A build happens in a private temporary folder that is renamed into place (``os.replace``), so concurrent
-  ranks never see a half-written cache.
+  ranks never see a half-written cache. One process builds at a time (issue 18 row 9): the builder holds a file
+  lock (``.<key>.lock`` beside the cache folder, :mod:`stages.common.lockfile`); the other ranks of a run wait for
+  it and then load its build instead of compiling the same sources N times over on one machine.
 * A failure makes the op fall back to the reference path with ONE warning naming the cause, unless
   ``THREEDGP_STRICT_OPS=1`` or the caller asked for ``impl="cuda"`` explicitly: then it raises
   :class:`OpsBuildError`.
@@ -21,10 +23,12 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
-from stages.common.errors import OpsBuildError
+from stages.common.errors import BadFileError, OpsBuildError
+from stages.common.lockfile import FileLock
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ SOURCES = ("bindings.cpp", "bias_act.cu", "upfirdn2d.cu", "volume_composite.cu")
 HEADERS = ("common.cuh", "dtypes.h", "bias_act.h", "upfirdn2d.h", "volume_composite.h")
 KERNELS = ("bias_act.cu", "upfirdn2d.cu", "volume_composite.cu")  # compile without torch headers
 STRICT_ENV = "THREEDGP_STRICT_OPS"
+LOCK_POLL_S = 0.5  # how often a waiting rank retries the build lock (a build takes minutes)
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "module": None, "error": None, "warned": False}
@@ -163,6 +168,24 @@ def _compile(build_dir: Path, verbose: bool):
     )
 
 
+def _build_lock(final_dir: Path) -> FileLock | None:
+    """Wait for, then hold, the lock on building ``final_dir`` (module docstring). None if the cache folder cannot
+    hold a lock file: building unlocked is then still safe (atomic publish), only wasteful."""
+    path = final_dir.parent / f".{final_dir.name}.lock"
+    waiting = False
+    while True:
+        try:
+            return FileLock.acquire(path, "another process ({holder}) is building the CUDA ops", unlink_on_release=True)
+        except BadFileError as busy:
+            if not waiting:
+                waiting = True
+                logger.info("%s; waiting for its build", busy.message.split(";")[0])
+            time.sleep(LOCK_POLL_S)
+        except OSError as exc:
+            logger.debug("building the CUDA ops without a lock (%s)", exc)
+            return None
+
+
 def build_extension(verbose: bool = False):
     """Load the extension from the cache, building it first if needed; raise :class:`OpsBuildError` on failure."""
     reason = why_cannot_build()
@@ -171,10 +194,22 @@ def build_extension(verbose: bool = False):
     _prepare_toolchain(find_cuda_home())  # type: ignore[arg-type]
     final_dir = cache_root() / build_key()
     library = cached_library(final_dir)
-    if library is not None:
-        logger.debug("loading cached CUDA ops from %s", library)
-        return _import_library(library)
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    if library is None:
+        final_dir.parent.mkdir(parents=True, exist_ok=True)
+        lock = _build_lock(final_dir)
+        try:
+            library = cached_library(final_dir)  # another rank may have built it while we waited
+            if library is None:
+                return _compile_and_publish(final_dir, verbose)
+        finally:
+            if lock is not None:
+                lock.release()
+    logger.debug("loading cached CUDA ops from %s", library)
+    return _import_library(library)
+
+
+def _compile_and_publish(final_dir: Path, verbose: bool):
+    """Compile in a private temporary folder and rename it to ``final_dir`` (atomic publish)."""
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}-", dir=final_dir.parent))
     logger.info("building the CUDA ops in %s (first use; takes a minute or two)", final_dir)
     try:
