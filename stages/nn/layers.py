@@ -48,6 +48,13 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
+def _like(b: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """The bias in the dtype of the layer's output ``x``. Under bf16 autocast the matmul/conv output is bf16 while
+    a bias cast to the (float32) input dtype stays float32; the CUDA ``bias_act`` refuses that mix and the slow
+    reference path would run (issue 18 row 10)."""
+    return b if b is None or b.dtype == x.dtype else b.to(x.dtype)
+
+
 class FullyConnectedLayer(nn.Module):
     """Equalized-learning-rate fully connected layer (3DGP ref §1.1).
 
@@ -84,7 +91,7 @@ class FullyConnectedLayer(nn.Module):
         if self.activation == "linear" and b is not None:
             return torch.addmm(b.unsqueeze(0), x, w.t())  # [B, out]
         x = x.matmul(w.t())  # [B, out]
-        return bias_act(x, b, act=self.activation)
+        return bias_act(x, _like(b, x), act=self.activation)
 
     def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         """relu/lrelu off CUDA: act(x W^T + b) * g = act(x (g W)^T + g b) for g > 0, so the activation gain is
@@ -158,7 +165,7 @@ class Conv2dLayer(nn.Module):
         )
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
+        return bias_act(x, _like(b, x), act=self.activation, gain=act_gain, clamp=act_clamp)
 
     def _forward_folded(self, x: torch.Tensor, gain: float) -> torch.Tensor:
         """linear/relu/lrelu off CUDA: the output gain folded into weight and bias (act(g y) = g act(y), g > 0),

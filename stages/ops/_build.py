@@ -257,6 +257,7 @@ def get_extension(explicit: bool = False):
             _state["warned"] = True
             message = f"{error}; falling back to the slow reference implementation of the 3dgp ops"
             warnings.warn(message, RuntimeWarning, stacklevel=3)
+            logger.warning("%s", message)  # the training log too, not only the console (issue 18 row 10)
         return None
 
 

@@ -11,18 +11,24 @@ Every public op takes ``impl in ("auto", "ref", "cuda")`` and asks :func:`choose
 * ``"cuda"`` on a CUDA tensor is an explicit request: a failed build raises :class:`OpsBuildError`.
 * Before an op first runs on the extension on a device, ``stages.ops.selfcheck.verify`` compares it with the
   reference (forward and backward, a small input); a kernel that fails runs the reference instead (one warning).
+* A CUDA call whose inputs the kernel does not cover (a dtype, a bias in another dtype than the input) runs the
+  reference path too, and says so once per op and cause in the log (issue 18 row 10: a bf16 run whose bias_act
+  quietly ran the slow path). Every fallback from CUDA to the reference is thus visible in a training log.
 
 :func:`impl_report` says what each op actually ran so far; the training log records it.
 """
 from __future__ import annotations
 
+import logging
 import threading
 
+logger = logging.getLogger(__name__)
 
 IMPLS = ("auto", "ref", "cuda")
 
 _lock = threading.Lock()
 _used: dict[str, set[str]] = {}  # op name -> {"ref", "cuda"} actually run in this process
+_refusals_logged: set[tuple[str, str]] = set()  # (op, why) already logged
 
 
 def check_impl(impl: str) -> None:
@@ -31,14 +37,18 @@ def check_impl(impl: str) -> None:
         raise ValueError(f"impl: must be one of {', '.join(IMPLS)}, got {impl!r}")
 
 
-def choose(op: str, impl: str, x, cuda_ok: bool = True):
+def choose(op: str, impl: str, x, cuda_ok: bool = True, why: str | None = None):
     """Return the loaded CUDA extension module if ``op`` should run on it for tensor ``x``, else ``None`` (= ref).
 
     ``cuda_ok=False`` lets an op refuse the CUDA path for inputs its kernel does not cover (e.g. a dtype); the
-    call then runs ``ref`` and is recorded as such. The choice is recorded for :func:`impl_report`.
+    call then runs ``ref`` and is recorded as such, and ``why`` (what the kernel does not cover; None for a
+    harmless refusal such as an empty tensor) is logged once for a CUDA tensor. The choice is recorded for
+    :func:`impl_report`.
     """
     check_impl(impl)
     module = None
+    if impl != "ref" and not cuda_ok and why and _is_cuda(x):
+        _log_refusal(op, why)
     if impl != "ref" and cuda_ok and _is_cuda(x):
         from stages.ops import _build, selfcheck
 
@@ -52,6 +62,15 @@ def choose(op: str, impl: str, x, cuda_ok: bool = True):
 def _is_cuda(x) -> bool:
     """Whether ``x`` lives on a CUDA device (a function so tests can route CPU tensors through the CUDA path)."""
     return bool(getattr(x, "is_cuda", False))
+
+
+def _log_refusal(op: str, why: str) -> None:
+    """One warning per (op, cause) for a CUDA call sent to the reference path by its inputs."""
+    with _lock:
+        if (op, why) in _refusals_logged:
+            return
+        _refusals_logged.add((op, why))
+    logger.warning("%s: the CUDA kernel does not cover %s; running the slow reference implementation", op, why)
 
 
 def record(op: str, which: str) -> None:
@@ -71,6 +90,7 @@ def impl_report() -> dict[str, str]:
 
 
 def reset_report() -> None:
-    """Forget what ran (tests use this)."""
+    """Forget what ran and which refusals were logged (tests use this)."""
     with _lock:
         _used.clear()
+        _refusals_logged.clear()

@@ -86,8 +86,9 @@ def bias_act(
     spec, alpha, gain, clamp = resolve_params(act, alpha, gain, clamp)
     if b is not None:
         assert b.ndim == 1 and b.shape[0] == x.shape[dim], (tuple(b.shape), tuple(x.shape), dim)
-    cuda_ok = x.dtype in CUDA_DTYPES and (b is None or b.dtype == x.dtype) and x.numel() > 0
-    ext = _impl.choose("bias_act", impl, x, cuda_ok=cuda_ok)
+    covered = x.dtype in CUDA_DTYPES and (b is None or b.dtype == x.dtype)
+    why = None if covered else f"x {x.dtype} with bias {None if b is None else b.dtype}"
+    ext = _impl.choose("bias_act", impl, x, cuda_ok=covered and x.numel() > 0, why=why)
     if ext is not None:
         from stages.ops._bias_act_cuda import bias_act_cuda
 

@@ -112,8 +112,9 @@ def upfirdn2d(
     out_h = (x.shape[2] * up + pads[2] + pads[3] - fh) // down + 1
     if out_w < 1 or out_h < 1:
         raise ValueError(f"padding: input {tuple(x.shape)} with these settings gives an empty output")
-    cuda_ok = x.dtype in CUDA_DTYPES and x.numel() > 0
-    ext = _impl.choose("upfirdn2d", impl, x, cuda_ok=cuda_ok)
+    covered = x.dtype in CUDA_DTYPES
+    ext = _impl.choose("upfirdn2d", impl, x, cuda_ok=covered and x.numel() > 0,
+                       why=None if covered else f"x {x.dtype}")
     if ext is not None:
         from stages.ops._upfirdn2d_cuda import upfirdn2d_cuda
 

@@ -43,9 +43,9 @@ def composite(
         raise ValueError(f"composite: expected rgb [R, S, C], sigma_raw [R, S], t [R, S]; got {tuple(rgb.shape)}, "
             f"{tuple(sigma_raw.shape)}, {tuple(t.shape)}",
         )
-    same_dtype = rgb.dtype == sigma_raw.dtype == t.dtype
-    cuda_ok = same_dtype and rgb.dtype in CUDA_DTYPES and rgb.numel() > 0
-    ext = _impl.choose("composite", impl, rgb, cuda_ok=cuda_ok)
+    covered = rgb.dtype == sigma_raw.dtype == t.dtype and rgb.dtype in CUDA_DTYPES
+    why = None if covered else f"rgb {rgb.dtype}, sigma {sigma_raw.dtype}, t {t.dtype}"
+    ext = _impl.choose("composite", impl, rgb, cuda_ok=covered and rgb.numel() > 0, why=why)
     if ext is not None:
         from stages.ops._composite_cuda import composite_cuda
 

@@ -127,7 +127,7 @@ def test_composite_backward_survives_an_opaque_sample():
 def test_public_ops_dispatch_to_the_extension(monkeypatch):
     ext = MirrorExtension()
 
-    def fake_choose(op, impl, x, cuda_ok=True):
+    def fake_choose(op, impl, x, cuda_ok=True, why=None):
         _impl.record(op, "cuda")
         return ext
 
@@ -222,7 +222,7 @@ def test_bias_act_cuda_dispatch_gets_the_swish_default_gain(monkeypatch):
         return forward(x, b, dim, act, alpha, gain, clamp)
 
     ext.bias_act_forward = spy
-    monkeypatch.setattr(_impl, "choose", lambda op, impl, x, cuda_ok=True: ext)
+    monkeypatch.setattr(_impl, "choose", lambda op, impl, x, cuda_ok=True, why=None: ext)
     x = torch.randn(2, 3, 4, dtype=torch.float64)
     b = torch.randn(3, dtype=torch.float64)
     got = bias_act(x, b, act="swish")
