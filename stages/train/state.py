@@ -114,11 +114,18 @@ def save_snapshot(run_dir: Path, cfg: TrainConfig, G_ema, counters: Counters, ex
 
 
 def load_state(path: Path, nets: Networks, opts: Optimizers, device: torch.device) -> Counters:
-    """Load a training state into existing networks/optimizers (strict); returns its counters.
+    """Load a training state into existing networks/optimizers on ``device`` (strict); returns its counters.
+
+    The file is read to the CPU whatever ``device`` is, and each part is placed by its owner (issue 18 row 5):
+    ``load_state_dict`` copies into the modules' own tensors on ``device``, and ``Optimizer.load_state_dict`` casts
+    Adam's moments to their parameter's device but keeps the ``step`` counters as they come. Read with
+    ``map_location=cuda``, those counters stayed on the GPU, and the foreach Adam then synchronised with the host
+    once per parameter at every step after a resume or a rollback; read to the CPU they stay on the CPU, where
+    torch keeps them (the fused or capturable Adam moves them to the device itself).
 
     Anything that does not fit (missing or extra tensors, other shapes, another optimizer layout) is one
     ``CheckpointError`` line."""
-    state = ckpt.load_checkpoint(path, kind="training-state", map_location=device)
+    state = ckpt.load_checkpoint(path, kind="training-state", map_location="cpu")
     G, D, G_ema = nets
     for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
         ckpt.load_module_state(module, state[name], path, name)
