@@ -5,6 +5,12 @@
 run directory (the file stays: it says who held it last); ``prep`` locks ``<OUT>.lock`` beside its output and removes
 the file on release (``unlink_on_release``; a process that opened the file just before it was removed notices, by
 its inode, that it locked a stale file and tries again).
+
+The lock belongs to the process that took it alone (issue 19 §1). A ``flock`` lives on the open file description,
+which a forked child shares: were a decode or DataLoader worker to keep the inherited descriptor open, it would keep
+the lock held after its parent was killed, and the rerun would be refused naming a dead PID. So the descriptor is
+opened close-on-exec (for ``exec``) and every forked child closes its inherited copies at once (``register_at_fork``;
+closing a duplicate does not unlock the parent's lock, an explicit ``LOCK_UN`` would).
 """
 from __future__ import annotations
 
@@ -12,9 +18,29 @@ import errno
 import fcntl
 import os
 import socket
+import weakref
 from pathlib import Path
 
 from stages.common.errors import BadFileError
+
+_HELD: "weakref.WeakSet[FileLock]" = weakref.WeakSet()  # the locks this process holds (closed in forked children)
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child: close the descriptors of the parent's locks (never ``LOCK_UN``: that would unlock the
+    parent too), so the lock ends with the process that took it."""
+    for lock in list(_HELD):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 class FileLock:
@@ -22,6 +48,7 @@ class FileLock:
 
     def __init__(self, path: Path, fd: int, unlink_on_release: bool):
         self.path, self._fd, self._unlink = path, fd, unlink_on_release
+        _HELD.add(self)
 
     @classmethod
     def acquire(cls, path: str | Path, busy: str, *, subject: str | Path | None = None,
@@ -32,7 +59,7 @@ class FileLock:
         becomes the holder's PID and host."""
         path = Path(path)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -57,6 +84,7 @@ class FileLock:
         """Unlock (and remove the file with ``unlink_on_release``); idempotent."""
         if self._fd is None:
             return
+        _HELD.discard(self)
         if self._unlink:
             try:
                 self.path.unlink()

@@ -5,12 +5,20 @@ every pending task with ``BrokenProcessPool``. That becomes one line naming ``--
 far stay in ``OUT.partial``, so the same command resumes (issue 13 §2).
 
 Workers are forked up front, before any model loads (fork is cheap and safe at that point), and ignore SIGINT:
-Ctrl-C interrupts the main process, which stops them.
+Ctrl-C interrupts the main process, which stops them. They also die with their parent (issue 19 §1): when the main
+process is killed (``kill -9``, SIGTERM, the out-of-memory killer) nothing is left to stop them, and they would live
+on blocked on their pipes. On Linux the kernel sends them SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); on
+every system a watcher thread in each worker exits it once its parent PID changes. (The output lock is not theirs:
+:mod:`stages.common.lockfile` closes inherited lock descriptors in every forked child.)
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -19,10 +27,34 @@ from concurrent.futures.process import BrokenProcessPool
 from stages.common.errors import BadOptionError
 
 PREFETCH_BATCHES = 2  # decoded batches queued ahead of the writer (bounds memory)
+PARENT_POLL_SECONDS = 0.5  # how often a worker's watcher thread checks that its parent is alive
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _ignore_sigint() -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this (worker) process end when ``parent_pid`` does: the kernel's parent-death signal where there is
+    one, and a daemon thread that watches the parent PID everywhere (a re-parented process sees another PID)."""
+    if os.uname().sysname == "Linux":
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)  # the running program's symbols include libc's
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watcher thread below still ends the worker
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Worker start-up: Ctrl-C is the main process's to handle, and the worker dies with its parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
 
 
 def _map_chunk(fn: Callable, items: list) -> list:
@@ -40,7 +72,8 @@ class WorkerPool:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self.size = workers
-        self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint)
+        self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                            initargs=(os.getpid(),))
         for future in [self.executor.submit(_noop) for _ in range(workers)]:
             future.result()  # start every process now, before torch and its threads exist in this process
         self.processes = dict(self.executor._processes)  # pid -> Process, for the exit code in the message
