@@ -160,7 +160,7 @@ def run_request(request: TrainRequest) -> TrainResult:
                 created = True
             lock = RunLock.acquire(run_dir)
             if plan is not None:
-                plan.log()
+                _accept_resume(plan)
             if resume_path is None or plan.config_changed:
                 _write_config(Path(run_dir), cfg)
         if torchrun:
@@ -176,6 +176,23 @@ def run_request(request: TrainRequest) -> TrainResult:
         if lock is not None:
             lock.release()
     return TrainResult(run_dir=str(run_dir), conflicts=conflicts, loop=loop)
+
+
+def _accept_resume(plan: ResumePlan) -> None:
+    """Once a resume is accepted (rank 0, run directory locked): log its notes (runtime options changed, the
+    dataset, conflicts) to the console and ``log.txt``, and move aside what a later continuation wrote after the
+    state resumed from (``stages.common.rundir.set_aside_later_progress``; issue 19 §7)."""
+    from stages.common.rundir import attach_log_file, set_aside_later_progress
+
+    handler = attach_log_file(plan.run_dir)
+    try:
+        plan.log()
+        if plan.resume_nimg is not None:
+            for message in set_aside_later_progress(plan.run_dir, plan.resume_nimg):
+                logger.warning("%s", message)
+    finally:
+        logging.getLogger("stages").removeHandler(handler)
+        handler.close()
 
 
 def launch(cfg: TrainConfig, run_dir: Path, resume_path: Path | None):

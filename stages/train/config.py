@@ -54,7 +54,9 @@ _KIMG = Range(0)  # schedule lengths and intervals: 0 = off / immediately
 class DataConfig(Checked):
     """Which dataset and how to read it (3DGP ref §5.4, §7.1)."""
 
-    path: str = ""                      # Dataset directory written by `3dgp prep`.
+    path: str = ""                      # Dataset directory written by `3dgp prep` (absolute once resolved).
+    meta_sha256: str | None = None      # The dataset's fingerprint (stages.data.fingerprint), set from the dataset;
+    #                                     resume and eval refuse a dataset with another one (issue 19 §3).
     mirror: bool = True                 # x-flip augmentation by dataset duplication (ref §5.4).
     cond: bool = False                  # Condition G and D on the dataset labels (ImageNet only in the paper).
     workers: int = 2                    # DataLoader worker processes (0 = load in the training process).

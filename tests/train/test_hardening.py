@@ -221,8 +221,10 @@ def test_resume_with_a_deleted_or_different_dataset(a_run, run_cli, tmp_path):
     shutil.rmtree(gone)
     before = listing(a_run)
     code, _, err = run_cli("train", "--resume", a_run)
-    one_line_error(code, err, f"the run's dataset {gone} cannot be opened", "pass --data NEW --force-override")
+    one_line_error(code, err, f"the run's dataset {gone} no longer exists", "pass --data PATH")
     other = make_toy_dataset(tmp_path / "other", emb_dim=4)  # the run's KD head predicts 8 values
+    code, _, err = run_cli("train", "--resume", a_run, "--data", other)
+    one_line_error(code, err, f"--data: {other} is not the dataset the run was trained on", "add --force-override")
     code, _, err = run_cli("train", "--resume", a_run, "--data", other, "--force-override")
     one_line_error(code, err, "--data: ", "embedding dim 4 does not match the run's KD head (8)")
     assert listing(a_run) == before
