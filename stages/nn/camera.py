@@ -15,6 +15,8 @@ This module is the single import point for camera code (3DGP ref §2): it re-exp
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from stages.nn.camera_adaptor import CameraAdaptor, ParamsAdaptor, mean_posterior_camera
@@ -73,8 +75,18 @@ def camera_emd_loss(
 
     Units are raw: radians, degrees for fov, world units. Returns a scalar; multiply by m(t) outside.
     """
-    weights = torch.as_tensor(weights, dtype=posterior.dtype, device=posterior.device)  # [8]
+    if isinstance(weights, torch.Tensor):
+        weights = weights.to(dtype=posterior.dtype, device=posterior.device)  # [8]
+    else:
+        weights = _weights_on(tuple(float(w) for w in weights), posterior.device, posterior.dtype)  # [8]
     return (camera_emd_per_param(posterior, prior) * weights).sum()
+
+
+@functools.lru_cache(maxsize=16)
+def _weights_on(weights: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The EMD weights as a tensor, built once per device and dtype: from Python floats it is a blocking
+    host-to-device copy at every G step (issue 18 row 6)."""
+    return torch.tensor(weights, dtype=dtype, device=device)
 
 
 def force_mean_loss(

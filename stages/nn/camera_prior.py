@@ -19,11 +19,13 @@ Every distribution is an inverse CDF of one uniform draw, so ``sample`` consumes
 Public API:
   CameraPrior(...).sample(batch_size, generator=None, device=None, dtype=torch.float32) -> [B, 8]
   CameraPrior.bounds() -> dict field -> (min, max) used by the camera adaptor's (de)normalisation
-  CameraPrior.mean_angles(device, dtype) -> [3] (yaw, pitch, roll) mid-points (force-mean target, ref §2.4b)
+  CameraPrior.mean_angles(device, dtype) -> [3] (yaw, pitch, roll) mid-points (force-mean target, ref §2.4b; one
+    shared read-only tensor per device and dtype)
   CameraPrior.mean_camera(device, dtype) -> [8] component-wise mean of the prior (ref §1.1, §13)
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -48,6 +50,13 @@ def _truncnorm_icdf(u: torch.Tensor, mean: float, std: float, low: float, high: 
     p = (cdf_low + u64 * (cdf_high - cdf_low)).clamp(1e-15, 1 - 1e-15)
     x = mean + std * torch.special.ndtri(p)
     return x.clamp(low, high).to(u.dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A constant tensor built once per device and dtype: the force-mean target is needed at every G step, and
+    building it from Python floats is a blocking host-to-device copy each time (issue 18 row 6)."""
+    return torch.tensor(values, device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -132,8 +141,11 @@ class CameraPrior:
         return [(self.yaw_min + self.yaw_max) / 2, (self.pitch_min + self.pitch_max) / 2, 0.0]
 
     def mean_angles(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
-        """``[3]`` tensor of the range mid-points of (yaw, pitch, roll): the force-mean target (3DGP ref §2.4b)."""
-        return torch.tensor(self.mean_angles_list(), device=device, dtype=dtype)
+        """``[3]`` tensor of the range mid-points of (yaw, pitch, roll): the force-mean target (3DGP ref §2.4b).
+
+        Built once per device and dtype and shared: do not modify it."""
+        device = torch.get_default_device() if device is None else torch.device(device)
+        return _constant(tuple(self.mean_angles_list()), device, dtype)
 
     def mean_camera(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
         """``[8]`` component-wise mean of the prior (3DGP ref §1.1 ``mean_camera_params``, §13).

@@ -11,6 +11,8 @@ the same thing everywhere:
 
 Draw order is fixed (z, classes, cameras) and every draw uses ``generator`` when given (any device, see
 ``stages.nn.rng``), else the global RNG, so a seeded ``torch.Generator`` reproduces the same inputs on any device.
+Without a generator (training) everything is drawn on ``device`` itself, from a class distribution kept there
+(built once per device), so a micro-batch costs no host-to-device copy (issue 18 row 6).
 
 Public API:
   GeneratorInputs(z [n, z_dim], c [n, c_dim] | None, camera_prior [n, 8], labels [n] int64 | None)
@@ -21,6 +23,7 @@ Public API:
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -54,6 +57,26 @@ def one_hot(labels: torch.Tensor, c_dim: int) -> torch.Tensor | None:
     return torch.nn.functional.one_hot(labels.long().clamp(min=0), c_dim).float()
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_class_weights(c_dim: int, probs_float64: bytes | None, device: torch.device) -> torch.Tensor:
+    """``[1, c_dim]`` float32 class weights on ``device`` (uniform for None), built once per distribution and
+    device. Callers must not modify it."""
+    probs = torch.ones(c_dim) if probs_float64 is None else torch.from_numpy(np.frombuffer(probs_float64).copy())
+    assert probs.shape == (c_dim,), f"label_probs must be [{c_dim}], got {tuple(probs.shape)}"
+    return probs.float().view(1, c_dim).to(device)
+
+
+def _class_weights(c_dim: int, label_probs, device: torch.device | str | None) -> torch.Tensor:
+    """``[1, c_dim]`` class weights on ``device`` from ``label_probs`` (None = uniform): the same float32 values
+    as the generator path below, kept on the device (a tensor already there is used as it is)."""
+    device = torch.get_default_device() if device is None else torch.device(device)
+    if isinstance(label_probs, torch.Tensor) and label_probs.device == device:
+        assert label_probs.shape == (c_dim,), f"label_probs must be [{c_dim}], got {tuple(label_probs.shape)}"
+        return label_probs.float().view(1, c_dim)
+    host = None if label_probs is None else np.asarray(label_probs, dtype=np.float64).tobytes()
+    return _cached_class_weights(c_dim, host, device)
+
+
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A seeded ``torch.Generator`` (CPU by default: the same numbers on every device)."""
     return torch.Generator(device=device).manual_seed(int(seed))
@@ -75,7 +98,9 @@ def sample_generator_inputs(
     z = rng.randn((n, z_dim), generator, device)  # [n, z_dim]
     c = None
     if c_dim > 0:
-        if labels is None:
+        if labels is None and generator is None:  # training: drawn on the device, from the device's distribution
+            labels = torch.multinomial(_class_weights(c_dim, label_probs, device), n, replacement=True).view(n)
+        elif labels is None:  # a seeded generator: drawn on its device, the same classes whatever ``device`` is
             probs = torch.ones(c_dim) if label_probs is None else torch.as_tensor(label_probs, dtype=torch.float64)
             assert probs.shape == (c_dim,), f"label_probs must be [{c_dim}], got {tuple(probs.shape)}"
             labels = rng.multinomial(probs.float().view(1, c_dim), n, generator, replacement=True).view(n)  # [n]

@@ -117,7 +117,8 @@ def camera_regularizers(ctx: PhaseContext) -> torch.Tensor:
         n = cfg.force_mean_num_samples
         inputs = sample_generator_inputs(n, ctx.G.z_dim, ctx.c_dim, ctx.prior, device=ctx.device)  # uniform classes
         post = ctx.G.camera_posterior(inputs.camera_prior, inputs.z, inputs.c)
-        fm = force_mean_loss(post, ctx.prior.mean_angles(device=ctx.device), weight=cfg.force_mean_weight)
+        target = ctx.prior.mean_angles(device=post.device)  # built once per device (issue 18 row 6)
+        fm = force_mean_loss(post, target, weight=cfg.force_mean_weight)
         ctx.stats.report("Loss/G/force_mean", fm)
         total = total + fm
     return total
