@@ -24,7 +24,9 @@ _DepthAdaptorP = Annotated[Optional[float], typer.Option(
 
 
 def train(
-    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset directory written by `3dgp prep`.")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Dataset directory written by `3dgp prep` (with --resume: the run's dataset, moved "
+        "elsewhere).")] = None,
     outdir: Annotated[Path, typer.Option("--outdir", help="Parent of the numbered run directories.")] = Path("runs"),
     preset: Annotated[Optional[str], typer.Option(
         "--preset", help="tiny (CPU, minutes), demo (make demo: toy --scenes simple, 15 CPU minutes), toy64, "
@@ -35,7 +37,8 @@ def train(
     resume_from: Annotated[Optional[Path], typer.Argument(
         help="With --resume: a run directory or a training-state-*.pt file.", show_default=False)] = None,
     force_override: Annotated[bool, typer.Option(
-        "--force-override", help="With --resume: options given now win over the saved config.",
+        "--force-override", help="With --resume: options given now win over the saved config (runtime options "
+        "--gpus, --device, --batch-gpu, --minutes change without it).",
         rich_help_panel=_RUN)] = False,
     kimg: Annotated[Optional[float], typer.Option("--kimg", help="Length in kimg (> 0).",
                                                   rich_help_panel=_RUN)] = None,
@@ -46,8 +49,9 @@ def train(
     gamma: Annotated[Optional[float], typer.Option("--gamma", help="R1 weight >= 0 (default: preset / auto).",
                                                    rich_help_panel=_RUN)] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.", rich_help_panel=_RUN)] = None,
-    gpus: Annotated[Optional[int], typer.Option("--gpus", help="Processes to spawn on this node.",
-                                                rich_help_panel=_RUN)] = None,
+    gpus: Annotated[Optional[int], typer.Option(
+        "--gpus", help="Processes to spawn on this node (may change on --resume: the global batch stays).",
+        rich_help_panel=_RUN)] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda if available).",
                                                   rich_help_panel=_RUN)] = None,
     metrics: Annotated[Optional[str], typer.Option(
