@@ -7,10 +7,11 @@ marker file (``.3dgp-dataset``, which moves with it to ``OUT``) and, in its LMDB
 the same source resumes it; other arguments are refused with the differing options named, a changed source is
 refused, and either may be started over with ``--overwrite``.
 
-Only a folder with our marker or our own records (a meta, progress or arguments record) is ever deleted or
-replaced, even under ``--overwrite``; an empty folder is reused. Anything else at ``OUT`` or ``OUT.partial`` (a
-user's folder, a file, a symbolic link) is refused with one line. One process at a time preps an ``OUT``
-(``<OUT>.lock``, :func:`lock_output`).
+Only a folder that is provably ours is ever deleted or replaced, even under ``--overwrite`` (issue 19 §2): it holds
+our marker, nothing but the files prep writes, and an LMDB whose meta / arguments / progress records (those present)
+are in our format; "an LMDB with a ``__meta__`` key" is not enough. An empty folder is reused. Anything else at
+``OUT`` or ``OUT.partial`` (another program's LMDB, a user's folder or file, a symbolic link) is refused with one
+line naming why, and left untouched. One process at a time preps an ``OUT`` (``<OUT>.lock``, :func:`lock_output`).
 """
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ from stages.common.lockfile import FileLock
 from stages.data.format import ARGS_KEY, META_KEY, PROGRESS_KEY
 from stages.data.lmdb_store import DatasetWriter, read_meta, release_readonly
 from stages.prep.config import PrepConfig, args_match, describe_differences
+from stages.prep.report import REPORT_NAME
 
 logger = logging.getLogger(__name__)
 MARKER_NAME = ".3dgp-dataset"
 _MARKER = {"format": "3dgp-dataset", "written_by": "3dgp prep"}
-_NOT_OURS = "was not made by 3dgp prep (no {marker} marker or prep records), so it is left alone; move it away or " \
-            "choose another output path"
+_OUR_FILES = frozenset({MARKER_NAME, "data.mdb", "lock.mdb", REPORT_NAME})  # all a prep ever writes in its folder
+_NOT_OURS = "was not made by 3dgp prep ({reason}), so it is left alone; move it away or choose another output path"
 
 
 def partial_dir(out: Path) -> Path:
@@ -62,6 +64,7 @@ def _read_records(path: Path, keys: tuple[bytes, ...]) -> dict[bytes, Any] | Non
         return None
     import lmdb
 
+    release_readonly(path)  # LMDB refuses a second env of the same files in one process (read_meta's is shared)
     try:
         env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True)
     except lmdb.Error:
@@ -76,9 +79,53 @@ def _read_records(path: Path, keys: tuple[bytes, ...]) -> dict[bytes, Any] | Non
         env.close()
 
 
-def _has_our_records(path: Path) -> bool:
-    """Whether ``path/data.mdb`` is an LMDB holding one of our meta / progress / arguments records."""
-    return bool(_read_records(path, (META_KEY, PROGRESS_KEY, ARGS_KEY)))
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _our_meta(meta: Any) -> bool:
+    """A meta record of our format (any format version: an older dataset of ours is still ours to replace)."""
+    return (isinstance(meta, dict) and _is_int(meta.get("format_version")) and isinstance(meta.get("prep_args"), dict)
+            and isinstance(meta.get("source"), dict) and _is_int(meta.get("num_items"))
+            and str(meta.get("prep_command", "")).startswith("3dgp prep"))
+
+
+def _our_args(args: Any) -> bool:
+    """The arguments record of an unfinished prep (``{"prep_args", "source_fingerprint"}``, or the bare arguments
+    that partials written before source fingerprints hold)."""
+    if not isinstance(args, dict):
+        return False
+    if "prep_args" in args:
+        fingerprint = args.get("source_fingerprint")
+        return isinstance(args["prep_args"], dict) and (fingerprint is None or isinstance(fingerprint, str))
+    return isinstance(args.get("source"), str) and _is_int(args.get("resolution"))
+
+
+def _our_progress(progress: Any) -> bool:
+    return (isinstance(progress, dict) and _is_int(progress.get("next_unit")) and _is_int(progress.get("num_items"))
+            and isinstance(progress.get("label_counts"), list))
+
+
+def not_ours(path: Path) -> str | None:
+    """Why the folder ``path`` cannot be proved to be a dataset (or unfinished dataset) of ours, or None when it is:
+    our marker, nothing but the files prep writes, and our records' formats (module docstring; issue 19 §2)."""
+    if not _has_marker(path):
+        return f"no {MARKER_NAME} marker"
+    extra = sorted(p.name for p in path.iterdir()
+                   if p.name not in _OUR_FILES or p.is_symlink() or not p.is_file())
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        return f"it holds files prep does not write: {', '.join(extra[:3])}{more}"
+    if not (path / "data.mdb").exists():
+        return None  # killed between the marker and the first record
+    records = _read_records(path, (META_KEY, ARGS_KEY, PROGRESS_KEY))
+    if records is None:
+        return "data.mdb is not an LMDB with JSON records of 3dgp's dataset format"
+    checks = ((META_KEY, _our_meta), (ARGS_KEY, _our_args), (PROGRESS_KEY, _our_progress))
+    bad = [key.decode() for key, ours in checks if key in records and not ours(records[key])]
+    if bad:
+        return f"its {', '.join(bad)} record{'s are' if len(bad) > 1 else ' is'} not in 3dgp's dataset format"
+    return None
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -91,8 +138,10 @@ def check_output_paths(cfg: PrepConfig) -> None:
         if path.is_symlink():
             raise BadFileError(path, "is a symbolic link; give the real folder, or remove the link")
     partial = partial_dir(cfg.out)
-    if partial.exists() and not _is_empty_dir(partial) and not (partial.is_dir() and _owned(partial)):
-        raise BadFileError(partial, _NOT_OURS.format(marker=MARKER_NAME))
+    if partial.exists() and not _is_empty_dir(partial):
+        reason = not_ours(partial) if partial.is_dir() else "it is a file"
+        if reason is not None:
+            raise BadFileError(partial, _NOT_OURS.format(reason=reason))
 
 
 def lock_output(cfg: PrepConfig) -> FileLock:
@@ -105,10 +154,6 @@ def lock_output(cfg: PrepConfig) -> FileLock:
                                 unlink_on_release=True)
     except OSError as exc:
         raise BadFileError(cfg.out, f"cannot write the output ({exc.strerror or exc})") from None
-
-
-def _owned(path: Path) -> bool:
-    return _has_marker(path) or _has_our_records(path)
 
 
 def check_existing_output(cfg: PrepConfig, fingerprint: str | None) -> dict[str, Any] | None:
@@ -125,13 +170,16 @@ def check_existing_output(cfg: PrepConfig, fingerprint: str | None) -> dict[str,
     try:
         meta = read_meta(out)
     except BadFileError:
-        if not _has_marker(out):
-            raise BadFileError(out, "exists and is not a 3dgp dataset; choose another output path") from None
-        if cfg.overwrite:
-            return None
-        raise BadFileError(out, "exists but is not a finished dataset; pass --overwrite to replace it") from None
+        meta = None
+    if meta is not None and not cfg.overwrite and _complete(cfg, meta, fingerprint):
+        return meta  # the finished dataset of this very command: nothing to do (and nothing is touched)
+    reason = not_ours(out)
+    if reason is not None:
+        raise BadFileError(out, _NOT_OURS.format(reason=reason))
     if cfg.overwrite:
         return None
+    if meta is None:
+        raise BadFileError(out, "exists but is not a finished dataset; pass --overwrite to replace it")
     if not args_match(meta["prep_args"], cfg.prep_args()):
         diff = describe_differences(meta["prep_args"], cfg.prep_args())
         raise BadFileError(out, f"already exists, made with other arguments ({diff}); pass --overwrite to replace it")
@@ -139,6 +187,13 @@ def check_existing_output(cfg: PrepConfig, fingerprint: str | None) -> dict[str,
         raise BadFileError(out, f"already exists, made from an earlier state of {cfg.src} (files added, removed or "
                            "modified since); pass --overwrite to rebuild it from the current files")
     return meta
+
+
+def _complete(cfg: PrepConfig, meta: dict[str, Any], fingerprint: str | None) -> bool:
+    """Whether the (format-checked) meta record ``meta`` is that of this command on this source."""
+    args, source = meta.get("prep_args"), meta.get("source")
+    return (isinstance(args, dict) and isinstance(source, dict) and args_match(args, cfg.prep_args())
+            and source.get("fingerprint", fingerprint) == fingerprint)
 
 
 def open_partial(cfg: PrepConfig, fingerprint: str | None) -> DatasetWriter:
@@ -226,7 +281,15 @@ def check_partial(cfg: PrepConfig, fingerprint: str | None, state: PartialState 
 def publish(cfg: PrepConfig) -> None:
     """Atomically move the finished ``OUT.partial`` to ``OUT`` (replacing an old dataset under --overwrite)."""
     partial, out = partial_dir(cfg.out), cfg.out
-    if out.is_dir() and not out.is_symlink():  # an empty folder, or our dataset under --overwrite (vetted above)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BadFileError(out, "appeared while the dataset was being built, and is not ours; move it away and run "
+                                f"the same command again to publish {partial}")
+    if out.is_dir():  # an empty folder, or our dataset under --overwrite (vetted above, and again here: the run
+        # took time, and anything put there since is not ours to delete)
+        reason = None if _is_empty_dir(out) else not_ours(out)
+        if reason is not None:
+            raise BadFileError(out, _NOT_OURS.format(reason=reason) + f"; then run the same command again to "
+                                    f"publish {partial}")
         release_readonly(out)
         shutil.rmtree(out)
     os.replace(partial, out)
