@@ -21,8 +21,8 @@ from pathlib import Path
 from stages.common import checkpoint as ckpt
 from stages.common.errors import BadFileError, BadOptionError, ConfigValueError, DataFormatError
 from stages.common.rundir import latest_run_dir, run_dirs
-from stages.data.fingerprint import meta_fingerprint, resolve_run_dataset
 from stages.common.validate import deferred_combinations
+from stages.data.fingerprint import meta_fingerprint, resolve_run_dataset
 from stages.train.config import TrainConfig, from_dict, get_train_preset, replace_section, to_dict
 from stages.train.overrides import Override, apply_overrides, get_value, set_value
 
@@ -232,7 +232,7 @@ def apply_runtime_overrides(cfg: TrainConfig, runtime: list[Override], notes: li
     new = apply_overrides(cfg, runtime)
     for ov in given.values():
         notes.append((logging.INFO, f"{ov.flag} {get_value(new, ov.key)} (the run had {get_value(cfg, ov.key)}): "
-                                        f"a runtime option, changed on resume"))
+                                    f"a runtime option, changed on resume"))
     if new.run.gpus != cfg.run.gpus:
         notes.append((logging.INFO, f"{cfg.run.gpus} -> {new.run.gpus} processes: the global batch {batch} stays, "
                                     f"{batch // new.run.gpus} per process; counters, EMA and the data order continue"))
