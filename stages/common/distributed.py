@@ -20,17 +20,35 @@ Launching (the lead copies this into the README):
   resume state). The global ``--batch`` stays the same whatever the number of processes; each process runs
   ``batch / world_size`` images per step, in rounds of ``--batch-gpu`` (gradient accumulation).
 
-The backend is NCCL on CUDA and gloo on CPU. Gradients are averaged with one ``all_reduce`` per phase (no DDP
-wrapper: the multi-phase loop accumulates over rounds itself, StyleGAN3 style).
+Process groups (:func:`backend_for`): on CUDA one group serves both devices, ``cpu:gloo,cuda:nccl`` (NCCL for
+CUDA tensors, gloo for CPU tensors and for python objects); on CPU, gloo. ``THREEDGP_DIST_BACKEND=gloo`` forces
+gloo everywhere (the GPU check's rehearsal: two processes on one GPU, which NCCL refuses). The collective timeout
+is ``THREEDGP_DIST_TIMEOUT_MIN`` minutes (default 30): metrics are sharded over every rank, so no rank waits for
+another's whole evaluation.
+
+Every collective of the project goes through the functions below (a test reads the sources to keep it so): each
+checks that its tensors live on a device the group serves (:func:`check_served`), so a CPU tensor sent to an
+NCCL-only group fails at once with one clear line on any machine, CPU CI included, instead of at a GPU job's first
+tick. Gradients are averaged with one ``all_reduce`` per phase (no DDP wrapper: the multi-phase loop accumulates over
+rounds itself, StyleGAN3 style).
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import socket
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
+BACKEND_ENV = "THREEDGP_DIST_BACKEND"
+TIMEOUT_ENV = "THREEDGP_DIST_TIMEOUT_MIN"
+DEFAULT_TIMEOUT_MIN = 30.0
+_SINGLE_BACKENDS = {"gloo": ("cpu", "cuda"), "nccl": ("cuda",), "mpi": ("cpu", "cuda")}
+_state: dict = {"backend": None}  # the backend string this process's group was made with
+_observers: list[Callable[[str, list], None]] = []  # test hooks: (collective, tensors) before each call
 
 
 @dataclass(frozen=True)
@@ -47,76 +65,199 @@ class DistInfo:
         return self.rank == 0
 
 
-def get_rank() -> int:
-    """Global rank (0 without a process group)."""
+def _dist():
+    """``torch.distributed`` when this process is in a group, else None."""
     import torch.distributed as dist
 
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def get_rank() -> int:
+    """Global rank (0 without a process group)."""
+    dist = _dist()
+    return dist.get_rank() if dist else 0
 
 
 def get_world_size() -> int:
     """Number of processes (1 without a process group)."""
-    import torch.distributed as dist
+    dist = _dist()
+    return dist.get_world_size() if dist else 1
 
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def backend_for(device: str) -> str:
+    """The process-group backend for processes computing on ``device`` (module docstring)."""
+    forced = os.environ.get(BACKEND_ENV, "").strip()
+    if forced:
+        if forced not in ("gloo", "cpu:gloo,cuda:nccl"):
+            raise ValueError(f"{BACKEND_ENV}: expected gloo or cpu:gloo,cuda:nccl, got {forced!r}")
+        return forced
+    return "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
+
+
+def served_devices(backend: str) -> dict[str, str]:
+    """Device type -> the backend that carries its tensors, for a backend string ("gloo", "cpu:gloo,cuda:nccl")."""
+    backend = backend.lower()
+    if ":" in backend:
+        return dict(part.strip().split(":", 1) for part in backend.split(","))
+    return {device: backend for device in _SINGLE_BACKENDS.get(backend, ("cpu", "cuda"))}
+
+
+def current_backend() -> str | None:
+    """The backend string of this process's group (None without one)."""
+    dist = _dist()
+    if dist is None:
+        return None
+    return _state["backend"] or str(dist.get_backend())
+
+
+def check_served(op: str, tensors) -> None:
+    """Raise at once when a tensor of collective ``op`` lives on a device the process group does not serve."""
+    tensors = list(tensors)
+    for hook in _observers:
+        hook(op, tensors)
+    backend = current_backend()
+    if backend is None:
+        return
+    served = served_devices(backend)
+    for t in tensors:
+        if t.device.type not in served:
+            raise RuntimeError(f"{op}: a {t.device.type} tensor, but the process group ({backend}) serves "
+                               f"{', '.join(sorted(served))} tensors only")
+
+
+@contextmanager
+def observe_collectives(hook: Callable[[str, list], None]):
+    """Call ``hook(op, tensors)`` before every collective of this process (tests)."""
+    _observers.append(hook)
+    try:
+        yield
+    finally:
+        _observers.remove(hook)
+
+
+def collective_timeout() -> datetime.timedelta:
+    """How long a collective may wait for the slowest rank (``THREEDGP_DIST_TIMEOUT_MIN``, default 30 min)."""
+    return datetime.timedelta(minutes=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MIN)))
 
 
 def init_distributed(device: str | None = None) -> DistInfo:
     """Join the process group described by the torchrun environment (RANK/WORLD_SIZE/...), if any.
 
-    ``device`` None picks ``cuda:<local_rank>`` when CUDA exists, else ``cpu``.
-    """
+    ``device`` is a ``--device`` spec (``auto``/None, ``cpu``, ``cuda``, ``cuda:N``, ``mps``), resolved per process
+    by :func:`stages.common.devices.process_device` (``cuda`` -> ``cuda:<local_rank>``)."""
     import torch
     import torch.distributed as dist
+
+    from stages.common.devices import process_device
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = process_device(device, local_rank, world_size)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size)
+        backend = backend_for(device)
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
+                                timeout=collective_timeout())
+        _state["backend"] = backend
         logger.debug("rank %d/%d joined (%s)", rank, world_size, backend)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
 def shutdown_distributed() -> None:
     """Leave the process group, if any."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
+    dist = _dist()
+    if dist is not None:
         dist.destroy_process_group()
+    _state["backend"] = None
 
 
 def barrier() -> None:
     """Wait for every process (no-op for one process)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
+    dist = _dist()
+    if dist is not None:
+        check_served("barrier", [])
         dist.barrier()
+
+
+def all_reduce_sum_(tensor) -> None:
+    """In-place sum over processes (no-op for one process)."""
+    dist = _dist()
+    if dist is not None and dist.get_world_size() > 1:
+        check_served("all_reduce", [tensor])
+        dist.all_reduce(tensor)
 
 
 def all_reduce_mean_(tensor) -> None:
     """In-place mean over processes (no-op for one process)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(tensor)
+    dist = _dist()
+    if dist is not None and dist.get_world_size() > 1:
+        all_reduce_sum_(tensor)
         tensor.div_(dist.get_world_size())
+
+
+def broadcast_(tensor, src: int = 0) -> None:
+    """Overwrite ``tensor`` with rank ``src``'s (no-op for one process)."""
+    dist = _dist()
+    if dist is not None and dist.get_world_size() > 1:
+        check_served("broadcast", [tensor])
+        dist.broadcast(tensor, src=src)
 
 
 def broadcast_object(obj, src: int = 0):
     """Rank ``src``'s python object on every rank."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
+    dist = _dist()
+    if dist is None:
         return obj
+    check_served("broadcast_object", [])
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def all_gather_object(obj) -> list:
+    """Every rank's python object, in rank order (``[obj]`` for one process)."""
+    dist = _dist()
+    if dist is None:
+        return [obj]
+    check_served("all_gather_object", [])
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def gather_rows(tensor, dst: int = 0, chunk_rows: int = 16384):
+    """Every rank's ``[n_r, ...]`` rows (n_r may differ) concatenated in rank order on rank ``dst``; None elsewhere.
+
+    One size exchange, then padded ``all_gather`` rounds of at most ``chunk_rows`` rows per rank on the tensor's own
+    device (every backend implements all_gather for the devices it serves, not all implement gather); a round's
+    parts are dropped at once by the other ranks, so no rank ever holds more than ``world * chunk_rows`` foreign rows."""
+    import torch
+
+    dist = _dist()
+    if dist is None or dist.get_world_size() == 1:
+        return tensor
+    world, rank = dist.get_world_size(), dist.get_rank()
+    size = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=tensor.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    check_served("all_gather", [size])
+    dist.all_gather(sizes, size)
+    counts = [int(s) for s in torch.cat(sizes).cpu().tolist()]
+    kept: list[list] = [[] for _ in range(world)]
+    for lo in range(0, max(counts), chunk_rows):
+        piece = tensor[lo:lo + chunk_rows]
+        padded = tensor.new_zeros((min(chunk_rows, max(counts) - lo), *tensor.shape[1:]))
+        padded[: len(piece)] = piece
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        check_served("all_gather", [padded])
+        dist.all_gather(parts, padded)
+        if rank == dst:
+            for r, part in enumerate(parts):
+                kept[r].append(part[: max(0, min(counts[r] - lo, len(part)))])
+    if rank != dst:
+        return None
+    return torch.cat([row for per_rank in kept for row in per_rank]) if max(counts) else tensor[:0]
 
 
 def free_port() -> int:
@@ -126,9 +267,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawn_entry(local_rank: int, world_size: int, port: int, fn, args) -> None:
+def _console_logging(level: int) -> None:
+    """Rank 0 of a spawned job prints the ``stages`` log records (tick lines, metrics) on stderr like the parent
+    process would: a spawned child starts without the CLI's handlers."""
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)-8s %(message)s"))
+    root = logging.getLogger("stages")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _spawn_entry(local_rank: int, world_size: int, port: int, fn, args, log_level: int = logging.INFO) -> None:
     os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
                        "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    if local_rank == 0:
+        _console_logging(log_level)
     import torch
 
     if not torch.cuda.is_available() and "OMP_NUM_THREADS" not in os.environ:
@@ -144,4 +300,6 @@ def spawn(fn, nprocs: int, args: tuple = ()) -> None:
     import torch.multiprocessing as mp
 
     port = free_port()
-    mp.start_processes(_spawn_entry, args=(nprocs, port, fn, args), nprocs=nprocs, join=True, start_method="spawn")
+    level = logging.getLogger("stages").getEffectiveLevel()
+    mp.start_processes(_spawn_entry, args=(nprocs, port, fn, args, level), nprocs=nprocs, join=True,
+                       start_method="spawn")

@@ -23,7 +23,8 @@ class StatsCollector:
     every sum to the host in one transfer. Non-finite observations are left out of the mean (they are counted by
     :class:`stages.train.divergence.StepHealth`); a name whose every observation was non-finite reduces to NaN."""
 
-    def __init__(self) -> None:
+    def __init__(self, device=None) -> None:
+        self.device = device  # where the reduction runs: the process's compute device, the same kind on every rank
         self._sums: dict[str, Any] = {}
         self._counts: dict[str, Any] = {}
 
@@ -42,33 +43,31 @@ class StatsCollector:
         self._sums[name] = self._sums[name] + value if name in self._sums else value
         self._counts[name] = self._counts[name] + count if name in self._counts else count
 
-    def _host_sums(self, names: list[str]) -> tuple[list[float], list[float]]:
-        """Sums and counts of ``names`` (0 when absent) as floats, in one device-to-host transfer."""
+    def _table(self, names: list[str]):
+        """``[2, len(names)]`` float64 sums and counts (0 when absent) on :attr:`device`."""
         import torch
 
         values = [self._sums.get(n, 0.0) for n in names] + [self._counts.get(n, 0.0) for n in names]
-        device = next((v.device for v in values if hasattr(v, "device")), torch.device("cpu"))
-        table = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in values]).cpu() \
-            if values else torch.zeros(0, dtype=torch.float64)
-        return table[:len(names)].tolist(), table[len(names):].tolist()
+        device = torch.device(self.device if self.device is not None else "cpu")
+        if not values:
+            return torch.zeros(2, 0, dtype=torch.float64, device=device)
+        return torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in values]).view(2, -1)
 
     def reduce(self, world_size: int = 1) -> dict[str, float]:
-        """Means since the last call, averaged over processes (every rank must call it); then reset."""
+        """Means since the last call, averaged over processes (every rank must call it); then reset.
+
+        With several processes the names are agreed first (ranks may have reported different ones), then the
+        sums and counts are summed by one all_reduce of a tensor on :attr:`device` (NCCL serves only CUDA tensors:
+        issue 18 row 1; every rank uses the same kind of device), and brought to the host in one transfer."""
+        from stages.common.distributed import all_gather_object, all_reduce_sum_
+
         names = sorted(self._sums)
         if world_size > 1:
-            import torch
-            import torch.distributed as dist
-
-            # Ranks may have reported different names: agree on the union first.
-            gathered: list[Any] = [None] * world_size
-            dist.all_gather_object(gathered, names)
-            names = sorted(set().union(*gathered))
-            sums, counts = self._host_sums(names)
-            buf = torch.tensor(list(zip(sums, counts)), dtype=torch.float64).reshape(-1, 2)
-            dist.all_reduce(buf)
-            sums, counts = buf[:, 0].tolist(), buf[:, 1].tolist()
-        else:
-            sums, counts = self._host_sums(names)
+            names = sorted(set().union(*all_gather_object(names)))
+        table = self._table(names)
+        if world_size > 1 and names:
+            all_reduce_sum_(table)
+        sums, counts = table.cpu().tolist() if names else ([], [])
         self._sums.clear()
         self._counts.clear()
         return {n: (s / c if c else math.nan) for n, s, c in zip(names, sums, counts)}

@@ -78,7 +78,14 @@ def open_folder(path: str | Path, resolution: int, option: str, workers: int = 0
     path = Path(path)
     units = _units(path, option)
 
-    def batches(batch: int) -> Iterator[torch.Tensor]:
+    skipped = [0]
+
+    def load(unit) -> np.ndarray | None:
+        image = _load(unit, resolution)
+        skipped[0] += image is None
+        return image
+
+    def batches(start: int, stop: int, batch: int) -> Iterator[torch.Tensor]:
         pending: list[np.ndarray] = []
         pool = None
         if workers > 0:
@@ -86,7 +93,8 @@ def open_folder(path: str | Path, resolution: int, option: str, workers: int = 0
 
             pool = ThreadPoolExecutor(workers)
         try:
-            loaded = pool.map(lambda u: _load(u, resolution), units) if pool else (_load(u, resolution) for u in units)
+            chosen = units[start:stop]
+            loaded = pool.map(load, chosen) if pool else (load(u) for u in chosen)
             for image in loaded:
                 if image is not None:
                     pending.append(image)
@@ -101,7 +109,7 @@ def open_folder(path: str | Path, resolution: int, option: str, workers: int = 0
 
     description = {"path": str(path.resolve()), "format": "zip" if path.suffix.lower() == ".zip" else "folder",
                    "content_sha256": _listing_sha256(path, units), "resize": "center crop + Lanczos (as prep)"}
-    return ImageSetSource(batches, len(units), description, resolution)
+    return ImageSetSource(batches, len(units), description, resolution, skipped=lambda: skipped[0])
 
 
 def open_fakes(path: str | Path, resolution: int, workers: int = 0) -> ImageSetSource:
@@ -111,8 +119,8 @@ def open_fakes(path: str | Path, resolution: int, workers: int = 0) -> ImageSetS
         if source.resolution != resolution:
             raise BadOptionError("--fakes", f"{path}: resolution {source.resolution} differs from the reference "
                                             f"set's {resolution}")
-        return ImageSetSource(lambda batch: source.images(None, batch), source.count, source.describe(),
-                              source.resolution)
+        return ImageSetSource(lambda start, stop, batch: source.images(range(start, stop), batch), source.count,
+                              source.describe(), source.resolution)
     return open_folder(path, resolution, "--fakes", workers)
 
 

@@ -1,11 +1,16 @@
 """Evaluate metric specs over fake and real sources: how each registered kind is computed (3DGP ref §6).
 
-``compute_metrics(specs, ctx)`` runs every spec and returns one :class:`MetricResult` each. Work is shared: fakes of
-the same size are generated and passed through the detector once (FID, KID and IS of N fakes see the same images),
-and the real statistics are computed once per (dataset content, detector, resize, moments/all) and cached on disk
-(``<cache_dir>/reals-*.npz`` with a ``.json`` sidecar holding the sha256 of the exact uint8 images that went in).
-A metric that cannot be computed with what was given (IS without weights, NFS of an image folder) comes back with
-``unavailable`` set instead of a value; nothing is substituted silently.
+``compute_metrics(specs, ctx)`` runs every spec and returns one :class:`MetricResult` each, on every process of the
+job: each process computes its share of the samples (``ctx.shard``, ``stages.metrics.shard``), rank 0 assembles the
+features / scores and computes the numbers, and the results are broadcast. Work is shared: fakes of the same size
+are generated and passed through the detector once (FID, KID and IS of N fakes see the same images), and the real
+statistics are computed once per (dataset content, detector, resize, moments/all) and cached on disk
+(``<cache_dir>/reals-*.npz`` with a ``.json`` sidecar holding the sha256 of the exact uint8 images that went in,
+hashed per block of ``HASH_BLOCK`` images so that any number of processes gives the same digest).
+
+A metric that cannot be computed with what was given (IS without weights, NFS of an image set) comes back with
+``unavailable`` set instead of a value; nothing is substituted silently. A statistic that is undefined (FID or KID of
+fewer than 2 images) is an error, not a number.
 """
 from __future__ import annotations
 
@@ -20,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stages.common.errors import MetricUnavailable
+from stages.common.errors import MetricUnavailable, ThreeDGPError
 from stages.common.progress import progress_bar
-from stages.metrics.features import FeatureStats
+from stages.metrics.features import KID_MAX_REALS, FeatureStats
 from stages.metrics.frechet import fid_from_stats, kernel_inception_distance
-from stages.metrics.nfs import non_flatness_scores
-from stages.metrics.registry import MetricSpec
+from stages.metrics.shard import HASH_BLOCK, Shard
 
 logger = logging.getLogger(__name__)
+REAL_BATCH = 32  # reals per detector batch; divides HASH_BLOCK, so a batch never straddles two hash blocks
+FEW_SAMPLES = 2048  # below this many fakes or reals FID is strongly biased upwards: said on the card and the log
 
 
 @dataclass
@@ -49,24 +55,34 @@ class MetricResult:
 
 
 class MetricContext:
-    """Sources, networks and caches shared by the metrics of one evaluation."""
+    """Sources, networks, caches and the process's shard, shared by the metrics of one evaluation."""
 
     def __init__(self, fakes, reals=None, *, detector_loader: Callable, is_loader: Callable | None = None,
-                 cache_dir: str | Path | None = None, num_gen: int | None = None, progress: bool = True):
+                 cache_dir: str | Path | None = None, num_gen: int | None = None, progress: bool = True,
+                 shard: Shard | None = None):
         self.fakes, self.reals = fakes, reals
         self._detector_loader, self._is_loader = detector_loader, is_loader
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.num_gen, self.progress = num_gen, progress
+        self.shard = shard or Shard()
         self._detector = None
-        self._gen_features: dict[int, FeatureStats] = {}
-        self._real_stats: FeatureStats | None = None
+        self._gen_features: dict[int, FeatureStats | None] = {}
+        self._real_stats: FeatureStats | None = None  # rank 0's; None elsewhere
+        self._real_kind: str | None = None  # "moments" or "all" once computed or loaded (the same on every rank)
         self.real_info: dict = {}
+        self.skipped = {"fakes": 0, "reals": 0}  # image-set items that did not decode (all processes)
         self.plan_fakes = 0  # the largest number of fakes any image metric of this evaluation needs
-        self.plan_all_reals = False  # whether any metric needs every real feature row (KID)
+        self.plan_all_reals = False  # whether any metric needs the real feature rows (KID)
 
     def detector(self):
+        """The feature detector (loaded on first use)."""
         if self._detector is None:
             self._detector = self._detector_loader()
+        return self._detector
+
+    @property
+    def loaded_detector(self):
+        """The detector if a metric loaded it, else None (for the card)."""
         return self._detector
 
     def is_network(self):
@@ -74,9 +90,13 @@ class MetricContext:
             raise MetricUnavailable("IS unavailable: needs --is-weights PATH")
         return self._is_loader()
 
+    @property
+    def is_generator(self) -> bool:
+        return getattr(self.fakes, "kind", None) == "generator"
+
     def track(self, batches: Iterable, total: int, description: str) -> Iterator:
-        """Iterate over batches with a progress bar advanced by the batch length."""
-        if not self.progress:
+        """Iterate over batches with a progress bar (rank 0) advanced by the batch length."""
+        if not self.progress or not self.shard.is_main:
             yield from batches
             return
         with progress_bar(total, description) as advance:
@@ -84,62 +104,96 @@ class MetricContext:
                 yield item
                 advance(len(item) if hasattr(item, "__len__") else 1)
 
-    def fake_features(self, n: int) -> FeatureStats:
-        """Detector features of the first ``n`` fakes (all rows kept). Fakes are extracted once, for the largest
-        size planned, and smaller sizes take the first rows (the first n fakes do not depend on the total)."""
+    def _feature_dim(self, local: FeatureStats) -> int:
+        dim = getattr(self.detector(), "dim", None)
+        if dim is None:
+            from stages.common.distributed import all_gather_object
+
+            dim = max([d for d in all_gather_object(local.num_features) if d] or [0])
+        return int(dim)
+
+    def _skipped(self, source, key: str) -> None:
+        counts = self.shard.gather_objects(source.skipped() if hasattr(source, "skipped") else 0)
+        if counts is not None:
+            self.skipped[key] = sum(counts)
+
+    def fake_features(self, n: int) -> FeatureStats | None:
+        """Detector features of the first ``n`` fakes (all rows kept) on rank 0, None elsewhere. Fakes are
+        extracted once, for the largest size planned, and smaller sizes take the first rows (the first n fakes do
+        not depend on the total)."""
         if n in self._gen_features:
             return self._gen_features[n]
         larger = [m for m in self._gen_features if m >= n]
         if larger:
-            rows = self._gen_features[min(larger)].all_features()[:n]
+            stats = self._gen_features[min(larger)]
         else:
             total = max(n, self.plan_fakes)
-            if getattr(self.fakes, "kind", None) != "generator":
+            if not self.is_generator:
                 total = min(total, self.fakes.count)
-            rows_stats = FeatureStats(capture_all=True, max_items=total)
-            overlap = getattr(self.fakes, "kind", None) != "generator" or self.fakes.device.type == "cuda"
-            batches = self.track(self.fakes.images(total), total, f"fakes ({total})")
+            part = self.shard.part(total)
+            local = FeatureStats(capture_all=True)
+            overlap = not self.is_generator or self.fakes.device.type == "cuda"
+            batches = self.track(self.fakes.images(part), len(part), f"fakes ({total})")
             for feats in _extract(self.detector(), batches, overlap):
-                rows_stats.append(feats)
-            self._gen_features[rows_stats.num_items] = rows_stats
-            rows = rows_stats.all_features()[:n]
-        stats = FeatureStats(capture_all=True)
-        stats.append(rows)
+                local.append(feats)
+            stats = local.merged(self.shard, self._feature_dim(local))
+            self._skipped(self.fakes, "fakes")
+            self._gen_features[total] = stats
+        if stats is not None and stats.num_items > n:
+            rows = stats.all_features()[:n]
+            stats = FeatureStats(capture_all=True)
+            stats.append(rows)
         self._gen_features[n] = stats
         return stats
 
-    def real_stats(self, capture_all: bool) -> FeatureStats:
-        """Detector statistics of every real image (cached on disk by content, detector and resize)."""
-        if self.reals is None:
-            raise MetricUnavailable("needs a reference set (--data)")
-        capture_all = capture_all or self.plan_all_reals
-        if self._real_stats is not None and (self._real_stats.capture_all or not capture_all):
-            return self._real_stats
+    def _cache_paths(self, capture_all: bool) -> tuple[Path | None, Path | None]:
         detector = self.detector()
         desc = self.reals.describe()
         content = desc.get("meta_sha256") or desc.get("content_sha256") or "nocontent"
         sha, resize = getattr(detector, "sha256", "custom"), getattr(detector, "resize", "none")
         stem = f"reals-{content[:16]}-{sha[:12]}-{resize}-{self.reals.count}"
-        path = None if self.cache_dir is None else self.cache_dir / f"{stem}-{'all' if capture_all else 'moments'}.npz"
-        other = None if path is None else self.cache_dir / f"{stem}-all.npz"
-        for candidate in (path, other):
-            if candidate is not None and candidate.is_file() and candidate.with_suffix(".json").is_file():
-                self._real_stats = FeatureStats.load(candidate)
-                self.real_info = {**json.loads(candidate.with_suffix(".json").read_text()), "cache": str(candidate)}
-                return self._real_stats
-        digest = hashlib.sha256()
-        stats = FeatureStats(capture_all=capture_all)
+        if self.cache_dir is None:
+            return None, None
+        return (self.cache_dir / f"{stem}-{'all' if capture_all else 'moments'}.npz",
+                self.cache_dir / f"{stem}-all.npz")
 
-        def hashed(batches):
-            for images in batches:
-                digest.update(images.contiguous().numpy().tobytes())
-                yield images
+    def _load_cached(self, capture_all: bool) -> bool:
+        """Rank 0 looks for cached statistics and tells every rank what it found."""
+        found = None
+        if self.shard.is_main:
+            for candidate in self._cache_paths(capture_all):
+                if candidate is not None and candidate.is_file() and candidate.with_suffix(".json").is_file():
+                    found = candidate
+                    break
+        kind = self.shard.broadcast(None if found is None else "all" if found.stem.endswith("-all") else "moments")
+        if kind is None:
+            return False
+        if self.shard.is_main:
+            self._real_stats = FeatureStats.load(found)
+            self.real_info = {**json.loads(found.with_suffix(".json").read_text()), "cache": str(found)}
+        self._real_kind = kind
+        return True
 
-        for feats in _extract(detector, hashed(self.track(self.reals.images(), self.reals.count, "reals"))):
-            stats.append(feats)
-        self.real_info = {"images_sha256": digest.hexdigest(), "num_items": stats.num_items,
-                          "detector_sha256": sha, "resize": resize,
+    def real_stats(self, capture_all: bool) -> FeatureStats | None:
+        """Detector statistics of every real image (rows of the first KID_MAX_REALS) on rank 0, None elsewhere;
+        cached on disk by content, detector and resize."""
+        if self.reals is None:
+            raise MetricUnavailable("needs a reference set (--data)")
+        capture_all = capture_all or self.plan_all_reals
+        if self._real_kind == "all" or self._real_kind == "moments" and not capture_all:
+            return self._real_stats
+        if self._load_cached(capture_all):
+            return self._real_stats
+        stats, digest = self._extract_reals(capture_all)
+        self._real_kind = "all" if capture_all else "moments"
+        self._skipped(self.reals, "reals")
+        if not self.shard.is_main:
+            return None
+        self.real_info = {"images_sha256": digest, "hash_block": HASH_BLOCK, "num_items": stats.num_items,
+                          "num_rows": stats.num_rows, "detector_sha256": getattr(self.detector(), "sha256", "custom"),
+                          "resize": getattr(self.detector(), "resize", "none"),
                           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        path, _ = self._cache_paths(capture_all)
         if path is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             stats.save(path)
@@ -147,6 +201,31 @@ class MetricContext:
             self.real_info["cache"] = str(path)
         self._real_stats = stats
         return stats
+
+    def _extract_reals(self, capture_all: bool) -> tuple[FeatureStats | None, str | None]:
+        """This rank's share of the reals through the detector, merged on rank 0 with the image digest."""
+        part = self.shard.part(self.reals.count, HASH_BLOCK)
+        local = FeatureStats(capture_all=capture_all, max_rows=max(0, min(part.stop, KID_MAX_REALS) - part.start))
+        blocks: dict[int, hashlib._Hash] = {}
+        position = part.start
+
+        def hashed(batches):
+            nonlocal position
+            for images in batches:
+                blocks.setdefault(position // HASH_BLOCK, hashlib.sha256()).update(
+                    images.cpu().contiguous().numpy().tobytes())
+                position += len(images)
+                yield images
+
+        batches = self.track(self.reals.images(part, batch=REAL_BATCH), len(part), "reals")
+        for feats in _extract(self.detector(), hashed(batches)):
+            local.append(feats)
+        merged = local.merged(self.shard, self._feature_dim(local))
+        pieces = self.shard.gather_objects(sorted((k, h.hexdigest()) for k, h in blocks.items()))
+        if pieces is None:
+            return None, None
+        digest = hashlib.sha256("".join(h for _, h in sorted(p for rank in pieces for p in rank)).encode())
+        return merged, digest.hexdigest()
 
 
 def _extract(detector, batches: Iterable[torch.Tensor], overlap: bool = True) -> Iterator[torch.Tensor]:
@@ -160,45 +239,92 @@ def _extract(detector, batches: Iterable[torch.Tensor], overlap: bool = True) ->
         yield detector(images)
 
 
-def _require_generator(ctx: MetricContext, spec: MetricSpec) -> None:
-    if getattr(ctx.fakes, "kind", None) != "generator":
+def require_samples(what: str, fakes: int, reals: int | None = None, minimum: int = 2) -> None:
+    """Refuse an undefined statistic (fewer than ``minimum`` fakes or reals) with one line."""
+    for side, count in (("fakes", fakes), ("reals", reals)):
+        if count is not None and count < minimum:
+            raise ThreeDGPError(f"{what} is undefined with {count} {side[:-1] if count == 1 else side}: it needs at "
+                                f"least {minimum} (raise --num-gen, or give a larger set)")
+
+
+def few_samples_note(fakes: int, reals: int | None = None) -> dict:
+    """The card's warning when FID/KID rest on fewer than FEW_SAMPLES images on a side."""
+    small = min(fakes, reals if reals is not None else fakes)
+    if small >= FEW_SAMPLES:
+        return {}
+    logger.warning("only %d images on one side: FID/KID are strongly biased at this size; compare only numbers of "
+                   "the same size", small)
+    return {"warning": f"{small} < {FEW_SAMPLES} images on one side: biased; compare only numbers of the same size"}
+
+
+def _fid(spec, ctx: MetricContext) -> MetricResult | None:
+    gen = ctx.fake_features(spec.num_gen)
+    real = ctx.real_stats(capture_all=False)
+    if not ctx.shard.is_main:
+        return None
+    require_samples("FID", gen.num_items, real.num_items)
+    return MetricResult(spec.name, spec.kind, fid_from_stats(gen, real), num_fakes=gen.num_items,
+                        num_reals=real.num_items, details=few_samples_note(gen.num_items, real.num_items))
+
+
+def _kid(spec, ctx: MetricContext) -> MetricResult | None:
+    gen = ctx.fake_features(spec.num_gen)
+    real = ctx.real_stats(capture_all=True)
+    if not ctx.shard.is_main:
+        return None
+    require_samples("KID", gen.num_items, real.num_rows)
+    value = kernel_inception_distance(gen.all_features(), real.all_features())
+    return MetricResult(spec.name, spec.kind, value, num_fakes=gen.num_items, num_reals=real.num_rows,
+                        details={"num_subsets": 100, "subset_size": min(1000, gen.num_items, real.num_rows),
+                                 "max_reals": KID_MAX_REALS, **few_samples_note(gen.num_items, real.num_rows)})
+
+
+def _inception_score(spec, ctx: MetricContext) -> MetricResult | None:
+    from stages.metrics.inception_score import inception_score
+
+    net = ctx.is_network()
+    n = spec.num_gen if ctx.is_generator else min(spec.num_gen, ctx.fakes.count)
+    part = ctx.shard.part(n)
+    chunks = [torch.zeros((0, net.num_classes))]
+    with torch.inference_mode():
+        for batch in ctx.track(ctx.fakes.images(part), len(part), f"IS fakes ({n})"):
+            chunks.append(net(batch))
+    probs = ctx.shard.gather(torch.cat(chunks).float())
+    if probs is None:
+        return None
+    require_samples("IS", len(probs), None, minimum=10)
+    mean, std = inception_score(probs.numpy(), 10)
+    return MetricResult(spec.name, spec.kind, mean, std=std, num_fakes=len(probs),
+                        details={"splits": 10, "network": net.path, "network_sha256": net.sha256})
+
+
+def _require_generator(ctx: MetricContext, spec) -> None:
+    if not ctx.is_generator:
         raise MetricUnavailable(f"{spec.name} unavailable: needs a checkpoint (it renders depth and views), not an "
                                 f"image set")
 
 
-def _fid(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
-    gen = ctx.fake_features(spec.num_gen)
-    real = ctx.real_stats(capture_all=False)
-    return MetricResult(spec.name, spec.kind, fid_from_stats(gen, real), num_fakes=gen.num_items,
-                        num_reals=real.num_items)
+def _gather_cat(ctx: MetricContext, parts: list[torch.Tensor], empty_shape: tuple) -> torch.Tensor | None:
+    """Concatenate this rank's per-sample tensors and gather every rank's on rank 0 (float32, on the device)."""
+    local = torch.cat(parts) if parts else torch.zeros(empty_shape, device=ctx.fakes.device)
+    return ctx.shard.gather(local.float())
 
 
-def _kid(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
-    gen = ctx.fake_features(spec.num_gen)
-    real = ctx.real_stats(capture_all=True)
-    value = kernel_inception_distance(gen.all_features(), real.all_features())
-    return MetricResult(spec.name, spec.kind, value, num_fakes=gen.num_items, num_reals=real.num_items,
-                        details={"num_subsets": 100, "subset_size": min(1000, gen.num_items, real.num_items)})
+def _nfs(spec, ctx: MetricContext) -> MetricResult | None:
+    from stages.metrics.nfs import non_flatness_scores
+    from stages.metrics.sources import NFS_BATCH
 
-
-def _inception_score(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
-    from stages.metrics.inception_score import compute_inception_score
-
-    net = ctx.is_network()
-    n = spec.num_gen if getattr(ctx.fakes, "kind", None) == "generator" else min(spec.num_gen, ctx.fakes.count)
-    mean, std = compute_inception_score(ctx.track(ctx.fakes.images(n), n, f"IS fakes ({n})"), net)
-    return MetricResult(spec.name, spec.kind, mean, std=std, num_fakes=n,
-                        details={"splits": 10, "network": net.path, "network_sha256": net.sha256})
-
-
-def _nfs(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
     _require_generator(ctx, spec)
     G = ctx.fakes.G
-    scores, empty = [], []
-    for d in ctx.track(ctx.fakes.nfs_depths(spec.num_gen), spec.num_gen, f"nfs ({spec.num_gen})"):
-        scores.append(non_flatness_scores(d, G.ray_start, G.ray_end))  # [b]
-        empty.append((d < G.ray_start).flatten(1).float().mean(1))  # [b] pixels the density cut emptied (or thinned)
-    scores, empty = torch.cat(scores), torch.cat(empty)
+    part = ctx.shard.part(spec.num_gen, NFS_BATCH)  # the density cut couples the images of a chunk
+    rows = []
+    for d in ctx.track(ctx.fakes.nfs_depths(part), len(part), f"nfs ({spec.num_gen})"):
+        empty = (d < G.ray_start).flatten(1).float().mean(1)  # [b] pixels the density cut emptied (or thinned)
+        rows.append(torch.stack([non_flatness_scores(d, G.ray_start, G.ray_end).to(d.device), empty], 1))  # [b, 2]
+    table = _gather_cat(ctx, rows, (0, 2))
+    if table is None:
+        return None
+    scores, empty = table[:, 0].cpu(), table[:, 1].cpu()
     # empty_ray_fraction: the pixels whose depth fell below the near plane after the cut (all or most of their
     # density was below the chunk's median); they all land in the first bin, so a model with soft, fog-like
     # densities scores low however its uncut depth is spread (benchmarks/RESULTS.md, make demo §5).
@@ -208,17 +334,21 @@ def _nfs(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
                                                         "empty_ray_fraction": float(empty.mean())})
 
 
-def _mvc(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
+def _mvc(spec, ctx: MetricContext) -> MetricResult | None:
     from stages.metrics.geometry import MVCResult, multiview_consistency
 
     _require_generator(ctx, spec)
     src = ctx.fakes
-    parts = []
-    for inputs, gen in ctx.track(src.batches("mvc", spec.num_gen), spec.num_gen, f"mvc ({spec.num_gen})"):
+    part = ctx.shard.part(spec.num_gen)
+    rows = []
+    for inputs, gen in ctx.track(src.batches("mvc", part), len(part), f"mvc ({spec.num_gen})"):
         with torch.no_grad():
-            parts.append(multiview_consistency(src.G, inputs, truncation_psi=src.truncation, generator=gen))
-    result = MVCResult(*(torch.cat([getattr(p, f).float() for p in parts]) for f in ("errors", "covisible",
-                                                                                     "flat_errors")))
+            r = multiview_consistency(src.G, inputs, ws=src.mapping(inputs), generator=gen)
+        rows.append(torch.stack([r.errors.float(), r.covisible.float(), r.flat_errors.float()], 1))  # [b, 3]
+    table = ctx.shard.gather(torch.cat(rows) if rows else torch.zeros(0, 3))
+    if table is None:
+        return None
+    result = MVCResult(table[:, 0], table[:, 1], table[:, 2])
     valid = result.errors[torch.isfinite(result.errors)]  # a sample with no co-visible pixel has no error (NaN)
     if len(valid) == 0:
         raise MetricUnavailable(f"{spec.name} unavailable: no sample had co-visible pixels in the two views")
@@ -231,16 +361,20 @@ def _mvc(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
                                                                "parallax_ratio": result.parallax_ratio})
 
 
-def _depth(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
+def _depth(spec, ctx: MetricContext) -> MetricResult | None:
     from stages.metrics.geometry import depth_realism
 
     _require_generator(ctx, spec)
-    if ctx.reals is None or not hasattr(ctx.reals, "depth_maps"):
+    if ctx.reals is None or not hasattr(ctx.reals, "depth_maps") or not ctx.reals.has_depth_maps():
         raise MetricUnavailable(f"{spec.name} unavailable: needs a prepped dataset with depth (--data)")
+    part = ctx.shard.part(spec.num_gen)
+    R = ctx.fakes.resolution
+    fake = _gather_cat(ctx, list(ctx.track(ctx.fakes.depths(part), len(part), f"depth ({spec.num_gen})")),
+                       (0, 1, R, R))
+    if fake is None:
+        return None
+    fake = fake.cpu()
     real = ctx.reals.depth_maps(spec.num_gen, seed=ctx.fakes.seed)
-    if real is None:
-        raise MetricUnavailable(f"{spec.name} unavailable: the reference dataset has no depth maps")
-    fake = torch.cat(list(ctx.track(ctx.fakes.depths(spec.num_gen), spec.num_gen, f"depth ({spec.num_gen})")))
     flat = torch.ones_like(fake)
     details = {"flat_baseline": depth_realism(flat, real)}
     gt = ctx.reals.depth_maps(spec.num_gen, seed=ctx.fakes.seed, key="depth_gt")
@@ -251,33 +385,53 @@ def _depth(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
                         details=details)
 
 
-def _camera(spec: MetricSpec, ctx: MetricContext) -> MetricResult:
+def _camera(spec, ctx: MetricContext) -> MetricResult | None:
     from stages.metrics.geometry import camera_posterior_stats
 
     _require_generator(ctx, spec)
+    if not ctx.shard.is_main:  # no rendering: rank 0 alone
+        return None
     posterior, prior = ctx.fakes.cameras(spec.num_gen)
     stats = camera_posterior_stats(posterior, prior)
     return MetricResult(spec.name, spec.kind, float(stats["spread"]), num_fakes=len(posterior), details=stats)
 
 
-COMPUTE: dict[str, Callable[[MetricSpec, MetricContext], MetricResult]] = {
+COMPUTE: dict[str, Callable] = {
     "fid": _fid, "kid": _kid, "is": _inception_score, "nfs": _nfs, "mvc": _mvc, "depth": _depth, "camera": _camera,
 }
 
 
-def compute_metrics(specs: list[MetricSpec], ctx: MetricContext) -> list[MetricResult]:
-    """Evaluate ``specs`` (sizes resolved with ``ctx.num_gen``) in order; unavailable ones carry the reason."""
+def _run_one(spec, ctx: MetricContext) -> MetricResult:
+    """One spec on every rank: rank 0's result (or its one-line error) is everyone's."""
+    outcome: tuple = (None, None)
+    try:
+        outcome = (COMPUTE[spec.kind](spec, ctx), None)
+    except MetricUnavailable as exc:
+        outcome = (MetricResult(spec.name, spec.kind, None, unavailable=str(exc)), None)
+    except ThreeDGPError as exc:
+        if ctx.shard.world_size == 1:
+            raise
+        outcome = (None, str(exc))
+    result, error = ctx.shard.broadcast(outcome)
+    if error is not None:
+        raise ThreeDGPError(error)
+    return result
+
+
+def compute_metrics(specs: list, ctx: MetricContext) -> list[MetricResult]:
+    """Evaluate ``specs`` (sizes resolved with ``ctx.num_gen``) in order on every rank; unavailable ones carry the
+    reason. Every rank must call it; every rank returns rank 0's results. TF32 is off while they run."""
     specs = [spec.resolved(ctx.num_gen) for spec in specs]
     image_specs = [s for s in specs if s.kind in ("fid", "kid")]
     ctx.plan_fakes = max([s.num_gen for s in image_specs], default=0)
     ctx.plan_all_reals = any(s.kind == "kid" for s in specs)
+    from stages.nn.precision import full_fp32
+
     results = []
     for spec in specs:
         t0 = time.time()
-        try:
-            result = COMPUTE[spec.kind](spec, ctx)
-        except MetricUnavailable as exc:
-            result = MetricResult(spec.name, spec.kind, None, unavailable=str(exc))
+        with full_fp32():  # a measurement: TF32 off (issue 18 row 4)
+            result = _run_one(spec, ctx)
         result.seconds = round(time.time() - t0, 2)
         if result.value is not None and not np.isfinite(result.value):
             logger.warning("%s is not finite (%s)", spec.name, result.value)

@@ -158,15 +158,17 @@ def multiview_consistency(
     inputs: GeneratorInputs,      # n samples, rendered as one batch (the caller chunks)
     *,
     yaw_delta: float = 0.15,      # yaw offset of view B, radians
-    truncation_psi: float = 1.0,
-    generator: torch.Generator | None = None,  # RNG of the renderer (jitter, importance samples)
+    truncation_psi: float = 1.0,  # used only without ``ws`` (truncation towards w_avg)
+    ws: torch.Tensor | None = None,  # [n, num_ws, w_dim] already mapped (e.g. truncated to the per-class mean)
+    generator=None,               # RNG of the renderer: a torch.Generator or per-sample SampleGenerators
     depth_tolerance: float = DEPTH_TOLERANCE,  # fraction of (ray_end - ray_start), see the module docstring
     **render_kwargs,              # G.render options: resolution, ray_end, num_coarse_steps, num_fine_steps, ...
 ) -> MVCResult:
     """Photometric error after warping view B (yaw + ``yaw_delta``) into view A with A's depth (module docstring)."""
     assert "patch_params" not in render_kwargs, "multi-view consistency renders full images"
     c = inputs.c if inputs.c is not None and inputs.c.shape[-1] > 0 else None
-    ws = G.mapping(inputs.z, c, truncation_psi=truncation_psi)  # [n, num_ws, w_dim]
+    if ws is None:
+        ws = G.mapping(inputs.z, c, truncation_psi=truncation_psi)  # [n, num_ws, w_dim]
     camera_a = G.camera_posterior(inputs.camera_prior, inputs.z, c)  # [n, 8]
     camera_b = camera_a.clone()
     camera_b[:, CAM_YAW] = camera_b[:, CAM_YAW] + yaw_delta

@@ -13,6 +13,7 @@ a reference dataset; ``detector``: the Inception network; ``is_weights``: Incept
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, replace
 
@@ -53,6 +54,28 @@ FIXED: dict[str, tuple[str, int]] = {
     "is50k": ("is", 50_000),
     "nfs256": ("nfs", 256),
 }
+
+MAX_SAMPLES_ENV = "THREEDGP_MAX_SAMPLES"
+DEFAULT_MAX_SAMPLES = 200_000  # 4x fid50k_full: memory and time grow with it (see stages.metrics.memory)
+
+
+def max_samples() -> int:
+    """The largest sample count a metric may ask for (``THREEDGP_MAX_SAMPLES`` raises it)."""
+    try:
+        return int(os.environ.get(MAX_SAMPLES_ENV, DEFAULT_MAX_SAMPLES))
+    except ValueError:
+        return DEFAULT_MAX_SAMPLES
+
+
+def check_sample_count(num: int, option: str, what: str | None = None) -> None:
+    """One line when ``num`` samples are fewer than 2 or more than :func:`max_samples`."""
+    what = what or option
+    if num < 2:
+        raise BadOptionError(option, f"{what}: needs at least 2 samples, got {num}")
+    if num > max_samples():
+        raise BadOptionError(option, f"{what}: {num:,} samples exceed the limit of {max_samples():,} (set "
+                                     f"{MAX_SAMPLES_ENV}=N to allow more)")
+
 
 _SIZED_RE = re.compile(r"^(fid|kid|is|nfs|mvc|depth|camera)(\d+)(k?)(_full)?$")
 
@@ -106,8 +129,7 @@ def parse_metric(name: str, option: str = "--metrics") -> MetricSpec:
                                      f"with a size such as fid256, kid1k, nfs32)")
     kind, number, kilo, _ = match.groups()
     num = int(number) * (1000 if kilo else 1)
-    if num < 2:
-        raise BadOptionError(option, f"{name}: needs at least 2 samples")
+    check_sample_count(num, option, name)
     return MetricSpec(key, kind, num)
 
 

@@ -10,7 +10,7 @@
   with ``cut_quantile=0.5`` in chunks of 4 images x floor(2^24 / (4 * coarse steps * 3)) rays (43,690 at 32 steps),
   as the official eval renderer does.
 * :class:`ImageSetSource`: any set of uint8 images (a folder, another generator's output, a dataset), given as a
-  callable that yields batches.
+  callable that yields the batches of a range of its items.
 * :class:`DatasetSource`: a prepped dataset's items, never mirrored (ref §6.2 "mirroring forced off"): images for
   the detector, depth maps for depth realism, ground-truth depth (toy) and a content hash for the cache key.
 """
@@ -26,12 +26,14 @@ import torch
 from stages.common.images import to_uint8
 from stages.common.seeding import derive_seed
 from stages.nn.inputs import GeneratorInputs, make_generator, sample_generator_inputs
+from stages.nn.rng import SampleGenerators
 
 NFS_BATCH = 4  # images per NFS chunk (ref §6.5 step 2)
 NFS_CUT_QUANTILE = 0.5
 STREAMS = {"images": 1, "nfs": 2, "depth": 3, "camera": 4, "mvc": 5}  # salts of the per-metric RNG streams
 INPUT_BLOCK = 64  # generator inputs are drawn in blocks of this many samples (see GeneratorSource.inputs_range)
 RENDER_SALT = 0x52454E44
+CLASS_MEAN_SEED = 0  # per-class mean w for truncation: the same estimate as export's (ref §8.2)
 
 
 def nfs_chunk_rays(batch: int = NFS_BATCH, num_coarse: int = 32) -> int:
@@ -39,13 +41,9 @@ def nfs_chunk_rays(batch: int = NFS_BATCH, num_coarse: int = 32) -> int:
     return max((1 << 24) // (batch * num_coarse * 3), 1)
 
 
-def batch_sizes(num: int, batch: int) -> Iterator[int]:
-    """Batch sizes summing to ``num``."""
-    done = 0
-    while done < num:
-        size = min(batch, num - done)
-        yield size
-        done += size
+def as_range(part: range | int) -> range:
+    """``part`` as a range of sample indices (an int n means the first n)."""
+    return range(part) if isinstance(part, int) else part
 
 
 class GeneratorSource:
@@ -65,9 +63,17 @@ class GeneratorSource:
 
     def describe(self) -> dict:
         """What the metric card records about how fakes were made."""
+        if self.label_probs is not None:
+            classes = "dataset label distribution"
+        elif self.G.c_dim > 0:
+            classes = f"uniform over the {self.G.c_dim} classes (no dataset label distribution was available)"
+        else:
+            classes = "unconditional"
         return {"kind": self.kind, "seed": self.seed, "truncation": self.truncation, "noise_mode": self.noise_mode,
-                "classes": "dataset label distribution" if self.label_probs is not None else "unconditional",
+                "classes": classes, "truncation_center": "per-class mean w" if self.G.c_dim > 0 else "w_avg",
                 "camera_sampling": "prior through the camera adaptor (NFS: frontal prior through the adaptor)",
+                "render_rng": "one generator per sample i, seeded by (seed, stream, i): independent of --batch and "
+                              "of the number of processes",
                 "resolution": self.resolution}
 
     def inputs(self, n: int, generator: torch.Generator, frontal: bool = False) -> GeneratorInputs:
@@ -93,78 +99,86 @@ class GeneratorSource:
         return GeneratorInputs(cat([p.z for p in pieces]), cat([p.c for p in pieces]),
                                cat([p.camera_prior for p in pieces]), cat([p.labels for p in pieces]))
 
-    def batches(self, stream: str, n: int, batch: int | None = None,
-                frontal: bool = False) -> Iterator[tuple[GeneratorInputs, torch.Generator]]:
-        """(inputs, render generator) per batch of the first ``n`` samples of ``stream``. The renderer's random
-        draws (ray jitter, importance samples, synthesis noise) come from a generator seeded per batch start."""
-        start = 0
-        for size in batch_sizes(n, batch or self.batch):
-            render_gen = make_generator(derive_seed(self.seed, STREAMS[stream], RENDER_SALT, start))
-            yield self.inputs_range(stream, start, start + size, frontal), render_gen
-            start += size
+    def batches(self, stream: str, part: range | int, batch: int | None = None,
+                frontal: bool = False) -> Iterator[tuple[GeneratorInputs, SampleGenerators]]:
+        """(inputs, per-sample render generators) per batch of the samples ``part`` of ``stream`` (module docstring)."""
+        step, part = batch or self.batch, as_range(part)
+        for lo in range(part.start, part.stop, step):
+            hi = min(lo + step, part.stop)
+            gens = SampleGenerators([make_generator(derive_seed(self.seed, STREAMS[stream], RENDER_SALT, i))
+                                     for i in range(lo, hi)])
+            yield self.inputs_range(stream, lo, hi, frontal), gens
 
-    def mapping(self, inputs: GeneratorInputs, generator: torch.Generator) -> torch.Tensor:
-        """ws ``[n, num_ws, w_dim]`` with truncation (per-class mean w for conditional models, ref §8.2)."""
+    def mapping(self, inputs: GeneratorInputs) -> torch.Tensor:
+        """ws ``[n, num_ws, w_dim]`` with truncation towards the per-class mean w for conditional models (ref §8.2;
+        the class means from a fixed generator, as export) and towards ``w_avg`` for unconditional ones."""
         G, psi = self.G, self.truncation
         center = None
         if psi != 1 and inputs.c is not None:
-            center = G.mapping.class_mean_w(inputs.c, generator=generator)  # [n, w_dim]
+            center = G.mapping.class_mean_w(inputs.c, generator=make_generator(CLASS_MEAN_SEED))  # [n, w_dim]
         return G.mapping(inputs.z, inputs.c, truncation_psi=psi, w_center=center)
 
     @torch.no_grad()
-    def render(self, inputs: GeneratorInputs, generator: torch.Generator, **render_kwargs) -> dict:
+    def render(self, inputs: GeneratorInputs, generator, **render_kwargs) -> dict:
         """G's outputs (img, depth, depth_adapted, camera) for ``inputs``."""
-        ws = self.mapping(inputs, generator)
+        ws = self.mapping(inputs)
         camera = self.G.camera_posterior(inputs.camera_prior, inputs.z, inputs.c)  # [n, 8]
         out = self.G.synthesis(ws, camera, noise_mode=self.noise_mode, generator=generator, **render_kwargs)
         return {**out, "camera": camera}
 
-    def images(self, n: int) -> Iterator[torch.Tensor]:
-        """uint8 ``[b, 3, R, R]`` batches of the first ``n`` fakes (ref §6.3)."""
-        for inputs, gen in self.batches("images", n):
-            yield to_uint8(self.render(inputs, gen)["img"]).cpu()
+    def images(self, part: range | int) -> Iterator[torch.Tensor]:
+        """uint8 ``[b, 3, R, R]`` batches of the fakes ``part`` (ref §6.3), on the generator's device."""
+        for inputs, gen in self.batches("images", as_range(part)):
+            yield to_uint8(self.render(inputs, gen)["img"])
 
-    def nfs_depths(self, n: int) -> Iterator[torch.Tensor]:
-        """Raw depth ``[b, 1, R, R]`` (world units) for NFS: frontal prior, 0.5 quantile cut, official chunks."""
+    def nfs_depths(self, part: range | int) -> Iterator[torch.Tensor]:
+        """Raw depth ``[b, 1, R, R]`` (world units) for NFS: frontal prior, 0.5 quantile cut, official chunks of
+        NFS_BATCH images (``part`` starts on a chunk boundary: the cut couples the images of a chunk)."""
+        part = as_range(part)
+        assert part.start % NFS_BATCH == 0, "NFS shards start on a chunk of NFS_BATCH images"
         chunk = nfs_chunk_rays(NFS_BATCH, self.G.num_coarse_steps)
-        for inputs, gen in self.batches("nfs", n, NFS_BATCH, frontal=True):
+        for inputs, gen in self.batches("nfs", part, NFS_BATCH, frontal=True):
             out = self.render(inputs, gen, cut_quantile=NFS_CUT_QUANTILE, chunk_rays=chunk)
-            yield out["depth"].float().cpu()
+            yield out["depth"].float()
 
-    def depths(self, n: int) -> Iterator[torch.Tensor]:
+    def depths(self, part: range | int) -> Iterator[torch.Tensor]:
         """Raw depth ``[b, 1, R, R]`` of ordinary fakes (prior cameras through the adaptor, no density cut)."""
-        for inputs, gen in self.batches("depth", n):
-            yield self.render(inputs, gen)["depth"].float().cpu()
+        for inputs, gen in self.batches("depth", as_range(part)):
+            yield self.render(inputs, gen)["depth"].float()
 
     @torch.no_grad()
-    def cameras(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(posterior ``[n, 8]``, prior ``[n, 8]``) cameras of ``n`` samples (no rendering)."""
-        inputs = self.inputs_range("camera", 0, n)
+    def cameras(self, part: range | int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(posterior ``[n, 8]``, prior ``[n, 8]``) cameras of the samples ``part`` (no rendering)."""
+        part = as_range(part)
+        inputs = self.inputs_range("camera", part.start, part.stop)
         posterior = self.G.camera_posterior(inputs.camera_prior, inputs.z, inputs.c)
         return posterior.float().cpu(), inputs.camera_prior.float().cpu()
 
 
 class ImageSetSource:
-    """A fixed set of uint8 images: ``batches(batch)`` yields ``[b, 3, R, R]`` uint8 tensors, ``count`` of them."""
+    """A fixed set of uint8 images: ``batches(start, stop, batch)`` yields ``[b, 3, R, R]`` uint8 tensors of the
+    items ``start .. stop - 1`` that decode (``count`` items in all; unreadable ones are skipped and counted in
+    ``skipped`` by the callable's owner)."""
 
     kind = "images"
 
-    def __init__(self, batches: Callable[[int], Iterator[torch.Tensor]], count: int, description: dict,
-                 resolution: int):
+    def __init__(self, batches: Callable[[int, int, int], Iterator[torch.Tensor]], count: int, description: dict,
+                 resolution: int, skipped: Callable[[], int] | None = None):
         self._batches, self.count, self._description, self.resolution = batches, int(count), description, resolution
+        self._skipped = skipped
 
     def describe(self) -> dict:
         return {"kind": self.kind, **self._description, "count": self.count, "resolution": self.resolution}
 
-    def images(self, n: int | None = None, batch: int = 32) -> Iterator[torch.Tensor]:
-        """The first ``min(n, count)`` images (all with ``n=None``)."""
-        left = self.count if n is None else min(n, self.count)
-        for images in self._batches(batch):
-            if left <= 0:
-                return
-            images = images[:left]
-            left -= len(images)
-            yield images
+    def skipped(self) -> int:
+        """Items of the ranges read so far that did not decode (this process)."""
+        return self._skipped() if self._skipped is not None else 0
+
+    def images(self, part: range, batch: int = 32) -> Iterator[torch.Tensor]:
+        """The items ``part`` (clipped to ``count``) that decode."""
+        stop = min(part.stop, self.count)
+        if part.start < stop:
+            yield from self._batches(part.start, stop, batch)
 
 
 class _StoredImages(torch.utils.data.Dataset):
@@ -208,13 +222,20 @@ class DatasetSource:
         return {"kind": self.kind, "path": str(self.dataset.path), "count": self.count,
                 "resolution": self.resolution, "meta_sha256": self.meta_sha256(), "mirror": False}
 
-    def images(self, n: int | None = None, batch: int = 32) -> Iterator[torch.Tensor]:
-        """uint8 ``[b, 3, R, R]`` batches of the first ``n`` (default: all) stored items, never mirrored."""
+    def images(self, part: range | None = None, batch: int = 32) -> Iterator[torch.Tensor]:
+        """uint8 ``[b, 3, R, R]`` batches of the stored items ``part`` (default: all), never mirrored."""
         subset = _StoredImages(self.dataset)
-        if n is not None and n < len(subset):
-            subset = torch.utils.data.Subset(subset, range(n))
+        part = range(len(subset)) if part is None else range(part.start, min(part.stop, len(subset)))
+        if part != range(len(subset)):
+            subset = torch.utils.data.Subset(subset, part)
+        if len(subset) == 0:
+            return
         loader = torch.utils.data.DataLoader(subset, batch_size=batch, shuffle=False, num_workers=self.workers)
         yield from loader
+
+    def has_depth_maps(self) -> bool:
+        """Whether the dataset stores (estimated or precomputed) depth maps."""
+        return bool(self.dataset.has_depth)
 
     def depth_maps(self, n: int, seed: int = 0, key: str = "depth") -> torch.Tensor | None:
         """``[m, 1, R, R]`` float depth of up to ``n`` items chosen with ``seed`` (``key``: depth or depth_gt)."""

@@ -7,7 +7,7 @@ adaptor, the losses and the regularizers stay fp32 (:meth:`stages.nn.generator.G
 TF32 does not exist (``tf32`` = ``fp32``) and bf16 autocast works but is rarely faster.
 
 Public API: ``PRECISIONS`` (from :mod:`stages.nn.config`); ``autocast(reference, dtype)``; ``compute_dtype(precision)``;
-``configure_matmul_precision(precision)``.
+``configure_matmul_precision(precision)``; ``full_fp32()`` (TF32 off inside, for metrics); ``tf32_switches()``.
 """
 from __future__ import annotations
 
@@ -38,3 +38,25 @@ def configure_matmul_precision(precision: str) -> None:
     allow = precision != "fp32"
     torch.backends.cuda.matmul.allow_tf32 = allow
     torch.backends.cudnn.allow_tf32 = allow
+
+
+@contextlib.contextmanager
+def full_fp32():
+    """TF32 off for CUDA matmuls and cuDNN convolutions inside the block, restored after (issue 18 row 4).
+
+    Metrics are measurements: the official ``calc_metrics`` turns both switches off, while PyTorch's default leaves
+    cuDNN's on, and training may have turned them on for ``--precision tf32|bf16``. Every metric computation runs
+    inside this block, so training, ``3dgp eval`` and the paper's protocol give one number for one snapshot."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def tf32_switches() -> dict[str, bool]:
+    """The current TF32 switches, as the metric card records them."""
+    return {"cuda_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn": bool(torch.backends.cudnn.allow_tf32)}

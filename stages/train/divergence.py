@@ -96,3 +96,14 @@ def metric_blowup(name: str, value: float, best: float | None, factor: float, lo
     if not lower_is_better and value * factor < best:
         return f"metric {name} = {value:.4g} fell below 1/{factor:g} of its best {best:.4g}"
     return None
+
+
+def run_health(health: StepHealth, world_size: int) -> dict[str, float]:
+    """This tick's health counters over every process: counts summed, streaks the longest of any rank."""
+    counts = health.summary()
+    if world_size > 1:
+        from stages.common.distributed import all_gather_object
+
+        gathered = all_gather_object(counts)
+        counts = {k: (max if k in ("max_streak", "streak") else sum)(g[k] for g in gathered) for k in counts}
+    return counts

@@ -1,8 +1,9 @@
 """The 3DGP training loop (3DGP ref §5, §10; EDM2-shaped: one ``while True`` with blocks in a fixed order).
 
 Per iteration: schedules at the current kimg -> Gall, Dmain, Dreg (``stages.train.step``) -> G EMA -> counters.
-At every tick end: reduce stats -> divergence check (rollback) -> metrics -> snapshot -> training state -> images
--> stats.jsonl + status line. Only rank 0 writes files and prints.
+At every tick end: reduce stats and health -> divergence check (rollback) -> metrics (on every rank, sharded) ->
+snapshot -> training state -> images -> stats.jsonl + status line. Only rank 0 writes files and prints; every
+decision that changes what the ranks do next (rollback, its target, the --minutes stop) is rank 0's, broadcast.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from stages.common.stats import StatsCollector, StatsWriter
 from stages.train import reporting
 from stages.train.config import TrainConfig
 from stages.train.data import make_loader, reals_to_device
-from stages.train.divergence import StepHealth, metric_blowup, nonfinite_loss_reason, tick_loss_blowup
+from stages.train.divergence import StepHealth, metric_blowup, nonfinite_loss_reason, run_health, \
+    tick_loss_blowup
 from stages.train.metrics import MetricRunner
 from stages.train.phases import PhaseContext
 from stages.train.runtime import configure_runtime
@@ -87,21 +89,21 @@ class Trainer:
         self.prior = camera_prior_for(cfg.model)
         self.c_dim = cfg.model.c_dim
         self.label_probs = dataset.label_probs if self.c_dim > 0 else None
-        self.stats = StatsCollector()
+        self.stats = StatsCollector(self.device)
         self.writer = StatsWriter(self.run_dir, enabled=dist.is_main)
         self.metrics = MetricRunner(cfg.run.metrics, dataset, self.prior, self.label_probs, self.c_dim, self.device,
-                                    self.run_dir, cfg.run.seed, cfg.run.metric_batch)
+                                    self.run_dir, cfg.run.seed, cfg.run.metric_batch, cfg.data.workers)
         self.grid = _grid_inputs(cfg, self.nets.G, self.prior, self.label_probs, self.c_dim, self.device)
         self.gamma = r1_gamma(cfg.loss.gamma, cfg.model.img_resolution, cfg.run.batch)
         self.last_metrics: dict = {}
-        self._ops_logged = False
+        self._ops_logged = not dist.is_main  # rank 0 logs the op implementations once
         self._deadline: float | None = None  # wall-clock end of a --minutes budget (set by run)
         self._open_loader()
 
     def _open_loader(self) -> None:
         c = self.cfg
         self.loader = make_loader(self.dataset, c.run.seed, c.run.batch, self.dist.rank, self.dist.world_size,
-                                  self.counters.cur_nimg, c.data.workers)
+                                  self.counters.cur_nimg, c.data.workers, self.device)
 
     def _context(self, kimg: float) -> PhaseContext:
         m = self.cfg.model
@@ -133,23 +135,27 @@ class Trainer:
         return str(path)
 
     def _start(self) -> None:
-        if not self.dist.is_main:
+        """The run's first artefacts (a fresh start): reals/fakes grids, the kimg-0 metrics and the rollback target."""
+        if self.dist.is_main:
+            logger.info("run dir %s; %s; device %s, %d process(es), batch %d = %d x %d rounds x %d; G EMA half-life "
+                        "%.4g kimg", self.run_dir,
+                        "resumed at kimg %.3f" % (self.counters.cur_nimg / 1000) if self.resumed else "fresh start",
+                        self.device, self.dist.world_size, self.plan.batch, self.dist.world_size, self.plan.rounds,
+                        self.plan.batch_gpu, ema_half_life_kimg(self.cfg.ema.ema_kimg, self.plan.batch))
+        if self.resumed:
             return
-        logger.info("run dir %s; %s; device %s, %d process(es), batch %d = %d x %d rounds x %d; G EMA half-life "
-                    "%.4g kimg", self.run_dir,
-                    "resumed at kimg %.3f" % (self.counters.cur_nimg / 1000) if self.resumed else "fresh start",
-                    self.device, self.dist.world_size, self.plan.batch, self.dist.world_size, self.plan.rounds,
-                    self.plan.batch_gpu, ema_half_life_kimg(self.cfg.ema.ema_kimg, self.plan.batch))
-        if not self.resumed:
-            batch = next(iter(make_loader(self.dataset, self.cfg.run.seed, GRID_SIZE, 0, 1, 0, 0)))
+        if self.dist.is_main:
+            batch = next(iter(make_loader(self.dataset, self.cfg.run.seed, GRID_SIZE, 0, 1, 0, 0, self.device)))
             reporting.save_reals_grid(reals_to_device(batch, self.device, self.cfg.model.img_channels == 4, 0)["img"],
                                       self.run_dir / "reals.png")
             reporting.render_fakes_grid(self.nets.G_ema, self.grid, self.run_dir / "fakes_init.png")
-            if self.metrics.primary is not None:  # the metric curve starts at initialisation (StyleGAN tick 0)
-                self._metrics({})  # saves snapshot-000000.000.pt as the first best
-            elif self.cfg.run.snapshot_kimg > 0:
-                self._save("snapshot")  # the initial model, to compare against (e.g. `make demo`)
+        if self.metrics.primary is not None:  # the metric curve starts at initialisation (StyleGAN tick 0)
+            self._metrics({})  # every rank; saves snapshot-000000.000.pt as the first best
+        elif self.cfg.run.snapshot_kimg > 0 and self.dist.is_main:
+            self._save("snapshot")  # the initial model, to compare against (e.g. `make demo`)
+        if self.dist.is_main:
             self._save("state")  # the rollback target before the first periodic state
+        barrier()
 
     def _rollback(self, reason: str) -> None:
         c = self.counters
@@ -162,7 +168,9 @@ class Trainer:
                                    f"--max-rollbacks {self.cfg.run.max_rollbacks}. Lower the learning rates or "
                                    f"raise --gamma, then resume from {self.run_dir}")
         barrier()
-        target = ckpt.latest_training_state(self.run_dir)
+        # rank 0 alone lists the run folder (on a network file system ranks may see different listings) and
+        # every rank loads the state it chose (issue 18 row 12)
+        target = broadcast_object(ckpt.latest_training_state(self.run_dir) if self.dist.is_main else None)
         assert target is not None, "the kimg-0 state is always written"
         self.counters = load_state(target, self.nets, self.opts, self.device)
         self.counters.rollbacks = rollbacks
@@ -173,43 +181,70 @@ class Trainer:
         self._open_loader()
 
     def _metrics(self, scalars: dict) -> str | None:
+        """Evaluate the configured metrics on every rank (sharded); rank 0 records them; the blow-up reason."""
         spec = self.metrics.primary
-        if not self.dist.is_main or spec is None:
-            return None
         t0 = time.time()
-        results = self.metrics.evaluate(self.nets.G_ema)
+        results = self.metrics.evaluate(self.nets.G_ema)  # the same values on every rank
         c = self.counters
-        reporting.append_metric(self.run_dir, {"kimg": c.cur_nimg / 1000, "tick": c.cur_tick, **results,
-                                               "seconds": round(time.time() - t0, 2)})
-        logger.info("metrics at kimg %.3f: %s", c.cur_nimg / 1000,
-                    ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+        if self.dist.is_main:
+            reporting.append_metric(self.run_dir, {"kimg": c.cur_nimg / 1000, "tick": c.cur_tick, **results,
+                                                   "seconds": round(time.time() - t0, 2),
+                                                   "processes": self.dist.world_size})
+            logger.info("metrics at kimg %.3f (%d process(es), %.1f s): %s", c.cur_nimg / 1000,
+                        self.dist.world_size, time.time() - t0, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         self.last_metrics = results
         scalars.update({f"Metrics/{k}": v for k, v in results.items()})
         value, best = results[spec.name], c.best.get("value")
         reason = metric_blowup(spec.name, value, best, self.cfg.run.diverge_metric_factor, spec.lower_is_better)
         if reason is None and (best is None or (value < best if spec.lower_is_better else value > best)):
-            snap = self._save("snapshot")
-            c.best = {"metric": spec.name, "value": value, "kimg": c.cur_nimg / 1000, "snapshot": Path(snap).name}
-            logger.info("new best %s %.4g -> %s", spec.name, value, Path(snap).name)
+            snap = ckpt.snapshot_path(self.run_dir, c.cur_nimg).name
+            if self.dist.is_main:
+                self._save("snapshot")
+                logger.info("new best %s %.4g -> %s", spec.name, value, snap)
+            c.best = {"metric": spec.name, "value": value, "kimg": c.cur_nimg / 1000, "snapshot": snap}
         return reason
 
-    def _tick_end(self, ctx: PhaseContext, health: StepHealth, prev_nimg: int, done: bool, timer) -> bool:
-        """Maintenance at a tick boundary; returns False when the tick was rolled back."""
-        c, r = self.counters, self.cfg.run
-        sec_per_kimg = timer.sec_per_kimg(c.cur_nimg)
-        t0 = time.time()
-        scalars = self.stats.reduce(self.dist.world_size)
-        counts = health.summary()
-        if self.dist.world_size > 1:
-            import torch.distributed as dist
-
-            gathered: list = [None] * self.dist.world_size
-            dist.all_gather_object(gathered, counts)
-            counts = {k: (max if k in ("max_streak", "streak") else sum)(g[k] for g in gathered) for k in counts}
+    def _divergence(self, health: StepHealth, scalars: dict) -> tuple[str | None, bool]:
+        """(rollback reason or None, whether a streak of non-finite losses is still going) from this tick's health."""
+        counts = run_health(health, self.dist.world_size)
         max_streak, mid_streak = counts.pop("max_streak"), counts.pop("streak") > 0
         scalars.update(counts)
-        reason = nonfinite_loss_reason(max_streak, r.nonfinite_loss_steps, c.cur_nimg / 1000) or \
+        r = self.cfg.run
+        reason = nonfinite_loss_reason(max_streak, r.nonfinite_loss_steps, self.counters.cur_nimg / 1000) or \
             tick_loss_blowup(scalars, r.diverge_loss_max)
+        return reason, mid_streak
+
+    def _write_periodic(self, prev_nimg: int, done: bool, mid_streak: bool) -> None:
+        """Snapshot, training state and fakes grid when their intervals were crossed (rank 0)."""
+        c, r = self.counters, self.cfg.run
+        if done or _crossed(prev_nimg, c.cur_nimg, r.snapshot_kimg):
+            self._save("snapshot")
+        if (done or _crossed(prev_nimg, c.cur_nimg, r.state_kimg)) and not mid_streak:
+            self._save("state")  # never a rollback target in the middle of non-finite losses
+        if done or _crossed(prev_nimg, c.cur_nimg, r.image_kimg):
+            reporting.render_fakes_grid(self.nets.G_ema, self.grid,
+                                        self.run_dir / f"fakes{ckpt.kimg_tag(c.cur_nimg)}.png")
+
+    def _report(self, ctx: PhaseContext, scalars: dict, sec_per_kimg: float, maintenance_sec: float) -> None:
+        """stats.jsonl (+ TensorBoard) and the status line (rank 0)."""
+        c = self.counters
+        scalars.update({f"Schedule/{k}": v for k, v in ctx.sched.to_dict().items() if k != "kimg"})
+        scalars.update({"Timing/sec_per_kimg": sec_per_kimg, "Timing/maintenance_sec": maintenance_sec,
+                        "Progress/rollbacks": float(c.rollbacks)})
+        self.writer.write(c.cur_nimg / 1000, c.cur_tick, scalars)
+        seconds_left = None if self._deadline is None else self._deadline - time.time()
+        logger.info(reporting.status_line(c.cur_tick, c.cur_nimg / 1000, self.cfg.run.kimg, sec_per_kimg, scalars,
+                                          self.device, seconds_left))
+        if not self._ops_logged:
+            reporting.log_ops_report()
+            self._ops_logged = True
+
+    def _tick_end(self, ctx: PhaseContext, health: StepHealth, prev_nimg: int, done: bool, timer) -> bool:
+        """Maintenance at a tick boundary, on every rank; returns False when the tick was rolled back."""
+        c, r = self.counters, self.cfg.run
+        sec_per_kimg, t0 = timer.sec_per_kimg(c.cur_nimg), time.time()
+        scalars = self.stats.reduce(self.dist.world_size)
+        reason, mid_streak = self._divergence(health, scalars)
         c.cur_tick += 1
         if reason is None and self.metrics.primary is not None and (done or _crossed(prev_nimg, c.cur_nimg,
                                                                                        r.metrics_kimg)):
@@ -221,30 +256,8 @@ class Trainer:
             timer.reset(self.counters.cur_nimg)
             return False
         if self.dist.is_main:
-            if done or _crossed(prev_nimg, c.cur_nimg, r.snapshot_kimg):
-                self._save("snapshot")
-            if (done or _crossed(prev_nimg, c.cur_nimg, r.state_kimg)) and not mid_streak:
-                self._save("state")  # never a rollback target in the middle of non-finite losses
-            if done or _crossed(prev_nimg, c.cur_nimg, r.image_kimg):
-                reporting.render_fakes_grid(self.nets.G_ema, self.grid,
-                                            self.run_dir / f"fakes{ckpt.kimg_tag(c.cur_nimg)}.png")
-            scalars.update({f"Schedule/{k}": v for k, v in ctx.sched.to_dict().items() if k != "kimg"})
-            scalars.update({"Timing/sec_per_kimg": sec_per_kimg, "Timing/maintenance_sec": time.time() - t0,
-                            "Progress/rollbacks": float(c.rollbacks)})
-            self.writer.write(c.cur_nimg / 1000, c.cur_tick, scalars)
-            seconds_left = None if self._deadline is None else self._deadline - time.time()
-            logger.info(reporting.status_line(c.cur_tick, c.cur_nimg / 1000, r.kimg, sec_per_kimg, scalars,
-                                              self.device, seconds_left))
-            if not self._ops_logged:  # which op implementations actually ran (style guide principle 7)
-                import stages.ops
-
-                logger.info("ops: %s", stages.ops.impl_report())
-                from stages.ops import selfcheck
-
-                if selfcheck.report():
-                    logger.info("ops self-check: %s", {op: ("passed" if r["passed"] else f"FAILED: {r['problem']}")
-                                                       for op, r in selfcheck.report().items()})
-                self._ops_logged = True
+            self._write_periodic(prev_nimg, done, mid_streak)
+            self._report(ctx, scalars, sec_per_kimg, time.time() - t0)
         barrier()
         timer.reset(c.cur_nimg)
         return True

@@ -1,8 +1,11 @@
 """Periodic metrics on G_ema during training (3DGP ref §6.1-§6.5): a thin use of ``stages.metrics``.
 
-Real statistics are computed once per run over all (un-mirrored) reals and cached in ``<run_dir>/metric-cache/``.
-Fakes and NFS renders come from ``stages.metrics.sources.GeneratorSource`` exactly as ``3dgp eval`` makes them, seeded
-from the run seed (the same fakes at every evaluation, so the curve measures the model, not the sample).
+Every process of the run computes its share (``stages.metrics.shard``): no rank waits in a collective while
+another evaluates alone, and a metric costs 1/N of its time on N processes. Real statistics are computed once per
+run over ALL the dataset's (un-mirrored) reals, whatever ``data.max_items`` (the official code, and ``3dgp eval``,
+use the full set), with ``data.workers`` decode workers, and cached in ``<run_dir>/metric-cache/``. Fakes and NFS
+renders come from ``stages.metrics.sources.GeneratorSource`` exactly as ``3dgp eval`` makes them, seeded from the
+run seed (the same fakes at every evaluation, so the curve measures the model, not the sample).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import torch
 from stages.common.seeding import derive_seed
 from stages.metrics.compute import MetricContext, compute_metrics
 from stages.metrics.registry import MetricSpec, parse_metric
+from stages.metrics.shard import Shard
 from stages.metrics.sources import DatasetSource, GeneratorSource
 
 logger = logging.getLogger(__name__)
@@ -32,12 +36,15 @@ def load_detector(device: torch.device):
 
 
 class MetricRunner:
-    """Evaluates the configured metric names on G_ema (rank 0)."""
+    """Evaluates the configured metric names on G_ema, sharded over every process of the run."""
 
     def __init__(self, names: tuple[str, ...], dataset, prior, label_probs, c_dim: int, device: torch.device,
-                 run_dir: Path, seed: int, batch: int = 8):
+                 run_dir: Path, seed: int, batch: int = 8, workers: int = 0):
+        from stages.data.dataset import LmdbDataset
+
         self.specs: list[MetricSpec] = [parse_metric(n).resolved() for n in names]
-        self.reals = DatasetSource(dataset)
+        full = LmdbDataset(dataset.path) if self.specs else dataset  # every item, never mirrored (module docstring)
+        self.reals = DatasetSource(full, workers=workers)
         self.prior, self.label_probs, self.device = prior, label_probs, device
         self.cache_dir = Path(run_dir) / "metric-cache"
         self.seed, self.batch = derive_seed(seed, METRIC_SEED_SALT), batch
@@ -47,10 +54,11 @@ class MetricRunner:
         return self.specs[0] if self.specs else None
 
     def evaluate(self, G_ema) -> dict[str, float]:
-        """``{name: value}`` for every configured metric (deterministic: seeded from the run seed)."""
+        """``{name: value}`` for every configured metric (deterministic: seeded from the run seed). Every rank must
+        call it; every rank gets the same values."""
         fakes = GeneratorSource(G_ema, self.prior, self.label_probs, self.device, seed=self.seed, batch=self.batch)
         ctx = MetricContext(fakes, self.reals, detector_loader=lambda: load_detector(self.device),
-                            cache_dir=self.cache_dir, progress=False)
+                            cache_dir=self.cache_dir, progress=False, shard=Shard.current())
         results = compute_metrics(self.specs, ctx)
         for r in results:
             if r.unavailable:

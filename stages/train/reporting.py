@@ -126,3 +126,15 @@ class TickTimer:
 
     def reset(self, cur_nimg: int) -> None:
         self.__init__(cur_nimg)
+
+
+def log_ops_report() -> None:
+    """Which op implementations actually ran, and the ops self-check's verdicts (style guide principle 7)."""
+    import stages.ops
+    from stages.ops import selfcheck
+
+    logger.info("ops: %s", stages.ops.impl_report())
+    verdicts = selfcheck.report()
+    if verdicts:
+        logger.info("ops self-check: %s", {op: ("passed" if r["passed"] else f"FAILED: {r['problem']}")
+                                           for op, r in verdicts.items()})

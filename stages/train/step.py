@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from stages.common.distributed import DistInfo
+from stages.common.distributed import all_reduce_mean_
 from stages.common.seeding import seed_step
 from stages.train import phases
 from stages.train.data import slice_reals
@@ -52,11 +52,8 @@ def reduce_grads_(params: list[torch.nn.Parameter], world_size: int) -> None:
     """Average gradients over processes with one flat all_reduce (StyleGAN3 style, no DDP wrapper)."""
     if world_size <= 1 or not params:
         return
-    import torch.distributed as dist
-
-    flat = torch.cat([p.grad.flatten() for p in params])
-    dist.all_reduce(flat)
-    flat /= world_size
+    flat = torch.cat([p.grad.flatten() for p in params])  # on the parameters' device (NCCL: CUDA)
+    all_reduce_mean_(flat)
     offset = 0
     for p in params:
         p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))

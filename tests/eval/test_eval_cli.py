@@ -16,13 +16,18 @@ CARD_KEYS = {"format", "version", "created", "metrics", "checkpoint", "fakes", "
 
 
 def _images_sha256(dataset_path: str) -> str:
+    """sha256 of the hex sha256 of each block of HASH_BLOCK stored images, in order (stages.metrics.compute)."""
     from stages.data.dataset import LmdbDataset
+    from stages.metrics.shard import HASH_BLOCK
 
     ds = LmdbDataset(dataset_path)
-    digest = hashlib.sha256()
-    for i in range(ds.num_items):
-        digest.update(ds[i]["image"].contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    blocks = []
+    for start in range(0, ds.num_items, HASH_BLOCK):
+        digest = hashlib.sha256()
+        for i in range(start, min(start + HASH_BLOCK, ds.num_items)):
+            digest.update(ds[i]["image"].contiguous().numpy().tobytes())
+        blocks.append(digest.hexdigest())
+    return hashlib.sha256("".join(blocks).encode()).hexdigest()
 
 
 def _write_pngs(folder: Path, count: int, seed: int, size: int = 32) -> Path:
@@ -76,14 +81,18 @@ def test_snapshot_eval_writes_a_complete_card(eval_run, eval_dataset, run_cli):
 
 
 def test_run_directory_all_snapshots_make_a_curve(eval_run, run_cli, tmp_path):
-    before = len(read_jsonl(eval_run / "metrics.jsonl")) if (eval_run / "metrics.jsonl").exists() else 0
+    jsonl = eval_run / "metrics.jsonl"
+    before = jsonl.read_bytes() if jsonl.exists() else b""
     code, out, err = run_cli("eval", eval_run, "--snapshots", "all", "--metrics", "nfs4,camera",
                              "--out", tmp_path / "cards")
     assert code == 0, err
-    lines = read_jsonl(eval_run / "metrics.jsonl")[before:]
-    assert [line["kimg"] for line in lines] == [0.0, 0.004]
+    assert (jsonl.read_bytes() if jsonl.exists() else b"") == before  # --out: written only where asked
     assert sorted(p.name for p in (tmp_path / "cards").iterdir()) == [
         "snapshot-000000.000.metrics.json", "snapshot-000000.004.metrics.json"]
+    code, out, err = run_cli("eval", eval_run, "--snapshots", "all", "--metrics", "camera")
+    assert code == 0, err
+    lines = read_jsonl(jsonl)[len(before.splitlines()):]
+    assert [line["kimg"] for line in lines] == [0.0, 0.004]  # without --out: the run's curve
     code, out, _ = run_cli("eval", eval_run, "--snapshots", "latest", "--metrics", "camera", "--out", tmp_path / "l.json")
     assert code == 0 and json.loads((tmp_path / "l.json").read_text())["checkpoint"]["kimg"] == pytest.approx(0.004)
 
@@ -139,7 +148,19 @@ def test_bad_inputs_are_one_line(eval_run, eval_dataset, tmp_path, run_cli):
         (("eval", snap, "--metrics", "fid8,sharpness"), "--metrics: unknown metric 'sharpness'"),
         (("eval",), "nothing to evaluate"),
         (("eval", snap, "--fakes", empty), "not both"),
-        (("eval", snap, "--resize", "bilinear"), "--resize: expected stylegan or clean"),
+        (("eval", snap, "--resize", "bilinear"), "--resize: expected one of stylegan, clean"),
+        (("eval", snap, "--out", ""), "--out: an empty path"),
+        (("eval", "--fakes", empty, "--data", ""), "--data: an empty path"),
+        (("eval", snap, "--metrics", ""), "--metrics: no metric given"),
+        (("eval", snap, "--metrics", " , "), "--metrics: no metric given"),
+        (("eval", snap, "--metrics", "nfs99999999999999"), "exceed the limit of 200,000 (set THREEDGP_MAX_SAMPLES"),
+        (("eval", snap, "--num-gen", "999999999"), "--num-gen: 999,999,999 samples exceed the limit"),
+        (("eval", snap, "--num-gen", "1"), "--num-gen: must be >= 2"),
+        (("eval", snap, "--batch", "0"), "--batch: must be in [1, 4096]"),
+        (("eval", snap, "--seed", str(2**32)), "--seed: must be in [0, 4294967295]"),
+        (("eval", snap, "--gpus", "0"), "--gpus: must be in [1, 1024]"),
+        (("eval", snap, "--device", "tpu"), "--device: expected auto, cpu, cuda, cuda:N or mps"),
+        (("eval", snap, "--metrics", "nfs4", "--out", "/proc/card.json"), "--out: /proc/card.json: cannot write"),
         (("eval", "--fakes", empty, "--metrics", "fid"), "--data: fid needs a reference set"),
         (("eval", snap, "--metrics", "fid8", "--inception", tmp_path / "nope.pt"), "--inception: no such file"),
         (("eval", snap, "--metrics", "is8", "--is-weights", tmp_path / "nope.pt"), "--is-weights"),

@@ -1,4 +1,4 @@
-"""``3dgp eval``: options -> ``stages.eval.run_eval`` -> a table and the metric cards' paths (issue 8)."""
+"""``3dgp eval``: options -> ``stages.eval.EvalRequest`` -> ``stages.eval.run`` -> a table and the cards' paths."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from stages.common.devices import DEVICE_HELP
 from threedgp_cli.console import console
 
 _WHAT = "What to evaluate"
@@ -19,13 +20,13 @@ _METRICS_HELP = ("Comma list: fid2k_full, fid10k_full, fid50k_full, kid50k_full,
 
 
 def eval_(
-    ckpt: Annotated[Optional[Path], typer.Argument(
+    ckpt: Annotated[Optional[str], typer.Argument(
         help="A snapshot-*.pt (or training-state-*.pt), or a run directory (see --snapshots).",
         show_default=False)] = None,
-    fakes: Annotated[Optional[Path], typer.Option(
+    fakes: Annotated[Optional[str], typer.Option(
         "--fakes", help="Score this image set instead of a checkpoint: a folder/zip of images or a prepped dataset.",
         rich_help_panel=_WHAT)] = None,
-    data: Annotated[Optional[Path], typer.Option(
+    data: Annotated[Optional[str], typer.Option(
         "--data", help="Reference set (default: the checkpoint's dataset); e.g. the full ImageNet as the paper.",
         rich_help_panel=_WHAT)] = None,
     metrics: Annotated[Optional[str], typer.Option("--metrics", help=_METRICS_HELP, rich_help_panel=_WHAT)] = None,
@@ -35,12 +36,17 @@ def eval_(
     num_gen: Annotated[Optional[int], typer.Option(
         "--num-gen", help="Fakes for the plain metric names (fid, kid, is, nfs, mvc, depth, camera); default: "
                           "2048 (nfs, depth 256; mvc 64), or every image of --fakes.", rich_help_panel=_HOW)] = None,
-    batch: Annotated[int, typer.Option("--batch", help="Generation batch.", rich_help_panel=_HOW)] = 8,
+    batch: Annotated[int, typer.Option(
+        "--batch", help="Generation batch (memory only: the numbers do not depend on it).",
+        rich_help_panel=_HOW)] = 8,
     seed: Annotated[int, typer.Option("--seed", help="Seed of z, classes and cameras.", rich_help_panel=_HOW)] = 0,
     truncation: Annotated[float, typer.Option(
         "--truncation", help="Truncation psi (1 = none, as the paper's metrics).", rich_help_panel=_HOW)] = 1.0,
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda[:N].",
-                                        rich_help_panel=_HOW)] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP, rich_help_panel=_HOW)] = "auto",
+    gpus: Annotated[int, typer.Option(
+        "--gpus", help="Processes on this node, each evaluating its share of every metric (one GPU each; on a CPU "
+                       "they share the cores). Under torchrun every process is one already.",
+        rich_help_panel=_HOW)] = 1,
     workers: Annotated[int, typer.Option("--workers", help="Image decoding workers.", rich_help_panel=_HOW)] = 2,
     resolution: Annotated[Optional[int], typer.Option(
         "--resolution", help="Read image folders at this size (default: the reference dataset's).",
@@ -48,26 +54,23 @@ def eval_(
     resize: Annotated[str, typer.Option(
         "--resize", help="How images reach Inception's 299x299: stylegan (NVIDIA's detector, the paper's numbers) "
                          "or clean (clean-fid's).", rich_help_panel=_NETS)] = "stylegan",
-    inception: Annotated[Optional[Path], typer.Option(
+    inception: Annotated[Optional[str], typer.Option(
         "--inception", help="Your own inception-2015-12-05 TorchScript (default: the packaged one).",
         rich_help_panel=_NETS)] = None,
-    is_weights: Annotated[Optional[Path], typer.Option(
+    is_weights: Annotated[Optional[str], typer.Option(
         "--is-weights", help="Inception with its classifier, for IS (NVIDIA's inception-2015-12-05.pt or a "
                              "TorchScript returning logits).", rich_help_panel=_NETS)] = None,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", help="Metric card path (a folder with several snapshots); default beside the checkpoint.")] = None,
+    out: Annotated[Optional[str], typer.Option(
+        "--out", help="Metric card path (a folder with several snapshots); default beside the checkpoint, with a "
+                      "line in the run's metrics.jsonl. With --out nothing else is written.")] = None,
 ) -> None:
     """Score a checkpoint (or any image set) with FID/KID/IS, NFS and geometry scores, and write a metric card."""
-    from stages.eval import EvalRequest, run_eval
+    from stages.eval import EvalRequest, run
 
-    def text(p: Optional[Path]) -> Optional[str]:
-        return None if p is None else str(p)
-
-    request = EvalRequest(ckpt=text(ckpt), fakes=text(fakes), data=text(data), metrics=metrics, snapshots=snapshots,
-                          num_gen=num_gen, batch=batch, seed=seed, truncation=truncation, device=device,
-                          workers=workers, resize=resize, inception=text(inception), is_weights=text(is_weights),
-                          resolution=resolution, out=text(out))
-    result = run_eval(request)
+    request = EvalRequest(ckpt=ckpt, fakes=fakes, data=data, metrics=metrics, snapshots=snapshots, num_gen=num_gen,
+                          batch=batch, seed=seed, truncation=truncation, device=device, gpus=gpus, workers=workers,
+                          resize=resize, inception=inception, is_weights=is_weights, resolution=resolution, out=out)
+    result = run(request)
     for target in result.targets:
         console.print(_table(target))
         console.print(f"metric card: {target.card_path}")
