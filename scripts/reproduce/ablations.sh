@@ -22,7 +22,7 @@ LENGTH=()
 [ -n "${KIMG:-}" ] && LENGTH=(--kimg "$KIMG")
 if [ "${REPRO_SMOKE:-0}" = 1 ]; then
   PRESET=tiny TRAIN_METRICS=fid16 EVAL_METRICS="fid16,nfs8,mvc4,depth8,camera"
-  LENGTH=(--kimg 0.016 --set run.tick_kimg=0.008 --set run.metrics_kimg=0.008 --set run.metric_batch=8)
+  LENGTH=(--kimg 0.016 --set run.tick_kimg=0.008 --set run.metrics_kimg=0.008)
 fi
 [ "$GPUS" -gt 1 ] && LENGTH+=(--gpus "$GPUS")
 

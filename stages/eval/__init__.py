@@ -8,7 +8,8 @@ Two modes:
 
 Per evaluated checkpoint or image set: a list of ``stages.metrics.compute.MetricResult`` and a metric card
 (``stages.eval.card``); where they are written is said in ``stages.eval.request``. Evaluation is a measurement:
-the same seed gives the same fakes whatever ``--batch`` and the number of processes, TF32 is off, and the card is
+the same seed gives the same fakes, bit for bit, whatever the number of processes (the generator and the detector
+run on fixed units, ``stages.metrics.sources``: there is no batch size to choose), TF32 is off, and the card is
 strict JSON recording everything that determines the numbers.
 
 Several processes (``--gpus N`` spawned here, or ``torchrun ... -m threedgp_cli eval``): every process evaluates its
@@ -114,11 +115,21 @@ def _card_path(req: EvalRequest, default: Path, several: bool) -> Path:
     return out / default.name if several or out.is_dir() else out
 
 
-def _run_dataset(req: EvalRequest, snap) -> str | None:
-    """The reference dataset: ``--data``, else the one the run trained on (None when it records none)."""
+def _run_dataset(req: EvalRequest, snap, required: bool) -> str | None:
+    """The reference dataset: ``--data`` as given (e.g. the full ImageNet, as the paper), else the one the run
+    trained on, checked against the fingerprint the run recorded (one line when it is gone or another;
+    ``stages.data.fingerprint``). Without ``required`` (no metric needs reals) a missing dataset is None: the label
+    distribution of a conditional model's fakes is then uniform, and the card says so."""
+    from stages.data.fingerprint import check_run_dataset
+
     if req.data is not None:
         return req.data
-    return (snap.config.get("data") or {}).get("path") or None
+    try:
+        return check_run_dataset(snap.config, req.data)
+    except BadOptionError:
+        if required:
+            raise
+        return None
 
 
 def _label_probs(G, reals, data: str | None):
@@ -149,16 +160,15 @@ def _eval_checkpoints(req: EvalRequest, specs, device: str, shard) -> EvalResult
     reals = None
     for path in paths:
         snap = load_snapshot(path, device)
-        data = _run_dataset(req, snap)
-        if reals is None and any(s.needs_reals for s in specs):
-            if not data:
-                raise BadOptionError("--data", f"{path}: the checkpoint records no dataset; pass --data")
+        needs_reals = any(s.needs_reals for s in specs)
+        data = _run_dataset(req, snap, needs_reals)
+        if reals is None and needs_reals:
             reals = open_reference(data, snap.G.img_resolution, req.workers)
         if reals is not None and reals.resolution != snap.G.img_resolution:
             raise BadOptionError("--data", f"{data}: resolution {reals.resolution} differs from the checkpoint's "
                                            f"{snap.G.img_resolution}")
         fakes = GeneratorSource(snap.G, build_camera_prior(snap.model_config), _label_probs(snap.G, reals, data),
-                                device, seed=req.seed, truncation=req.truncation, batch=req.batch)
+                                device, seed=req.seed, truncation=req.truncation)
         if shard.is_main:
             logger.info("evaluating %s (kimg %.3f) on %s x %d process(es)", path, snap.kimg, device,
                         shard.world_size)

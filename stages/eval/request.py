@@ -39,7 +39,6 @@ class EvalRequest(Checked):
     metrics: str | None = None  # --metrics comma list (None = the default list; "" is an error)
     snapshots: str = "best"  # --snapshots best|latest|all (run directories)
     num_gen: int | None = None  # --num-gen: fakes for the plain kinds (fid, kid, is, mvc, depth, camera)
-    batch: int = 8  # --batch: generation batch (memory only: the numbers do not depend on it)
     seed: int = 0  # --seed
     truncation: float = 1.0  # --truncation psi
     device: str | None = None  # --device (None = auto)
@@ -52,7 +51,7 @@ class EvalRequest(Checked):
     out: str | None = None  # --out card path (a folder with several snapshots)
     cache_dir: str | None = None  # reference statistics cache (default ~/.cache/3dgp/metrics)
 
-    _RANGES = {"batch": Range(1, 4096), "seed": Range(0, 2**32 - 1), "truncation": Range(0, 2),
+    _RANGES = {"seed": Range(0, 2**32 - 1), "truncation": Range(0, 2),
                "gpus": Range(1, 1024), "workers": Range(0, 256), "resolution": Range(8, 4096), "num_gen": Range(2)}
 
     def __post_init__(self) -> None:

@@ -30,9 +30,9 @@ from stages.common.progress import progress_bar
 from stages.metrics.features import KID_MAX_REALS, FeatureStats
 from stages.metrics.frechet import fid_from_stats, kernel_inception_distance
 from stages.metrics.shard import HASH_BLOCK, Shard
+from stages.metrics.sources import DETECTOR_BATCH, RENDER_UNIT  # DETECTOR_BATCH divides HASH_BLOCK
 
 logger = logging.getLogger(__name__)
-REAL_BATCH = 32  # reals per detector batch; divides HASH_BLOCK, so a batch never straddles two hash blocks
 FEW_SAMPLES = 2048  # below this many fakes or reals FID is strongly biased upwards: said on the card and the log
 
 
@@ -130,7 +130,7 @@ class MetricContext:
             total = max(n, self.plan_fakes)
             if not self.is_generator:
                 total = min(total, self.fakes.count)
-            part = self.shard.part(total)
+            part = self.shard.part(total, DETECTOR_BATCH)
             local = FeatureStats(capture_all=True)
             overlap = not self.is_generator or self.fakes.device.type == "cuda"
             batches = self.track(self.fakes.images(part), len(part), f"fakes ({total})")
@@ -217,7 +217,7 @@ class MetricContext:
                 position += len(images)
                 yield images
 
-        batches = self.track(self.reals.images(part, batch=REAL_BATCH), len(part), "reals")
+        batches = self.track(self.reals.images(part, batch=DETECTOR_BATCH), len(part), "reals")
         for feats in _extract(self.detector(), hashed(batches)):
             local.append(feats)
         merged = local.merged(self.shard, self._feature_dim(local))
@@ -284,7 +284,7 @@ def _inception_score(spec, ctx: MetricContext) -> MetricResult | None:
 
     net = ctx.is_network()
     n = spec.num_gen if ctx.is_generator else min(spec.num_gen, ctx.fakes.count)
-    part = ctx.shard.part(n)
+    part = ctx.shard.part(n, DETECTOR_BATCH)
     chunks = [torch.zeros((0, net.num_classes))]
     with torch.inference_mode():
         for batch in ctx.track(ctx.fakes.images(part), len(part), f"IS fakes ({n})"):
@@ -339,7 +339,7 @@ def _mvc(spec, ctx: MetricContext) -> MetricResult | None:
 
     _require_generator(ctx, spec)
     src = ctx.fakes
-    part = ctx.shard.part(spec.num_gen)
+    part = ctx.shard.part(spec.num_gen, RENDER_UNIT)
     rows = []
     for inputs, gen in ctx.track(src.batches("mvc", part), len(part), f"mvc ({spec.num_gen})"):
         with torch.no_grad():
@@ -367,7 +367,7 @@ def _depth(spec, ctx: MetricContext) -> MetricResult | None:
     _require_generator(ctx, spec)
     if ctx.reals is None or not hasattr(ctx.reals, "depth_maps") or not ctx.reals.has_depth_maps():
         raise MetricUnavailable(f"{spec.name} unavailable: needs a prepped dataset with depth (--data)")
-    part = ctx.shard.part(spec.num_gen)
+    part = ctx.shard.part(spec.num_gen, RENDER_UNIT)
     R = ctx.fakes.resolution
     fake = _gather_cat(ctx, list(ctx.track(ctx.fakes.depths(part), len(part), f"depth ({spec.num_gen})")),
                        (0, 1, R, R))

@@ -4,8 +4,15 @@
   from the dataset's label distribution, prior cameras through the adaptor, full-resolution render, truncation psi
   (1 by default; per-class mean w for conditional models, ref §8.2), uint8 quantisation of ref §6.3. Every stream is
   drawn from seeded CPU ``torch.Generator``s (the same fakes on any device). Inputs (z, class, camera) of sample i
-  do not depend on N or ``--batch``, so metrics of different sizes share their first fakes; the renderer's own
-  random draws are seeded per batch, so the pixels are identical for the same ``--batch``.
+  do not depend on N, so metrics of different sizes share their first fakes, and the renderer's own random draws
+  (ray jitter, importance samples, noise) come from one generator per sample (``stages.nn.rng.SampleGenerators``
+  seeded by (seed, stream, i)).
+  A measurement must not depend on how it was batched, and float kernels are not batch-invariant (a GEMM of 3 rows
+  and one of 8 round differently). So the generator always runs on fixed, aligned units of :data:`RENDER_UNIT` = 4
+  samples (the official ``test_batch_gpu``; samples 4k .. 4k+3 together), and the detector on aligned batches of
+  :data:`DETECTOR_BATCH`: sample i is the same image, bit for bit, whatever the number of processes sharing the
+  work (each takes a range of whole units, ``stages.metrics.shard``). Every iterator takes ``part``, a range of
+  global sample indices (or an int n: the first n).
   NFS renders (ref §6.5-§6.6): "frontal" prior (yaw 0, pitch pi/2) still passed through the adaptor, the raw depth
   with ``cut_quantile=0.5`` in chunks of 4 images x floor(2^24 / (4 * coarse steps * 3)) rays (43,690 at 32 steps),
   as the official eval renderer does.
@@ -16,8 +23,6 @@
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -28,7 +33,9 @@ from stages.common.seeding import derive_seed
 from stages.nn.inputs import GeneratorInputs, make_generator, sample_generator_inputs
 from stages.nn.rng import SampleGenerators
 
-NFS_BATCH = 4  # images per NFS chunk (ref §6.5 step 2)
+RENDER_UNIT = 4  # samples per generator pass in metrics (the official test_batch_gpu; module docstring)
+DETECTOR_BATCH = 32  # images per detector pass (a multiple of RENDER_UNIT)
+NFS_BATCH = RENDER_UNIT  # images per NFS chunk (ref §6.5 step 2): the density cut's quantile is over one chunk
 NFS_CUT_QUANTILE = 0.5
 STREAMS = {"images": 1, "nfs": 2, "depth": 3, "camera": 4, "mvc": 5}  # salts of the per-metric RNG streams
 INPUT_BLOCK = 64  # generator inputs are drawn in blocks of this many samples (see GeneratorSource.inputs_range)
@@ -52,10 +59,10 @@ class GeneratorSource:
     kind = "generator"
 
     def __init__(self, G, prior, label_probs: np.ndarray | None, device: torch.device | str, seed: int = 0,
-                 truncation: float = 1.0, batch: int = 8, noise_mode: str = "random"):
+                 truncation: float = 1.0, noise_mode: str = "random"):
         self.G, self.prior, self.device = G, prior, torch.device(device)
         self.label_probs = label_probs if G.c_dim > 0 else None
-        self.seed, self.truncation, self.batch, self.noise_mode = int(seed), float(truncation), int(batch), noise_mode
+        self.seed, self.truncation, self.noise_mode = int(seed), float(truncation), noise_mode
 
     @property
     def resolution(self) -> int:
@@ -72,8 +79,8 @@ class GeneratorSource:
         return {"kind": self.kind, "seed": self.seed, "truncation": self.truncation, "noise_mode": self.noise_mode,
                 "classes": classes, "truncation_center": "per-class mean w" if self.G.c_dim > 0 else "w_avg",
                 "camera_sampling": "prior through the camera adaptor (NFS: frontal prior through the adaptor)",
-                "render_rng": "one generator per sample i, seeded by (seed, stream, i): independent of --batch and "
-                              "of the number of processes",
+                "render_rng": "one generator per sample i, seeded by (seed, stream, i)",
+                "render_unit": RENDER_UNIT, "detector_batch": DETECTOR_BATCH,
                 "resolution": self.resolution}
 
     def inputs(self, n: int, generator: torch.Generator, frontal: bool = False) -> GeneratorInputs:
@@ -99,12 +106,14 @@ class GeneratorSource:
         return GeneratorInputs(cat([p.z for p in pieces]), cat([p.c for p in pieces]),
                                cat([p.camera_prior for p in pieces]), cat([p.labels for p in pieces]))
 
-    def batches(self, stream: str, part: range | int, batch: int | None = None,
+    def batches(self, stream: str, part: range | int,
                 frontal: bool = False) -> Iterator[tuple[GeneratorInputs, SampleGenerators]]:
-        """(inputs, per-sample render generators) per batch of the samples ``part`` of ``stream`` (module docstring)."""
-        step, part = batch or self.batch, as_range(part)
-        for lo in range(part.start, part.stop, step):
-            hi = min(lo + step, part.stop)
+        """(inputs, per-sample render generators) per aligned unit of RENDER_UNIT samples of ``part`` of ``stream``
+        (module docstring; ``part`` starts on a unit)."""
+        part = as_range(part)
+        assert part.start % RENDER_UNIT == 0, f"a part of the samples starts on a unit of {RENDER_UNIT}"
+        for lo in range(part.start, part.stop, RENDER_UNIT):
+            hi = min(lo + RENDER_UNIT, part.stop)
             gens = SampleGenerators([make_generator(derive_seed(self.seed, STREAMS[stream], RENDER_SALT, i))
                                      for i in range(lo, hi)])
             yield self.inputs_range(stream, lo, hi, frontal), gens
@@ -127,9 +136,18 @@ class GeneratorSource:
         return {**out, "camera": camera}
 
     def images(self, part: range | int) -> Iterator[torch.Tensor]:
-        """uint8 ``[b, 3, R, R]`` batches of the fakes ``part`` (ref §6.3), on the generator's device."""
-        for inputs, gen in self.batches("images", as_range(part)):
-            yield to_uint8(self.render(inputs, gen)["img"])
+        """uint8 ``[b, 3, R, R]`` aligned batches of DETECTOR_BATCH fakes of ``part`` (ref §6.3), on the generator's
+        device (``part`` starts on a detector batch)."""
+        part = as_range(part)
+        assert part.start % DETECTOR_BATCH == 0, f"a part of the fakes starts on a batch of {DETECTOR_BATCH}"
+        pending: list[torch.Tensor] = []
+        for inputs, gen in self.batches("images", part):
+            pending.append(to_uint8(self.render(inputs, gen)["img"]))
+            if sum(len(p) for p in pending) == DETECTOR_BATCH:
+                yield torch.cat(pending)
+                pending = []
+        if pending:
+            yield torch.cat(pending)
 
     def nfs_depths(self, part: range | int) -> Iterator[torch.Tensor]:
         """Raw depth ``[b, 1, R, R]`` (world units) for NFS: frontal prior, 0.5 quantile cut, official chunks of
@@ -137,7 +155,7 @@ class GeneratorSource:
         part = as_range(part)
         assert part.start % NFS_BATCH == 0, "NFS shards start on a chunk of NFS_BATCH images"
         chunk = nfs_chunk_rays(NFS_BATCH, self.G.num_coarse_steps)
-        for inputs, gen in self.batches("nfs", part, NFS_BATCH, frontal=True):
+        for inputs, gen in self.batches("nfs", part, frontal=True):
             out = self.render(inputs, gen, cut_quantile=NFS_CUT_QUANTILE, chunk_rays=chunk)
             yield out["depth"].float()
 
@@ -174,7 +192,7 @@ class ImageSetSource:
         """Items of the ranges read so far that did not decode (this process)."""
         return self._skipped() if self._skipped is not None else 0
 
-    def images(self, part: range, batch: int = 32) -> Iterator[torch.Tensor]:
+    def images(self, part: range, batch: int = DETECTOR_BATCH) -> Iterator[torch.Tensor]:
         """The items ``part`` (clipped to ``count``) that decode."""
         stop = min(part.stop, self.count)
         if part.start < stop:
@@ -214,15 +232,16 @@ class DatasetSource:
         return int(self.dataset.num_items)
 
     def meta_sha256(self) -> str:
-        """sha256 of the dataset's meta record (changes with every prep that rewrites the dataset)."""
-        blob = json.dumps(self.dataset.meta, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()
+        """The dataset's fingerprint: sha256 of its meta record (``stages.data.fingerprint``)."""
+        from stages.data.fingerprint import meta_fingerprint
+
+        return meta_fingerprint(self.dataset.meta)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "path": str(self.dataset.path), "count": self.count,
                 "resolution": self.resolution, "meta_sha256": self.meta_sha256(), "mirror": False}
 
-    def images(self, part: range | None = None, batch: int = 32) -> Iterator[torch.Tensor]:
+    def images(self, part: range | None = None, batch: int = DETECTOR_BATCH) -> Iterator[torch.Tensor]:
         """uint8 ``[b, 3, R, R]`` batches of the stored items ``part`` (default: all), never mirrored."""
         subset = _StoredImages(self.dataset)
         part = range(len(subset)) if part is None else range(part.start, min(part.stop, len(subset)))

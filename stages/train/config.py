@@ -147,7 +147,6 @@ class RunConfig(Checked):
     image_kimg: float = 400.0           # fakes<kimg>.png interval.
     metrics: tuple[str, ...] = ("fid2k_full", "nfs256")  # Periodic metrics; the first selects the best snapshot.
     metrics_kimg: float = 400.0         # Metric interval.
-    metric_batch: int = 8               # Generation batch for metrics.
     max_rollbacks: int = 3              # Give up after this many divergence rollbacks.
     nonfinite_loss_steps: int = 8       # Divergence: a loss non-finite in this many consecutive iterations (0 = off).
     diverge_loss_max: float = 100.0     # Divergence: a tick-mean loss above this (besides non-finite values; 0 = off).
@@ -159,7 +158,7 @@ class RunConfig(Checked):
                "minutes": Range(0, low_open=True),
                "gpus": Range(1, 1024), "tick_kimg": Range(0, low_open=True), "state_kimg": _KIMG,
                "snapshot_kimg": _KIMG, "keep_states": Range(1), "image_kimg": _KIMG, "metrics_kimg": _KIMG,
-               "metric_batch": Range(1), "max_rollbacks": Range(0), "nonfinite_loss_steps": Range(0),
+               "max_rollbacks": Range(0), "nonfinite_loss_steps": Range(0),
                "diverge_loss_max": Range(0),
                "diverge_metric_factor": Range(0)}
 
@@ -235,7 +234,7 @@ def _tiny() -> TrainConfig:
         loss=LossConfig(blur_fade_kimg=2.0, nerf_noise_kimg=50.0, patch_beta_kimg=100.0, emd_anneal_kimg=100.0,
                         depth_anneal_kimg=100.0, kd_anneal_kimg=1000.0),
         run=RunConfig(batch=8, kimg=20.0, tick_kimg=0.5, state_kimg=0.5, snapshot_kimg=1.0, image_kimg=1.0,
-                      metrics=("fid256", "nfs32"), metrics_kimg=2.0, metric_batch=16),
+                      metrics=("fid256", "nfs32"), metrics_kimg=2.0),
     )
 
 
@@ -259,7 +258,7 @@ def _demo() -> TrainConfig:
         loss=LossConfig(blur_fade_kimg=2.0, nerf_noise_std_init=3.0, nerf_noise_kimg=100.0, patch_beta_kimg=40.0,
                         emd_anneal_kimg=10.0, depth_anneal_kimg=40.0, kd_anneal_kimg=400.0),
         run=RunConfig(batch=8, kimg=60.0, minutes=15.0, tick_kimg=1.0, state_kimg=4.0, snapshot_kimg=10.0,
-                      image_kimg=5.0, metrics=(), metric_batch=16),
+                      image_kimg=5.0, metrics=()),
     )
 
 
@@ -312,6 +311,10 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
         raise ConfigValueError("config", f"expected a JSON object, got {type(data).__name__}")
     data = {"preset": "dogs", **data}
     data["preset"] = str(data["preset"])
+    if isinstance(data.get("run"), dict) and "metric_batch" in data["run"]:
+        # obsolete since metrics render in fixed units (stages.metrics.sources.RENDER_UNIT): the numbers must not
+        # depend on a batch size; configs written before still load
+        data["run"] = {k: v for k, v in data["run"].items() if k != "metric_batch"}
     return from_plain(TrainConfig, data)
 
 

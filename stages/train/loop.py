@@ -92,7 +92,7 @@ class Trainer:
         self.stats = StatsCollector(self.device)
         self.writer = StatsWriter(self.run_dir, enabled=dist.is_main)
         self.metrics = MetricRunner(cfg.run.metrics, dataset, self.prior, self.label_probs, self.c_dim, self.device,
-                                    self.run_dir, cfg.run.seed, cfg.run.metric_batch, cfg.data.workers)
+                                    self.run_dir, cfg.run.seed, cfg.data.workers)
         self.grid = _grid_inputs(cfg, self.nets.G, self.prior, self.label_probs, self.c_dim, self.device)
         self.gamma = r1_gamma(cfg.loss.gamma, cfg.model.img_resolution, cfg.run.batch)
         self.last_metrics: dict = {}

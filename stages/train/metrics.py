@@ -39,7 +39,7 @@ class MetricRunner:
     """Evaluates the configured metric names on G_ema, sharded over every process of the run."""
 
     def __init__(self, names: tuple[str, ...], dataset, prior, label_probs, c_dim: int, device: torch.device,
-                 run_dir: Path, seed: int, batch: int = 8, workers: int = 0):
+                 run_dir: Path, seed: int, workers: int = 0):
         from stages.data.dataset import LmdbDataset
 
         self.specs: list[MetricSpec] = [parse_metric(n).resolved() for n in names]
@@ -47,7 +47,7 @@ class MetricRunner:
         self.reals = DatasetSource(full, workers=workers)
         self.prior, self.label_probs, self.device = prior, label_probs, device
         self.cache_dir = Path(run_dir) / "metric-cache"
-        self.seed, self.batch = derive_seed(seed, METRIC_SEED_SALT), batch
+        self.seed = derive_seed(seed, METRIC_SEED_SALT)
 
     @property
     def primary(self) -> MetricSpec | None:
@@ -56,7 +56,7 @@ class MetricRunner:
     def evaluate(self, G_ema) -> dict[str, float]:
         """``{name: value}`` for every configured metric (deterministic: seeded from the run seed). Every rank must
         call it; every rank gets the same values."""
-        fakes = GeneratorSource(G_ema, self.prior, self.label_probs, self.device, seed=self.seed, batch=self.batch)
+        fakes = GeneratorSource(G_ema, self.prior, self.label_probs, self.device, seed=self.seed)
         ctx = MetricContext(fakes, self.reals, detector_loader=lambda: load_detector(self.device),
                             cache_dir=self.cache_dir, progress=False, shard=Shard.current())
         results = compute_metrics(self.specs, ctx)

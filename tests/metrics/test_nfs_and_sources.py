@@ -59,10 +59,10 @@ class _SpyG:
         return {"img": torch.zeros(b, 3, 8, 8), "depth": torch.full([b, 1, 8, 8], 1.0), "depth_adapted": None}
 
 
-def _source(batch=8):
+def _source():
     from stages.nn.camera_prior import CameraPrior
 
-    return GeneratorSource(_SpyG(), CameraPrior(), None, "cpu", seed=3, batch=batch)
+    return GeneratorSource(_SpyG(), CameraPrior(), None, "cpu", seed=3)
 
 
 def test_nfs_renders_frontal_cameras_in_official_chunks():
@@ -75,13 +75,26 @@ def test_nfs_renders_frontal_cameras_in_official_chunks():
     assert call["camera"][:, 3].std() > 0  # FoV still from the prior
 
 
-def test_sample_inputs_do_not_depend_on_n_or_batch():
-    a, b = _source(batch=8), _source(batch=5)
+def test_sample_inputs_do_not_depend_on_n_or_the_part():
+    a, b = _source(), _source()
     first = a.inputs_range("images", 0, 150)
     again = torch.cat([inp.z for inp, _ in b.batches("images", 70)])
     assert torch.equal(first.z[:70], again)
+    assert torch.equal(torch.cat([inp.z for inp, _ in b.batches("images", range(64, 72))]), first.z[64:72])
     assert torch.equal(a.inputs_range("images", 60, 70).camera_prior, first.camera_prior[60:70])
     assert not torch.equal(a.inputs_range("nfs", 0, 4).z, first.z[:4])  # streams are independent
+
+
+def test_the_generator_runs_on_aligned_units_of_four_and_the_detector_on_batches_of_32():
+    """Float kernels are not batch-invariant, so the units are fixed: sample i is rendered with the same three
+    neighbours and seen by the detector in the same batch, whichever part of the samples a process computes."""
+    src = _source()
+    batches = [b.shape[0] for b in src.images(range(32, 75))]
+    assert batches == [32, 11] and [c["batch"] for c in src.G.calls] == [4] * 10 + [3]
+    with pytest.raises(AssertionError):
+        next(src.images(range(4, 8)))  # a part must start on a detector batch
+    gens = [g for _, g in src.batches("mvc", range(8, 13))]
+    assert [len(g) for g in gens] == [4, 1]  # one render generator per sample
 
 
 def test_nfs_card_reports_the_share_of_pixels_the_density_cut_emptied():

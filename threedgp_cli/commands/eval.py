@@ -36,9 +36,9 @@ def eval_(
     num_gen: Annotated[Optional[int], typer.Option(
         "--num-gen", help="Fakes for the plain metric names (fid, kid, is, nfs, mvc, depth, camera); default: "
                           "2048 (nfs, depth 256; mvc 64), or every image of --fakes.", rich_help_panel=_HOW)] = None,
-    batch: Annotated[int, typer.Option(
-        "--batch", help="Generation batch (memory only: the numbers do not depend on it).",
-        rich_help_panel=_HOW)] = 8,
+    batch: Annotated[Optional[int], typer.Option(
+        "--batch", hidden=True, help="Obsolete: metrics render in fixed units, so no batch size can change them.",
+        rich_help_panel=_HOW)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of z, classes and cameras.", rich_help_panel=_HOW)] = 0,
     truncation: Annotated[float, typer.Option(
         "--truncation", help="Truncation psi (1 = none, as the paper's metrics).", rich_help_panel=_HOW)] = 1.0,
@@ -67,8 +67,11 @@ def eval_(
     """Score a checkpoint (or any image set) with FID/KID/IS, NFS and geometry scores, and write a metric card."""
     from stages.eval import EvalRequest, run
 
+    if batch is not None:
+        _obsolete_batch(batch)
+
     request = EvalRequest(ckpt=ckpt, fakes=fakes, data=data, metrics=metrics, snapshots=snapshots, num_gen=num_gen,
-                          batch=batch, seed=seed, truncation=truncation, device=device, gpus=gpus, workers=workers,
+                          seed=seed, truncation=truncation, device=device, gpus=gpus, workers=workers,
                           resize=resize, inception=inception, is_weights=is_weights, resolution=resolution, out=out)
     result = run(request)
     for target in result.targets:
@@ -76,6 +79,19 @@ def eval_(
         console.print(f"metric card: {target.card_path}")
     for path in sorted(set(result.metrics_jsonl)):
         console.print(f"appended to {path}")
+
+
+def _obsolete_batch(batch: int) -> None:
+    """``--batch`` of older command lines: accepted, changes nothing, and says so."""
+    import logging
+
+    from stages.common.errors import BadOptionError
+
+    if batch < 1:
+        raise BadOptionError("--batch", f"must be >= 1, got {batch}")
+    logging.getLogger("stages.eval").warning(
+        "--batch is obsolete and ignored: the generator renders fixed units of 4 samples and the detector batches "
+        "of 32, so that no batch size can change the numbers")
 
 
 def _fmt(value: float | None) -> str:
