@@ -9,8 +9,8 @@ pair) or ``RandomState(seed).choice(c_dim)``. Trajectories turn around the mean 
 from __future__ import annotations
 
 import logging
-import os
 import re
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,8 @@ from stages.common.errors import BadOptionError
 
 logger = logging.getLogger(__name__)
 
-MAX_SEEDS = 4096
+MAX_SEEDS = 4096  # samples per export: seeds, or class x seed pairs with --classes
+MAX_SEED = 2**32 - 1  # np.random.RandomState's range (the official latents, module docstring)
 FAR_PLANE_OFFSET = 1.0  # ref §8.1
 STEP_MULTIPLIER = 2  # ref §8.1: 64 + 64 samples for a 32 + 32 model
 VIDEO_KINDS = ("rgb", "depth", "both")
@@ -76,6 +77,8 @@ def parse_seeds(text: str) -> list[int]:
         if not match:
             raise BadOptionError("--seeds", f"bad seed range {part!r} (expected e.g. 0-15 or 1,4,9)")
         lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
+        if hi > MAX_SEED:
+            raise BadOptionError("--seeds", f"seed {hi} is beyond {MAX_SEED:,} (seeds are 32-bit)")
         if hi < lo:
             raise BadOptionError("--seeds", f"bad seed range {part!r}: the end is before the start")
         if hi - lo + 1 + len(seeds) > MAX_SEEDS:
@@ -160,30 +163,6 @@ def _validate(req: ExportRequest) -> None:
                      or {}).get("ray_start", 0.0)
         if req.ray_end <= ray_start:
             raise BadOptionError("--ray-end", f"{req.ray_end:g} must be beyond the model's near plane {ray_start:g}")
-
-
-def _check_outdir(outdir: str) -> None:
-    """Before any work, without creating anything: the nearest existing ancestor of ``outdir`` must be a writable
-    folder (``_prepare_outdir`` makes it once every option has been checked)."""
-    path = Path(outdir).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    if not path.is_dir():
-        raise BadOptionError("--outdir", f"{outdir}: cannot write there (Not a directory)")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise BadOptionError("--outdir", f"{outdir}: cannot write there (Permission denied)")
-
-
-def _prepare_outdir(outdir: str) -> Path:
-    path = Path(outdir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise BadOptionError("--outdir", f"{outdir}: cannot write there ({exc.strerror or exc})") from None
-    return path
 
 
 @dataclass
@@ -299,6 +278,7 @@ def _write_meshes(G, samples: Samples, posterior, req: ExportRequest, outdir: Pa
 
 
 def _write_report(snap, req: ExportRequest, outdir: Path, result: ExportResult) -> None:
+    from stages.export.outdir import file_records
     from stages.export.report import write_report
 
     run_dir = snap.run_dir
@@ -312,27 +292,51 @@ def _write_report(snap, req: ExportRequest, outdir: Path, result: ExportResult) 
                         images=images, videos=videos, meshes=meshes,
                         stats_jsonl=run_dir / "stats.jsonl" if (run_dir / "stats.jsonl").is_file() else None,
                         metrics_jsonl=run_dir / "metrics.jsonl" if (run_dir / "metrics.jsonl").is_file() else None,
-                        cards=cards, config=snap.config)
+                        cards=cards, config=snap.config,
+                        provenance={"snapshot": snap.describe(), "files": file_records(outdir)})
     result.add("report", path)
 
 
 def run_export(req: ExportRequest) -> ExportResult:
-    """Export what ``req`` asks for (module docstring); returns the written files by kind."""
+    """Export what ``req`` asks for (module docstring) into a staging folder that replaces ``--outdir`` at the end
+    (:mod:`stages.export.outdir`); returns the written files by kind, under their final names."""
     from stages.eval import resolve_device
     from stages.eval.snapshots import load_snapshot, resolve_snapshots
-    from stages.metrics.sources import GeneratorSource
-    from stages.nn.build import build_camera_prior
-    from stages.nn.camera_adaptor import mean_posterior_camera
+    from stages.export.outdir import check_outdir, discard_staging, open_staging, publish, write_manifest
 
     _validate(req)
     seeds = parse_seeds(req.seeds)
     device = resolve_device(req.device)
-    _check_outdir(req.outdir)
+    final = check_outdir(req.outdir)  # missing, empty or an export of ours; creates nothing
     path = resolve_snapshots(req.ckpt, "best")[0]
     snap = load_snapshot(path, device)
-    G = snap.G
-    class_ids = parse_classes(req.classes, G.c_dim, _class_names(snap.config))
-    outdir = _prepare_outdir(req.outdir)  # only once every option is known to be good: no empty folder on errors
+    class_ids = parse_classes(req.classes, snap.G.c_dim, _class_names(snap.config))
+    if len(class_ids or [None]) * len(seeds) > MAX_SEEDS:
+        raise BadOptionError("--classes", f"{len(class_ids)} classes x {len(seeds)} seeds is more than {MAX_SEEDS} "
+                                          "samples; export fewer at a time")
+    staging = open_staging(final)  # only once every option is known to be good: a refused start leaves nothing
+    try:
+        result = _export(req, snap, seeds, class_ids, device, staging)
+        write_manifest(staging, snap.describe(), dataclasses.asdict(req))
+        publish(staging, final)
+    except BaseException:
+        discard_staging(staging)
+        raise
+    # the files by their final names, as the user wrote --outdir
+    moved = ExportResult(outdir=str(final))
+    for kind, paths in result.files.items():
+        for p in paths:
+            moved.add(kind, final / Path(p).relative_to(staging))
+    return moved
+
+
+def _export(req: ExportRequest, snap, seeds: list[int], class_ids, device, outdir: Path) -> ExportResult:
+    """Render and write everything ``req`` asks for into ``outdir`` (the staging folder)."""
+    from stages.metrics.sources import GeneratorSource
+    from stages.nn.build import build_camera_prior
+    from stages.nn.camera_adaptor import mean_posterior_camera
+
+    G, path = snap.G, snap.path
     samples = make_samples(G, seeds, class_ids, req.truncation, device)
     prior = build_camera_prior(snap.model_config)
     posterior, _ = GeneratorSource(G, prior, None, device, seed=0).cameras(1024)  # [1024, 8]

@@ -245,6 +245,17 @@ def _card_table(card: dict, path: str | os.PathLike) -> str:
             f"<dl>{dl}</dl></div>")
 
 
+def _provenance_section(provenance: dict) -> str:
+    """Which snapshot every file of the export came from, and each file's sha256 (issue 19 §5)."""
+    snap = provenance.get("snapshot") or {}
+    rows = "".join(f"<tr><td>{_esc(f['path'])}</td><td class=num>{_cell(f.get('bytes'))}</td>"
+                   f"<td><code>{_esc(f.get('sha256', ''))}</code></td></tr>" for f in provenance.get("files", []))
+    return (f'<p class="note">Every file below was rendered from the snapshot <code>{_esc(snap.get("path", "?"))}'
+            f'</code> (kimg {_cell(snap.get("kimg"))}, sha256 <code>{_esc(snap.get("sha256", "?"))}</code>) by one '
+            f"export; export.json beside this report lists them too.</p><table><thead><tr><th>file</th><th>bytes</th>"
+            f"<th>sha256</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _viewer_script() -> str:
     try:
         js = MODEL_VIEWER_JS.read_text(encoding="utf-8")
@@ -316,16 +327,20 @@ def _document(title: str, sections: list[tuple[str, str, str]], has_meshes: bool
 
 def write_report(path: str | os.PathLike, *, title: str, images: Media = (), videos: Media = (), meshes: Media = (),
                  stats_jsonl: str | os.PathLike | None = None, metrics_jsonl: str | os.PathLike | None = None,
-                 cards: Sequence[str | os.PathLike] = (), config: dict | None = None, depths: Media = ()) -> Path:
+                 cards: Sequence[str | os.PathLike] = (), config: dict | None = None, depths: Media = (),
+                 provenance: dict | None = None) -> Path:
     """Write one self-contained HTML report to ``path`` (atomically) and return it.
 
     ``images``/``depths``/``videos``/``meshes`` are ``(caption, file)`` pairs (PNG/JPEG/GIF/WebP; depth maps as
     images; MP4/WebM/GIF; binary glTF). ``stats_jsonl``/``metrics_jsonl`` give training curves vs kimg, ``cards`` are
-    metric card JSON files (``stages.eval.card``), ``config`` the run's ``config.json`` dict. Sections without input
-    are left out. Raises :class:`BadFileError` for a missing or unrecognised input file.
+    metric card JSON files (``stages.eval.card``), ``config`` the run's ``config.json`` dict, ``provenance`` where
+    the files came from (``{"snapshot": {path, sha256, kimg, ...}, "files": [{path, sha256, bytes}]}``; issue 19
+    §5). Sections without input are left out. Raises :class:`BadFileError` for a missing or unrecognised input file.
     """
     path = Path(path)
     sections, media_bytes = _sections(images, depths, videos, meshes, stats_jsonl, metrics_jsonl, cards, config)
+    if provenance is not None:
+        sections.append(("files", "Files", _provenance_section(provenance)))
     data = _document(title, sections, bool(meshes)).encode("utf-8")
     if len(data) > LARGE_REPORT_BYTES:
         logger.warning("%s: the report is %.0f MB (media %.0f MB); browsers may be slow to open it", path,

@@ -44,7 +44,7 @@ from stages.prep.resume import (
     publish,
     read_partial_state,
 )
-from stages.prep.selection_plan import select_units
+from stages.prep.selection_plan import load_selection_detector, select_units
 from stages.prep.sources import Loaded, Skipped, Unit, build_source, load_unit
 from stages.prep.workers import decoded_batches, make_pool
 
@@ -130,10 +130,11 @@ def _run_locked(cfg: PrepConfig, started: float) -> PrepResult:
     try:
         depth = setup_depth(cfg, depth_name)  # most likely to fail (weights): before touching the output
         embedder, embedder_info = setup_embedder(cfg)
+        models = (depth, embedder, embedder_info, load_selection_detector(cfg))  # every model before the output
         writer = open_partial(cfg, fingerprint)
         try:
             finished = partial.finished_meta if partial else None
-            meta, num_resumed = _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started, finished)
+            meta, num_resumed = _build(cfg, plan, writer, pool, models, started, finished)
         finally:
             writer.close()
         ok = True
@@ -144,16 +145,18 @@ def _run_locked(cfg: PrepConfig, started: float) -> PrepResult:
     return _result(cfg, meta, num_resumed, meta["num_items"], started)
 
 
-def _build(cfg, plan, writer, pool, depth, embedder, embedder_info, started, finished) -> tuple[dict, int]:
-    """Selection, item writing, report and meta record inside an open partial dataset (``finished``: the meta
-    record of a previous run that finished but was killed before publishing, else None)."""
+def _build(cfg, plan, writer, pool, models, started, finished) -> tuple[dict, int]:
+    """Selection, item writing, report and meta record inside an open partial dataset (``models``: depth setup,
+    embedder, its info and the selection detector; ``finished``: the meta record of a previous run that finished
+    but was killed before publishing, else None)."""
+    depth, embedder, embedder_info, detector = models
     if finished is not None:
         return finished, finished["num_items"]
     if plan.skipped:
         writer.commit({}, {_LIST_SKIP + f"{i:09d}".encode(): {"source": s.source, "reason": s.reason}
                            for i, s in enumerate(plan.skipped)})
     map_units = functools.partial(_map_units, pool, cfg)
-    units = select_units(cfg, plan.units, writer, map_units)
+    units = select_units(cfg, plan.units, writer, map_units, detector)
     state = writer.get_json(PROGRESS_KEY) or {"next_unit": 0, "num_items": 0, "label_counts": [0] * len(plan.class_names)}
     num_resumed = state["num_items"]
     if state["next_unit"]:

@@ -27,29 +27,42 @@ def _plan_key(label: int) -> bytes:
     return PLAN_PREFIX + f"{label:06d}".encode()
 
 
+def selects(cfg: PrepConfig) -> bool:
+    """Whether this prep runs instance selection."""
+    return cfg.source == "imagenet" and cfg.options.keep_ratio < 1.0
+
+
+def load_selection_detector(cfg: PrepConfig):
+    """The Inception feature extractor instance selection uses, or None without selection. Loaded before the
+    output is touched (issue 19 §5): bad ``--selection-weights`` must leave no ``OUT.partial`` behind."""
+    if not selects(cfg):
+        return None
+    from stages.metrics.detector import load_inception
+
+    return _load_detector(cfg, load_inception)
+
+
 def select_units(
-    cfg: PrepConfig,  # keep_ratio, reg_covar, selection_weights, device
+    cfg: PrepConfig,  # keep_ratio, reg_covar, device
     units: list[Unit],  # all candidate units, grouped by label (as the imagenet source lists them)
     writer: DatasetWriter,  # the partial dataset (holds finished per-class plans)
     map_units: Callable[[list[Unit]], list[Loaded | Skipped]],  # decodes units (in the worker pool)
+    detector=None,  # load_selection_detector(cfg); required when selection runs
 ) -> list[Unit]:
     """The units that survive per-class instance selection, in their original order (3DGP ref §7.2)."""
-    if cfg.source != "imagenet" or cfg.options.keep_ratio >= 1.0:
+    if not selects(cfg):
         return units
     from stages.prep.selection import select_instances
 
+    assert detector is not None, "load_selection_detector(cfg) before the output is opened"
     done = dict(writer.items_with_prefix(PLAN_PREFIX))
-    detector, kept = None, []
+    kept = []
     groups = [(label, list(group)) for label, group in groupby(units, key=lambda u: u.label)]
     todo = sum(len(g) for label, g in groups if _plan_key(label) not in done)
     with progress_bar(todo, "select", unit="img") as advance:
         for label, group in groups:
             key = _plan_key(label)
             if key not in done:
-                if detector is None:
-                    from stages.metrics.detector import load_inception
-
-                    detector = _load_detector(cfg, load_inception)
                 done[key] = _select_class(cfg, label, group, writer, map_units, detector, select_instances)
                 advance(len(group))
             kept += [group[i] for i in done[key]]

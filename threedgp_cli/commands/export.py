@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from threedgp_cli.commands.paths import nonempty_path
 from threedgp_cli.console import console
 
 _WHAT = "Samples"
@@ -17,8 +18,10 @@ _RENDER = "Rendering (ref §8.1 defaults)"
 
 def export(
     ckpt: Annotated[Path, typer.Argument(help="A snapshot-*.pt, or a run directory (its best snapshot).",
-                                         show_default=False)],
-    outdir: Annotated[Path, typer.Option("--outdir", help="Where to write everything.")] = Path("export"),
+                                         show_default=False, parser=nonempty_path)],
+    outdir: Annotated[Path, typer.Option(
+        "--outdir", help="Where to write everything: a new or empty folder, or an earlier export (replaced as a whole "
+        "at the end; until then it stays as it was).", parser=nonempty_path)] = Path("export"),
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds: ranges and lists, e.g. 0-15 or 1,4,9.",
                                        rich_help_panel=_WHAT)] = "0-7",
     classes: Annotated[Optional[str], typer.Option(
