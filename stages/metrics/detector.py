@@ -236,13 +236,38 @@ def load_torchscript(path: str, option: str):
         raise BadFileError(path, f"{option}: not a TorchScript Inception network ({first_line[:160]})") from exc
 
 
+def check_feature_shape(net, path: str, option: str) -> None:
+    """Before any work (issue 19 §6): a user's detector must map a [2, 3, 299, 299] batch to finite [2, 2048]
+    features; anything else (another output, an error on that input) is one BadFileError line naming ``option``."""
+    import torch
+
+    probe = torch.rand(2, 3, INCEPTION_SIZE, INCEPTION_SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    try:
+        with torch.inference_mode():
+            out = net.eval()(probe)
+    except Exception as exc:  # noqa: BLE001 - whatever the user's network raises on a plain batch
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BadFileError(path, f"{option}: fails on a [2, 3, {INCEPTION_SIZE}, {INCEPTION_SIZE}] batch "
+                                 f"({first_line[:120]})") from None
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (2, FEATURE_DIM):
+        raise BadFileError(path, f"{option}: returns {list(shape) if isinstance(shape, tuple) else shape} for a "
+                                 f"[2, 3, {INCEPTION_SIZE}, {INCEPTION_SIZE}] batch; a detector must return "
+                                 f"[N, {FEATURE_DIM}] pool features")
+    if not bool(torch.isfinite(out).all()):
+        raise BadFileError(path, f"{option}: returns NaN or infinite features")
+
+
 def load_inception(path: str | None = None, device: str = "cpu", batch_size: int = 16,
                    resize: str = "stylegan", optimize: bool = True) -> InceptionDetector:
     """Load the Inception-v3 detector (3DGP ref §6.2): ``path`` or the packaged StyleGAN3 TorchScript.
 
     Raises BadFileError when the file is missing or not a TorchScript module.
     """
-    path = os.fspath(path) if path is not None else default_inception_path()
+    custom = path is not None
+    path = os.fspath(path) if custom else default_inception_path()
     net = load_torchscript(path, "--inception")
+    if custom:
+        check_feature_shape(net, path, "--inception")
     return InceptionDetector(net, path, sha256_file(path), device=device, batch_size=batch_size, resize=resize,
                              optimize=optimize)

@@ -23,6 +23,15 @@ from stages.common.validate import Checked, Range, one_of
 
 _POS = Range(1)  # counts and widths
 _GT0 = Range(0, low_open=True)
+# Upper bounds (issue 19 §6): a config may come from a checkpoint made elsewhere, and a width or a sample count far
+# beyond any real model means an allocation of terabytes (or a division by zero), not a model. Every preset, the
+# ImageNet one included (cbase 65536, cmax 1024), sits well inside them.
+_WIDTH = Range(1, 8192)  # latent sizes, hidden widths, embedding widths
+_LAYERS = Range(1, 64)  # layers of an MLP / mapping network
+_CBASE = Range(1, 1 << 20)
+_CMAX = Range(1, 4096)
+MAX_RESOLUTION = 2048  # img_resolution, patch_resolution, generator.tri_plane_res
+MAX_RAY_STEPS = 512  # num_coarse_steps, num_fine_steps (export renders with up to 2x, ref §8.1)
 DISTRIBUTIONS = ("uniform", "truncnorm")
 PRECISIONS = ("fp32", "tf32", "bf16")  # compute precision of G's backbone and MLP (stages.nn.precision)
 
@@ -44,8 +53,18 @@ class GeneratorConfig(Checked):
     mlp_hid_dim: int = 64               # Hidden width of the tri-plane decoding MLP (ref §1.3).
     mlp_num_layers: int = 2             # Layers of the decoding MLP (feat -> hid -> ... -> 4).
 
-    _RANGES = {"z_dim": _POS, "w_dim": _POS, "map_depth": _POS, "map_lr_multiplier": _GT0, "w_avg_beta": Range(0, 1),
-               "cbase": _POS, "cmax": _POS, "feat_dim": _POS, "mlp_hid_dim": _POS, "mlp_num_layers": _POS}
+    _RANGES = {"z_dim": _WIDTH, "w_dim": _WIDTH, "map_depth": _LAYERS, "map_lr_multiplier": _GT0,
+               "w_avg_beta": Range(0, 1), "cbase": _CBASE, "cmax": _CMAX, "feat_dim": Range(1, 1024),
+               "mlp_hid_dim": _WIDTH, "mlp_num_layers": _LAYERS}
+
+    def _check_values(self) -> None:
+        _check_power_of_two("tri_plane_res", self.tri_plane_res, minimum=4)
+
+    def _check_combinations(self) -> None:
+        if self.cbase < self.tri_plane_res:  # min(cbase // r, cmax) channels: none at all at the last block
+            raise ConfigValueError(("cbase", "tri_plane_res"), f"{self.cbase} leaves the {self.tri_plane_res}px "
+                                   f"block no channels (cbase // {{tri_plane_res}} = 0); it must be >= "
+                                   f"{self.tri_plane_res}")
 
 
 @dataclass(frozen=True)
@@ -66,10 +85,10 @@ class DiscriminatorConfig(Checked):
     patch_const_emb_dim: int = 256      # Scalar encoder: learned embedding width per scalar.
     kd_dim: int = 2048                  # Knowledge-distillation head output (ref §4.3); 0 builds no head.
 
-    _RANGES = {"cbase": _POS, "cmax": _POS, "num_fp16_res": Range(0), "conv_clamp": _GT0, "mbstd_group_size": _POS,
-               "mbstd_num_channels": Range(0), "hyper_mod_dim": _POS, "mapping_num_layers": _POS,
-               "mapping_lr_multiplier": _GT0, "patch_x_multiplier": _GT0, "patch_const_emb_dim": _POS,
-               "kd_dim": Range(0)}
+    _RANGES = {"cbase": _CBASE, "cmax": _CMAX, "num_fp16_res": Range(0, 32), "conv_clamp": _GT0,
+               "mbstd_group_size": Range(1, 1024), "mbstd_num_channels": Range(0, 64), "hyper_mod_dim": _WIDTH,
+               "mapping_num_layers": _LAYERS, "mapping_lr_multiplier": _GT0, "patch_x_multiplier": _GT0,
+               "patch_const_emb_dim": _WIDTH, "kd_dim": Range(0, 65536)}
 
 
 @dataclass(frozen=True)
@@ -102,7 +121,7 @@ class CameraConfig(Checked):
                "fov_max_deg": Range(0, 180, low_open=True, high_open=True), "radius": _GT0,
                "la_radius_min": Range(0), "la_radius_max": Range(0), "yaw_std": Range(0), "pitch_std": Range(0),
                "fov_mean_deg": Range(0, 180, low_open=True, high_open=True), "fov_std_deg": Range(0),
-               "adaptor_hid_dim": _POS, "adaptor_embed_dim": _POS, "adaptor_lr_multiplier": _GT0}
+               "adaptor_hid_dim": _WIDTH, "adaptor_embed_dim": _WIDTH, "adaptor_lr_multiplier": _GT0}
 
     def _check_values(self) -> None:
         one_of("angle_dist", self.angle_dist, DISTRIBUTIONS)
@@ -126,8 +145,8 @@ class RenderConfig(Checked):
     num_coarse_steps: int = 32          # Stratified samples per ray.
     num_fine_steps: int = 32            # Importance samples per ray.
 
-    _RANGES = {"ray_start": _GT0, "ray_end": _GT0, "cube_scale": _GT0, "num_coarse_steps": Range(3),
-               "num_fine_steps": Range(0)}
+    _RANGES = {"ray_start": _GT0, "ray_end": _GT0, "cube_scale": _GT0, "num_coarse_steps": Range(3, MAX_RAY_STEPS),
+               "num_fine_steps": Range(0, MAX_RAY_STEPS)}
 
     def _check_combinations(self) -> None:
         if not self.ray_start < self.ray_end:
@@ -148,7 +167,7 @@ class DepthAdaptorConfig(Checked):
     selection_start_p: float = 0.1      # Probability of the raw depth output at the end of annealing.
     fixed_p: tuple[float, ...] | None = None  # Fixed selection probabilities (ablation; None = annealed).
 
-    _RANGES = {"num_hid_layers": Range(0), "hid_dim": _POS, "kernel_size": _POS,
+    _RANGES = {"num_hid_layers": Range(0, 64), "hid_dim": _WIDTH, "kernel_size": Range(1, 63),
                "near_plane_offset_max_fraction": Range(0, 1), "selection_start_p": Range(0, 1), "fixed_p": Range(0, 1)}
 
     def _check_combinations(self) -> None:
@@ -178,7 +197,6 @@ class ModelConfig(Checked):
     def _check_values(self) -> None:
         _check_power_of_two("img_resolution", self.img_resolution, minimum=8)
         _check_power_of_two("patch_resolution", self.patch_resolution, minimum=8)
-        _check_power_of_two("generator.tri_plane_res", self.generator.tri_plane_res, minimum=4)
         if self.img_channels not in (3, 4):
             raise ConfigValueError("img_channels", f"must be 3 (RGB) or 4 (RGB + depth), got {self.img_channels}")
 
@@ -186,6 +204,10 @@ class ModelConfig(Checked):
         if self.patch_resolution > self.img_resolution:
             raise ConfigValueError(("patch_resolution", "img_resolution"), f"{self.patch_resolution} exceeds "
                                    f"{{img_resolution}} = {self.img_resolution}")
+        if self.discriminator.cbase < self.img_resolution:  # D's first block (virtual img_resolution) needs >= 1
+            raise ConfigValueError(("discriminator.cbase", "img_resolution"), f"{self.discriminator.cbase} leaves "
+                                   f"D's {self.img_resolution}px block no channels; it must be >= {{img_resolution}} "
+                                   f"= {self.img_resolution}")
 
     @property
     def min_patch_scale(self) -> float:
@@ -193,9 +215,9 @@ class ModelConfig(Checked):
         return self.patch_resolution / self.img_resolution
 
 
-def _check_power_of_two(name: str, value: int, minimum: int) -> None:
-    if not isinstance(value, int) or value < minimum or value & (value - 1):
-        raise ConfigValueError(name, f"must be a power of two >= {minimum}, got {value!r}")
+def _check_power_of_two(name: str, value: int, minimum: int, maximum: int = MAX_RESOLUTION) -> None:
+    if not isinstance(value, int) or not minimum <= value <= maximum or value & (value - 1):
+        raise ConfigValueError(name, f"must be a power of two in [{minimum}, {maximum}], got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ DEFAULT_MAX_FILE_MB = 512  # one zip member / LSUN value / dataset.json, uncompr
 MAX_ITEMS = 10**9 - 1  # item keys have 9 digits (stages.data.format.INDEX_DIGITS)
 MAX_WORKERS = 256
 MAX_BATCH = 4096
+MAX_CLASSES = 100_000  # --max-classes: the model's own cap on c_dim (stages.nn.config.ModelConfig)
+MAX_PIXELS_CAP = 1 << 32  # --max-pixels: 4.3 gigapixels, 13 GB decoded per worker, is the most it may allow
+MAX_FILE_MB_CAP = 16 << 10  # --max-file-mb: 16 GiB, read into memory in one piece
 _DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 _PATH_FIELDS = ("out", "src", "depth_weights", "embedder_weights", "preview", "classes_file", "synset_map",
                 "selection_weights")
@@ -57,9 +60,10 @@ class FolderOptions:
     max_classes: int | None = None  # dataset.json labels: at most this many classes (None: max(1000, labelled files))
 
     def check(self) -> None:
-        for name in ("max_images", "max_classes"):
-            if getattr(self, name) is not None:
-                _int(f"--{name.replace('_', '-')}", getattr(self, name), 1, MAX_ITEMS)
+        if self.max_images is not None:
+            _int("--max-images", self.max_images, 1, MAX_ITEMS)
+        if self.max_classes is not None:  # each class is a count in memory and a one-hot column of the model
+            _int("--max-classes", self.max_classes, 1, MAX_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -200,13 +204,15 @@ class PrepConfig:
         for name, value in self._paths().items():
             if not (isinstance(value, Path) or value is None and name != "out"):
                 raise BadOptionError(name, f"expected a path, got {value!r}")
+        if self.out.name in ("", ".", ".."):  # OUT.partial and OUT.lock are siblings named after it
+            raise BadFileError(self.out, "OUT must name the dataset folder itself (e.g. ./my-dataset)")
         res = _int("--resolution", self.resolution)
         if res < 4 or res > 4096 or res & (res - 1):
             raise BadOptionError("--resolution", f"must be a power of two between 4 and 4096, got {res}")
         _int("--workers", self.workers, 0, MAX_WORKERS)
         _int("--batch-size", self.batch_size, 1, MAX_BATCH)
-        _int("--max-pixels", self.max_pixels, 1)
-        _int("--max-file-mb", self.max_file_mb, 1)
+        _int("--max-pixels", self.max_pixels, 1, MAX_PIXELS_CAP)
+        _int("--max-file-mb", self.max_file_mb, 1, MAX_FILE_MB_CAP)
         for name in ("depth_model", "embedder"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise BadOptionError(name, f"expected a name, got {getattr(self, name)!r}")

@@ -62,17 +62,21 @@ CASES = [
     ("folder", ["--max-images", "-1"], "--max-images: must be between 1"),
     ("folder", ["--max-images", "inf"], "--max-images", USAGE),
     ("folder", ["--max-pixels", "abc"], "--max-pixels", USAGE),
-    ("folder", ["--max-pixels", "0"], "--max-pixels: must be >= 1"),
-    ("folder", ["--max-pixels", "-1"], "--max-pixels: must be >= 1"),
+    ("folder", ["--max-pixels", "0"], "--max-pixels: must be between 1 and 4,294,967,296, got 0"),
+    ("folder", ["--max-pixels", "-1"], "--max-pixels: must be between 1"),
+    ("folder", ["--max-pixels", str(2**32 + 1)], "--max-pixels: must be between 1 and 4,294,967,296"),
     ("folder", ["--max-pixels", "inf"], "--max-pixels", USAGE),
     ("folder", ["--max-file-mb", "abc"], "--max-file-mb", USAGE),
-    ("folder", ["--max-file-mb", "0"], "--max-file-mb: must be >= 1"),
-    ("folder", ["--max-file-mb", "-1"], "--max-file-mb: must be >= 1"),
+    ("folder", ["--max-file-mb", "0"], "--max-file-mb: must be between 1 and 16,384, got 0"),
+    ("folder", ["--max-file-mb", "-1"], "--max-file-mb: must be between 1"),
+    ("folder", ["--max-file-mb", "16385"], "--max-file-mb: must be between 1 and 16,384, got 16,385"),
     ("folder", ["--max-file-mb", "inf"], "--max-file-mb", USAGE),
     ("folder", ["--max-classes", "abc"], "--max-classes", USAGE),
     ("folder", ["--max-classes", "0"], "--max-classes: must be between 1"),
     ("folder", ["--max-classes", "-1"], "--max-classes: must be between 1"),
     ("folder", ["--max-classes", "inf"], "--max-classes", USAGE),
+    ("folder", ["--max-classes", "999999999"], "--max-classes: must be between 1 and 100,000, got 999,999,999"),
+    ("folder", ["--max-classes", "100001"], "--max-classes: must be between 1 and 100,000"),
     ("folder_self", [], "is inside the source"),  # OUT inside SRC
     # imagenet
     ("imagenet", ["--keep-ratio", "abc"], "--keep-ratio", USAGE),
@@ -97,6 +101,8 @@ CASES = [
     ("imagenet", ["--synset-map", "weights.pth"], "--synset-map: line 1"),
     ("imagenet", ["--selection-weights", "weights.pth"], "--selection-weights: used only for instance selection"),
     ("imagenet", ["--keep-ratio", "0.5", "--selection-weights", NO], "--selection-weights:"),
+    # a refused detector leaves no OUT.partial that would block the corrected command (issue 19 §5)
+    ("imagenet", ["--keep-ratio", "0.5", "--selection-weights", "weights.pth"], "--selection-weights: not a TorchScript"),
 ]
 
 

@@ -55,12 +55,16 @@ def _check_class_count(labels: dict[str, int], where: str, max_classes: int | No
     if not labels:
         return
     largest = max(labels.values())
-    limit = max_classes if max_classes is not None else max(MIN_CLASS_LIMIT, len(labels))
+    from stages.prep.config import MAX_CLASSES
+
+    limit = max_classes if max_classes is not None else min(max(MIN_CLASS_LIMIT, len(labels)), MAX_CLASSES)
     if largest + 1 > limit:
         rel = next(r for r, label in labels.items() if label == largest)
+        fix = (f"pass --max-classes {largest + 1} if that many classes is right" if largest + 1 <= MAX_CLASSES else
+               f"a model takes at most {MAX_CLASSES:,} classes")
         raise BadFileError(
             where, f"label {largest:,} of {rel!r} would make {largest + 1:,} classes for {len(labels):,} labelled "
-            f"files (limit {limit:,}); fix the label, or pass --max-classes {largest + 1} if that many classes is right"
+            f"files (limit {limit:,}); fix the label, or {fix}"
         )
 
 
