@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def _load(unit, resolution: int) -> np.ndarray | None:
         data = unit.container if unit.kind == "file" else _zip_bytes(unit.container, unit.member)
         return load_rgb(data, resolution)  # [R, R, 3] uint8
     except (Unreadable, OSError) as exc:
-        logger.warning("skipping %s: %s", unit.source, exc)
+        # prep's reasons say which prep option raises a cap (--max-file-mb, --max-pixels); eval has no such option
+        reason = re.sub(r"[:;] raise it with --max-[a-z-]+ if the (file|image) is real", "", str(exc))
+        logger.warning("skipping %s: %s", unit.source, reason)
         return None
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from threedgp_cli.commands.paths import nonempty_path
 from threedgp_cli.console import console
 
 
@@ -76,12 +77,35 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     console.print(table)
 
 
+def _model_table(name: str) -> list[tuple[str, int]]:
+    """The ref §14 parameter table of the model of ``3dgp train --preset NAME``: one list of presets for both
+    commands (issue 19 §7); G and D are built on the meta device (no memory)."""
+    import torch
+
+    from stages.common.errors import BadOptionError
+    from stages.nn.build import build
+    from stages.nn.param_counts import discriminator_breakdown, generator_breakdown
+    from stages.train.config import get_train_preset
+
+    try:
+        cfg = get_train_preset(name).model
+    except BadOptionError as exc:
+        raise BadOptionError("--model", exc.message) from None
+    with torch.device("meta"):
+        G, D = build(cfg)
+    return generator_breakdown(G) + discriminator_breakdown(D)
+
+
 def info(
     path: Annotated[Optional[Path], typer.Argument(
-        help="A dataset folder written by `3dgp prep`, or a snapshot-*.pt / training-state-*.pt.")] = None,
+        help="A dataset folder written by `3dgp prep`, or a snapshot-*.pt / training-state-*.pt.",
+        parser=nonempty_path)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (for scripts).")] = False,
-    preview: Annotated[Optional[Path], typer.Option("--preview", help="Write a contact sheet PNG of the dataset.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Print the parameter table of a model preset.")] = None,
+    preview: Annotated[Optional[Path], typer.Option("--preview", help="Write a contact sheet PNG of the dataset.",
+                                                    parser=nonempty_path)] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="Print the parameter table of the model of a `3dgp train --preset` (tiny, demo, toy64, "
+        "dogs, elephants, horses, imagenet).")] = None,
 ) -> None:
     """Describe a dataset (meta record, items, depth, labels, embedding), a checkpoint (kimg, preset, dataset,
     parameters, metrics recorded, ops used) or a model preset."""
@@ -89,6 +113,10 @@ def info(
 
     if path is None and model is None:
         raise BadOptionError("PATH", "give a dataset folder or a checkpoint, or --model PRESET")
+    if preview is not None and (preview.suffix.lower() != ".png" or preview.is_dir()):
+        raise BadOptionError("--preview", f"must be a .png file path, got {preview}")
+    if preview is not None and path is None:
+        raise BadOptionError("--preview", "previews a dataset: give its folder as PATH")
     from stages.eval.inspect import summarise_path
 
     out: dict[str, Any] = {}
@@ -101,9 +129,7 @@ def info(
 
             out["preview"] = str(save_dataset_preview(path, preview))
     if model is not None:
-        from stages.nn.param_counts import param_table
-
-        out["model"] = {"preset": model, "params": param_table(model)}
+        out["model"] = {"preset": model, "params": _model_table(model)}
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections import OrderedDict
 from typing import Literal, Protocol, runtime_checkable
 
@@ -109,13 +110,26 @@ def read_state_dict(path: str | os.PathLike, option: str) -> dict:
             from safetensors.torch import load_file
 
             return dict(load_file(path, device="cpu"))
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before failing on some files (a TorchScript archive): the
+            warnings.simplefilter("ignore")  # refusal below is the one line the user sees (issue 19 §7)
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to parse is the file's fault
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadFileError(path, f"{option}: not a readable weights file ({first_line[:160]})") from exc
+        raise BadFileError(path, f"{option}: not a readable weights file ({_why_unreadable(exc)})") from None
     if not isinstance(loaded, dict):
         raise BadFileError(path, f"{option}: expected a dict of tensors, found {type(loaded).__name__}")
     return loaded
+
+
+def _why_unreadable(exc: BaseException) -> str:
+    """Why a weights file failed to load, in a few words (torch's own texts suggest unsafe loading)."""
+    text = str(exc)
+    if "TorchScript" in text:
+        return "a TorchScript archive, not a state dict of tensors"
+    if "deserializ" in text:  # safetensors' own errors are short and to the point
+        return f"damaged safetensors file: {text.strip().splitlines()[0][:120]}"
+    from stages.common.checkpoint import describe_load_failure
+
+    return describe_load_failure(exc)
 
 
 def strip_prefix(state_dict: dict, prefix: str) -> dict:
