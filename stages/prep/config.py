@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.common.errors import BadFileError, BadOptionError
+from stages.common.errors import BadFileError, BadOptionError, ThreeDGPError
 from stages.data.summary import DatasetSummary
 
 SOURCES = ("toy", "folder", "zip", "imagenet", "lsun")
@@ -222,7 +222,7 @@ class PrepConfig:
         if not isinstance(self.device, str) or not _DEVICE.match(self.device):
             raise BadOptionError("--device", f"expected cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.source != "toy" and self.src is None:
-            raise BadOptionError("SRC", f"the {self.source} source needs an input path")
+            raise ThreeDGPError(f"SRC: the {self.source} source needs an input path")
         self.options.check()
         if self.preview is not None and self.preview.suffix.lower() != ".png":
             raise BadOptionError("--preview", f"must be a .png path, got {self.preview}")

