@@ -18,12 +18,11 @@ import errno
 import fcntl
 import os
 import socket
-import weakref
 from pathlib import Path
 
 from stages.common.errors import BadFileError
 
-_HELD: "weakref.WeakSet[FileLock]" = weakref.WeakSet()  # the locks this process holds (closed in forked children)
+_HELD: set["FileLock"] = set()  # the locks this process holds until released (closed in forked children)
 
 
 def _drop_inherited_locks() -> None:
