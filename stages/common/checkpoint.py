@@ -209,7 +209,8 @@ def check_generator_state(model_cfg, state: Any, path: str | Path, name: str = "
     not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise CheckpointError(path, f"{name}: {not_tensors[0]} is not a tensor")
-    bad = [k for k, v in state.items() if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())]
+    bad = [k for k, v in state.items()
+           if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())]
     if bad:
         raise CheckpointError(path, f"{name} holds NaN or infinite weights ({len(bad)} tensor(s), e.g. {bad[0]}): "
                                     "training had diverged when this was saved; use an earlier snapshot")

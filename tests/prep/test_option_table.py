@@ -102,7 +102,8 @@ CASES = [
     ("imagenet", ["--selection-weights", "weights.pth"], "--selection-weights: used only for instance selection"),
     ("imagenet", ["--keep-ratio", "0.5", "--selection-weights", NO], "--selection-weights:"),
     # a refused detector leaves no OUT.partial that would block the corrected command (issue 19 §5)
-    ("imagenet", ["--keep-ratio", "0.5", "--selection-weights", "weights.pth"], "--selection-weights: not a TorchScript"),
+    ("imagenet", ["--keep-ratio", "0.5", "--selection-weights", "weights.pth"],
+     "--selection-weights: not a TorchScript"),
 ]
 
 
