@@ -18,10 +18,13 @@ HOLDER = """
 import os, sys, time
 from stages.common.lockfile import FileLock
 lock = FileLock.acquire(sys.argv[1], "busy {holder}")
+ready_r, ready_w = os.pipe()
 child = os.fork()
 if child == 0:
+    os.write(ready_w, b"x")  # Python code runs in the child: the at-fork handlers have run
     time.sleep(60)
     os._exit(0)
+os.read(ready_r, 1)
 print(child, flush=True)
 time.sleep(60)
 """
