@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 BACKEND_ENV = "THREEDGP_DIST_BACKEND"
+RECORD_ENV = "THREEDGP_RECORD_COLLECTIVES"  # a folder: each rank appends "<op> <device types>" lines (tests)
 TIMEOUT_ENV = "THREEDGP_DIST_TIMEOUT_MIN"
 DEFAULT_TIMEOUT_MIN = 30.0
 _SINGLE_BACKENDS = {"gloo": ("cpu", "cuda"), "nccl": ("cuda",), "mpi": ("cpu", "cuda")}
@@ -135,6 +136,15 @@ def observe_collectives(hook: Callable[[str, list], None]):
         _observers.remove(hook)
 
 
+def _record_to(path: str, backend: str) -> None:
+    """Append one line per collective of this process to ``path``: the backend, the op and its tensors' devices."""
+    def hook(op: str, tensors: list) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{backend} {op} {','.join(t.device.type for t in tensors) or '-'}\n")
+
+    _observers.append(hook)
+
+
 def collective_timeout() -> datetime.timedelta:
     """How long a collective may wait for the slowest rank (``THREEDGP_DIST_TIMEOUT_MIN``, default 30 min)."""
     return datetime.timedelta(minutes=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MIN)))
@@ -162,6 +172,8 @@ def init_distributed(device: str | None = None) -> DistInfo:
                                 timeout=collective_timeout())
         _state["backend"] = backend
         logger.debug("rank %d/%d joined (%s)", rank, world_size, backend)
+        if os.environ.get(RECORD_ENV):
+            _record_to(os.path.join(os.environ[RECORD_ENV], f"rank{rank}.txt"), backend)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 

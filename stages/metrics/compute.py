@@ -94,15 +94,15 @@ class MetricContext:
     def is_generator(self) -> bool:
         return getattr(self.fakes, "kind", None) == "generator"
 
-    def track(self, batches: Iterable, total: int, description: str) -> Iterator:
-        """Iterate over batches with a progress bar (rank 0) advanced by the batch length."""
+    def track(self, batches: Iterable, total: int, description: str, size: Callable = len) -> Iterator:
+        """Iterate over batches with a progress bar (rank 0, this rank's share) advanced by ``size(batch)``."""
         if not self.progress or not self.shard.is_main:
             yield from batches
             return
         with progress_bar(total, description) as advance:
             for item in batches:
                 yield item
-                advance(len(item) if hasattr(item, "__len__") else 1)
+                advance(size(item))
 
     def _feature_dim(self, local: FeatureStats) -> int:
         dim = getattr(self.detector(), "dim", None)
@@ -341,7 +341,8 @@ def _mvc(spec, ctx: MetricContext) -> MetricResult | None:
     src = ctx.fakes
     part = ctx.shard.part(spec.num_gen, RENDER_UNIT)
     rows = []
-    for inputs, gen in ctx.track(src.batches("mvc", part), len(part), f"mvc ({spec.num_gen})"):
+    for inputs, gen in ctx.track(src.batches("mvc", part), len(part), f"mvc ({spec.num_gen})",
+                                 size=lambda item: len(item[0])):
         with torch.no_grad():
             r = multiview_consistency(src.G, inputs, ws=src.mapping(inputs), generator=gen)
         rows.append(torch.stack([r.errors.float(), r.covisible.float(), r.flat_errors.float()], 1))  # [b, 3]

@@ -34,6 +34,7 @@ class FeatureStats:
         self._outer: np.ndarray | None = None  # [F, F]
         self._rows: list[np.ndarray] = []
         self._num_rows = 0
+        self._loaded: tuple[np.ndarray, np.ndarray] | None = None  # (mean, cov) exactly as a cache file holds them
         if num_features is not None:
             self._allocate(num_features)
 
@@ -61,6 +62,7 @@ class FeatureStats:
             x = x[: max(self.max_items - self.num_items, 0)]
         if len(x) == 0:
             return
+        self._loaded = None  # the sums change: the mean and covariance are recomputed from them
         if not np.isfinite(x).all():
             raise ThreeDGPError(f"the feature detector returned non-finite features ({int((~np.isfinite(x)).sum())} "
                                 f"values in a batch of {len(x)}): check --inception / the images")
@@ -77,8 +79,11 @@ class FeatureStats:
         self.num_items += len(x)
 
     def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean ``[F]`` and biased covariance ``[F, F]`` (divide by N, as the official code)."""
+        """Mean ``[F]`` and biased covariance ``[F, F]`` (divide by N, as the official code). Loaded statistics give
+        the saved arrays themselves, so a cached reference scores exactly like the fresh one it was saved from."""
         assert self.num_items > 0, "no features accumulated"
+        if self._loaded is not None:
+            return self._loaded
         mean = self._sum / self.num_items
         cov = self._outer / self.num_items - np.outer(mean, mean)
         return mean, cov
@@ -134,6 +139,7 @@ class FeatureStats:
         stats.num_features = mean.shape[0]
         stats._sum = mean * stats.num_items
         stats._outer = (cov + np.outer(mean, mean)) * stats.num_items
+        stats._loaded = (mean, cov)
         if stats.capture_all:
             stats._rows = [data["features"]]
             stats._num_rows = len(data["features"])

@@ -168,3 +168,29 @@ def test_bad_inputs_are_one_line(eval_run, eval_dataset, tmp_path, run_cli):
     for args, message in cases:
         code, out, err = run_cli(*args)
         assert code == 1 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def _untimed(card: dict) -> dict:
+    """A card without what legitimately differs between two runs: times, the command line, the process count."""
+    card = {k: v for k, v in card.items() if k not in ("created", "wall_seconds", "command", "processes")}
+    card["metrics"] = [{k: v for k, v in m.items() if k != "seconds"} for m in card["metrics"]]
+    return card
+
+
+@pytest.mark.slow
+def test_cards_do_not_depend_on_the_process_count_or_the_batch(eval_run, run_cli, tmp_path):
+    """Issue 18 acceptance 2 and issue 19 §4: --gpus 2 (two CPU processes, each its share) and an obsolete --batch
+    give the card of one process, bit for bit; TF32 is recorded off."""
+    snap = sorted(eval_run.glob("snapshot-*.pt"))[-1]
+    metrics = "fid64,kid64,nfs8,mvc8,depth8,camera"
+    cards = {}
+    for name, extra in (("one", ()), ("two", ("--gpus", "2")), ("batch3", ("--batch", "3"))):
+        code, out, err = run_cli("eval", snap, "--metrics", metrics, "--out", tmp_path / f"{name}.json", *extra)
+        assert code == 0, err
+        cards[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert cards["two"]["processes"] == 2 and cards["one"]["processes"] == 1
+    assert cards["one"]["tf32"] is False and cards["one"]["fakes"]["render_unit"] == 4
+    for name in ("two", "batch3"):
+        for m, n in zip(cards["one"]["metrics"], cards[name]["metrics"]):
+            assert {k: v for k, v in m.items() if k != "seconds"} == {k: v for k, v in n.items() if k != "seconds"}, name
+    assert _untimed(cards["two"]) == _untimed(cards["one"]) == _untimed(cards["batch3"])
