@@ -15,12 +15,14 @@ backend, so :func:`process_device` refuses it with more than one process.
 
 Public API:
   DEVICE_HELP                                             # the --help text of every --device option
+  device_syntax_error(spec) -> str | None                 # the message when ``spec`` is not a device spec (configs)
   check_device_spec(spec, option="--device") -> str       # normalised spec ("auto" for None/""), or BadOptionError
   process_device(spec, local_rank=0, world_size=1, option="--device") -> str   # "cpu" | "cuda:K" | "mps"
   resolve_device(spec, option="--device") -> str          # one process: check + process_device
 """
 from __future__ import annotations
 
+import os
 import re
 
 from stages.common.errors import BadOptionError
@@ -42,12 +44,20 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def device_syntax_error(spec: str | None) -> str | None:
+    """The one message for a string that is not ``auto|cpu|cuda[:N]|mps`` (None when it is, or is None)."""
+    if spec is None or _SPEC.fullmatch(str(spec).strip().lower()):
+        return None
+    return f"expected auto, cpu, cuda, cuda:N or mps, got {spec!r}"
+
+
 def check_device_spec(spec: str | None, option: str = "--device") -> str:
-    """``spec`` checked against the syntax and this machine; None or "" means ``auto``."""
-    spec = "auto" if spec in (None, "") else str(spec).strip().lower()
-    if not _SPEC.fullmatch(spec):
-        raise BadOptionError(option, f"expected {DEVICE_HELP[:-1].replace(' (CUDA when present, else CPU)', '')}, "
-                                     f"got {spec!r}")
+    """``spec`` checked against the syntax and this machine; None means ``auto``."""
+    if spec is not None and not str(spec).strip():
+        raise BadOptionError(option, "an empty device (use auto, cpu, cuda, cuda:N or mps)")
+    spec = "auto" if spec is None else str(spec).strip().lower()
+    if device_syntax_error(spec):
+        raise BadOptionError(option, device_syntax_error(spec))
     if spec.startswith("cuda"):
         count = _cuda_count()
         if count == 0:
@@ -63,14 +73,17 @@ def process_device(spec: str | None, local_rank: int = 0, world_size: int = 1, o
     """The torch device of process ``local_rank`` (module docstring); ``spec`` as :func:`check_device_spec`."""
     spec = check_device_spec(spec, option)
     if spec == "auto":
-        return f"cuda:{local_rank}" if _cuda_count() > 0 else "cpu"
+        if _cuda_count() == 0:
+            return "cpu"
+        spec = "cuda"
     if spec == "cuda":
         count = _cuda_count()
         if local_rank >= count:
             raise BadOptionError(option, f"process {local_rank} of this node needs GPU {local_rank}, but only "
                                          f"{count} CUDA device(s) exist")
         return f"cuda:{local_rank}"
-    if world_size > 1 and spec.startswith("cuda:"):
+    if world_size > 1 and spec.startswith("cuda:") and os.environ.get("THREEDGP_DIST_BACKEND") != "gloo":
+        # (a gloo-only group lets several ranks share one GPU: benchmarks/ddp_rehearsal.py does, NCCL refuses it)
         raise BadOptionError(option, f"{spec} names one GPU for {world_size} processes (each needs its own): use "
                                      f"--device cuda (process k on GPU k), or CUDA_VISIBLE_DEVICES to choose GPUs")
     if world_size > 1 and spec == "mps":

@@ -74,26 +74,15 @@ def _check_request(request: TrainRequest) -> None:
 
 
 def _preflight(cfg: TrainConfig, torchrun: bool) -> None:
-    """What a start checks before it creates or locks a run directory: the device and the batch split."""
-    import torch
-
-    from stages.common.errors import BadOptionError
+    """What a start checks before it creates or locks a run directory: the device of every process this node will
+    run (``stages.common.devices``) and the batch split."""
+    from stages.common.devices import process_device
     from stages.train.config import option_for
     from stages.train.step import plan_batch
 
-    device = cfg.run.device
-    if device is not None and device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise BadOptionError(option_for("run.device"), f"{device}: no CUDA device is available (use --device cpu)")
-        index = int(device.split(":")[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
-            raise BadOptionError(option_for("run.device"), f"{device}: only {torch.cuda.device_count()} CUDA "
-                                                           f"device(s) exist")
-    on_cuda = device.startswith("cuda") if device is not None else torch.cuda.is_available()
-    if not torchrun and cfg.run.gpus > 1 and on_cuda and cfg.run.gpus > torch.cuda.device_count():
-        raise BadOptionError(option_for("run.gpus"), f"{cfg.run.gpus} processes but only "
-                                                     f"{torch.cuda.device_count()} CUDA device(s)")
     world = int(os.environ.get("WORLD_SIZE", "1")) if torchrun else cfg.run.gpus
+    local = int(os.environ.get("LOCAL_RANK", "0")) if torchrun else cfg.run.gpus - 1  # the last process spawned
+    process_device(cfg.run.device, local, world, option_for("run.device"))
     plan_batch(cfg.run.batch, cfg.run.batch_gpu, world, 0, cfg.model.discriminator.mbstd_group_size)
 
 

@@ -7,11 +7,11 @@ config and :func:`from_dict` rebuilds it on resume.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from stages.common.configs import from_plain, plain, replace_nested
+from stages.common.devices import device_syntax_error
 from stages.common.errors import BadOptionError, ConfigValueError
 from stages.common.validate import Checked, Range, one_of
 from stages.nn import config as model_config
@@ -46,7 +46,6 @@ def option_for(key: str) -> str:
     return FLAGS.get(key, f"--set {key}")
 
 
-_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 _KIMG = Range(0)  # schedule lengths and intervals: 0 = off / immediately
 
 
@@ -151,10 +150,10 @@ class RunConfig(Checked):
     nonfinite_loss_steps: int = 8       # Divergence: a loss non-finite in this many consecutive iterations (0 = off).
     diverge_loss_max: float = 100.0     # Divergence: a tick-mean loss above this (besides non-finite values; 0 = off).
     diverge_metric_factor: float = 0.0  # Divergence: first metric worse than best by this factor > 1 (0 = off).
-    device: str | None = None           # 'cpu', 'cuda', 'cuda:N' or None = CUDA when available.
+    device: str | None = None           # auto, cpu, cuda (process k on GPU k), cuda:N, mps; None = auto.
     precision: str = "fp32"             # fp32 (official), tf32, bf16 (backbone + tri-plane MLP; stages.nn.precision).
 
-    _RANGES = {"batch": Range(1), "batch_gpu": Range(1), "kimg": Range(0, low_open=True), "seed": Range(0, 2**63 - 1),
+    _RANGES = {"batch": Range(1), "batch_gpu": Range(1), "kimg": Range(0, low_open=True), "seed": Range(0, 2**32 - 1),
                "minutes": Range(0, low_open=True),
                "gpus": Range(1, 1024), "tick_kimg": Range(0, low_open=True), "state_kimg": _KIMG,
                "snapshot_kimg": _KIMG, "keep_states": Range(1), "image_kimg": _KIMG, "metrics_kimg": _KIMG,
@@ -167,8 +166,8 @@ class RunConfig(Checked):
         if 0 < self.diverge_metric_factor <= 1:
             raise ConfigValueError("diverge_metric_factor",
                                    f"must be 0 (off) or > 1, got {self.diverge_metric_factor:g}")
-        if self.device is not None and not _DEVICE_RE.match(self.device):
-            raise ConfigValueError("device", f"expected cpu, cuda or cuda:N, got {self.device!r}")
+        if device_syntax_error(self.device):
+            raise ConfigValueError("device", device_syntax_error(self.device))
         from stages.metrics.registry import parse_metric
 
         for name in self.metrics:
