@@ -5,7 +5,7 @@
 #
 # Writes OUTDIR/summary.md (one section per step: exit code, seconds, the log's tail) and OUTDIR/<step>.log /
 # OUTDIR/*.json (raw). Every step has its own time limit and a failing step does not stop the others, so one call
-# always brings back everything it could measure. Budget: about 8 minutes (--quick: about 4).
+# always brings back everything it could measure. Budget: about 9 minutes (--quick: about 5).
 #   install    the machine's own torch (a venv with --system-site-packages); this project with --no-deps; the
 #              packages it lacks from wheels/gpu (made beforehand by scripts/gpu_wheels.sh); no network
 #   doctor     3dgp doctor --build-ops --json: builds the CUDA ops and runs their parity self-checks
@@ -13,6 +13,9 @@
 #   train-step benchmarks/train_step.py: imagenet and dogs presets, sec/kimg with reference vs CUDA ops and at each
 #              precision (fp32, tf32, bf16), peak memory, achieved TFLOP/s vs the matmul rate measured alongside
 #   render     benchmarks/render_throughput.py --device cuda: reference vs fused compositor
+#   ddp        benchmarks/ddp_rehearsal.py: two processes on the one GPU (gloo carrying CUDA tensors), a few ticks
+#              of the imagenet preset at 64x64 with metrics in the middle, a resume with one process, eval with 2
+#              and 1 process(es) (equal cards); every collective of training and eval recorded per rank
 #   toy64      a short toy64 training run on the GPU: finite losses, FID at start and end (fid1k)
 #   fid        benchmarks/fid_throughput.py on the GPU (needs the packaged Inception)
 # --dry-run prints the commands instead of running them (tested on CPU: tests/benchmarks/test_gpu_check.py).
@@ -37,6 +40,7 @@ VENV=${GPU_VENV:-.gpuvenv}
 WHEELS=${GPU_WHEELS:-wheels/gpu}
 TOY_KIMG=$([ "$QUICK" = 1 ] && echo 2 || echo 6)
 PRESETS=$([ "$QUICK" = 1 ] && echo imagenet || echo imagenet,dogs)
+DDP_KIMG=$([ "$QUICK" = 1 ] && echo 0.256 || echo 0.512)
 { echo "# 3dgp GPU check"; echo; echo "date: $(date -u +%FT%TZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo -)"
   echo "quick: $QUICK  dry-run: $DRY"; echo; } > "$SUMMARY"
 
@@ -73,6 +77,8 @@ step gpu-tests 150 "$B/python -m pytest -q -p no:cacheprovider -m gpu tests/ops"
 step train-step 240 "$B/python benchmarks/train_step.py --skip-small --skip-tiny --device cuda --presets $PRESETS \
   --precisions fp32,tf32,bf16 --json '$OUT/train_step.json'"
 step render 60 "$B/python benchmarks/render_throughput.py --device cuda"
+step ddp 200 "$B/python benchmarks/ddp_rehearsal.py '$OUT/ddp' --device cuda:0 --preset imagenet --resolution 64 \
+  --kimg $DDP_KIMG"
 step toy64 240 "
   set -e
   export THREEDGP_CACHE_DIR='$OUT/cache' THREEDGP_NO_PROGRESS=1

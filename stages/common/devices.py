@@ -48,16 +48,16 @@ def device_syntax_error(spec: str | None) -> str | None:
     """The one message for a string that is not ``auto|cpu|cuda[:N]|mps`` (None when it is, or is None)."""
     if spec is None or _SPEC.fullmatch(str(spec).strip().lower()):
         return None
+    if not str(spec).strip():
+        return "an empty device (use auto, cpu, cuda, cuda:N or mps)"
     return f"expected auto, cpu, cuda, cuda:N or mps, got {spec!r}"
 
 
 def check_device_spec(spec: str | None, option: str = "--device") -> str:
     """``spec`` checked against the syntax and this machine; None means ``auto``."""
-    if spec is not None and not str(spec).strip():
-        raise BadOptionError(option, "an empty device (use auto, cpu, cuda, cuda:N or mps)")
-    spec = "auto" if spec is None else str(spec).strip().lower()
     if device_syntax_error(spec):
         raise BadOptionError(option, device_syntax_error(spec))
+    spec = "auto" if spec is None else str(spec).strip().lower()
     if spec.startswith("cuda"):
         count = _cuda_count()
         if count == 0:

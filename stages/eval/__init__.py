@@ -82,8 +82,9 @@ def _command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["3dgp", *sys.argv[1:]]) if sys.argv else "3dgp eval"
 
 
-def _evaluate(specs, fakes, reals, req: EvalRequest, device: str, shard, checkpoint: dict | None):
-    """The metrics of one target on every rank; the card (rank 0's)."""
+def _evaluate(specs, fakes, reals, req: EvalRequest, device: str, shard, checkpoint: dict | None, label: str):
+    """The metrics of one target on every rank; the card (rank 0's). The detector loads (and a user's file is
+    checked) before anything is said or computed."""
     from stages.eval.card import build_card, detector_card
     from stages.metrics.compute import MetricContext, compute_metrics
     from stages.metrics.memory import check_memory
@@ -94,6 +95,10 @@ def _evaluate(specs, fakes, reals, req: EvalRequest, device: str, shard, checkpo
     cache = Path(req.cache_dir) if req.cache_dir else default_cache_dir()
     ctx = MetricContext(fakes, reals, detector_loader=detector, is_loader=is_network, cache_dir=cache,
                         num_gen=req.num_gen, shard=shard)
+    if any(s.needs_detector for s in specs):
+        ctx.detector()
+    if shard.is_main:
+        logger.info("evaluating %s on %s x %d process(es)", label, device, shard.world_size)
     t0 = time.time()
     results = compute_metrics(specs, ctx)
     reference = None if reals is None else {**reals.describe(), **ctx.real_info, "unreadable": ctx.skipped["reals"]}
@@ -169,10 +174,8 @@ def _eval_checkpoints(req: EvalRequest, specs, device: str, shard) -> EvalResult
                                            f"{snap.G.img_resolution}")
         fakes = GeneratorSource(snap.G, build_camera_prior(snap.model_config), _label_probs(snap.G, reals, data),
                                 device, seed=req.seed, truncation=req.truncation)
-        if shard.is_main:
-            logger.info("evaluating %s (kimg %.3f) on %s x %d process(es)", path, snap.kimg, device,
-                        shard.world_size)
-        results, card = _evaluate(specs, fakes, reals, req, device, shard, snap.describe())
+        results, card = _evaluate(specs, fakes, reals, req, device, shard, snap.describe(),
+                                  f"{path} (kimg {snap.kimg:.3f})")
         if not shard.is_main:
             continue
         card_path = write_json_atomic(card, _card_path(req, path.with_suffix(".metrics.json"), len(paths) > 1))
@@ -201,7 +204,7 @@ def _eval_image_set(req: EvalRequest, specs, device: str, shard) -> EvalResult:
     fakes = open_fakes(req.fakes, resolution, req.workers)
     if req.num_gen is None:  # the plain kinds score every image of the set
         req = replace(req, num_gen=max(fakes.count, 2))
-    results, card = _evaluate(specs, fakes, reals, req, device, shard, None)
+    results, card = _evaluate(specs, fakes, reals, req, device, shard, None, req.fakes)
     if not shard.is_main:
         return EvalResult(processes=shard.world_size)
     default = Path(req.fakes.rstrip("/")).with_name(Path(req.fakes.rstrip("/")).name + ".metrics.json")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stages.common.devices import check_device_spec
 from stages.common.errors import BadOptionError
 
 logger = logging.getLogger(__name__)
@@ -147,11 +148,7 @@ def _validate(req: ExportRequest) -> None:
         raise BadOptionError("--truncation", f"must be finite, got {req.truncation}")
     if req.level is not None and not (math.isfinite(req.level) and req.level > 0):
         raise BadOptionError("--level", f"must be a finite density > 0, got {req.level}")
-    if req.device is not None and not re.fullmatch(r"auto|cpu|cuda(:\d+)?", req.device):
-        raise BadOptionError("--device", f"expected auto, cpu or cuda[:N], got {req.device!r}")
-    if req.device is not None and ":" in req.device and torch.cuda.is_available() \
-            and int(req.device.split(":")[1]) >= torch.cuda.device_count():
-        raise BadOptionError("--device", f"{req.device}: only {torch.cuda.device_count()} CUDA device(s) exist")
+    check_device_spec(req.device, "--device")
     if req.ray_end is not None:
         if not (math.isfinite(req.ray_end) and req.ray_end > 0):
             raise BadOptionError("--ray-end", f"must be a finite distance > 0, got {req.ray_end}")
@@ -300,7 +297,7 @@ def _write_report(snap, req: ExportRequest, outdir: Path, result: ExportResult) 
 def run_export(req: ExportRequest) -> ExportResult:
     """Export what ``req`` asks for (module docstring) into a staging folder that replaces ``--outdir`` at the end
     (:mod:`stages.export.outdir`); returns the written files by kind, under their final names."""
-    from stages.eval import resolve_device
+    from stages.common.devices import resolve_device
     from stages.eval.snapshots import load_snapshot, resolve_snapshots
     from stages.export.outdir import check_outdir, discard_staging, open_staging, publish, write_manifest
 

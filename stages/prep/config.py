@@ -8,12 +8,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.common.devices import device_syntax_error
 from stages.common.errors import BadFileError, BadOptionError, ThreeDGPError
 from stages.data.summary import DatasetSummary
 
@@ -30,7 +30,6 @@ MAX_BATCH = 4096
 MAX_CLASSES = 100_000  # --max-classes: the model's own cap on c_dim (stages.nn.config.ModelConfig)
 MAX_PIXELS_CAP = 1 << 32  # --max-pixels: 4.3 gigapixels, 13 GB decoded per worker, is the most it may allow
 MAX_FILE_MB_CAP = 16 << 10  # --max-file-mb: 16 GiB, read into memory in one piece
-_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 _PATH_FIELDS = ("out", "src", "depth_weights", "embedder_weights", "preview", "classes_file", "synset_map",
                 "selection_weights")
 
@@ -124,7 +123,7 @@ class PrepConfig:
     depth_weights: Path | None = None  # weights file/dir for the estimator
     embedder: str = DEFAULT_EMBEDDER  # timm model name for distillation embeddings, or none
     embedder_weights: Path | None = None  # weights file for the embedder
-    device: str = "cpu"  # torch device for the estimator and embedder
+    device: str = "cpu"  # torch device for the estimator and embedder (stages.common.devices: auto|cpu|cuda[:N]|mps)
     batch_size: int = 32  # images per estimator/embedder batch (and per LMDB transaction)
     preview: Path | None = None  # write a contact sheet PNG here when done
     overwrite: bool = False  # replace an existing dataset / discard a partial one
@@ -219,8 +218,8 @@ class PrepConfig:
         for name in ("overwrite", "resource_check"):
             if not isinstance(getattr(self, name), bool):
                 raise BadOptionError(name, f"expected true or false, got {getattr(self, name)!r}")
-        if not isinstance(self.device, str) or not _DEVICE.match(self.device):
-            raise BadOptionError("--device", f"expected cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if not isinstance(self.device, str) or device_syntax_error(self.device):
+            raise BadOptionError("--device", device_syntax_error(str(self.device)) or "expected a device name")
         if self.source != "toy" and self.src is None:
             raise ThreeDGPError(f"SRC: the {self.source} source needs an input path")
         self.options.check()

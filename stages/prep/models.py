@@ -71,9 +71,9 @@ def setup_depth(cfg: PrepConfig, name: str) -> DepthSetup:
         return DepthSetup("toy", None, info)
     from stages.prep.depth import load_depth_estimator
 
-    check_device(cfg.device)
+    device = check_device(cfg.device)
     weights = None if cfg.depth_weights is None else str(cfg.depth_weights)
-    estimator = load_depth_estimator(name, weights, device=cfg.device)
+    estimator = load_depth_estimator(name, weights, device=device)
     info = {"name": estimator.name, "version": estimator.version, "weights_sha256": estimator.weights_sha256,
             "output_kind": estimator.output_kind}
     return DepthSetup("model", estimator, info)
@@ -83,24 +83,16 @@ def setup_embedder(cfg: PrepConfig) -> tuple[Any, dict | None]:
     """Load the distillation embedder (None for ``--embedder none``) and its meta-record entry."""
     from stages.prep.embed import load_embedder
 
-    if cfg.embedder != "none":
-        check_device(cfg.device)
+    device = check_device(cfg.device) if cfg.embedder != "none" else "cpu"
     weights = None if cfg.embedder_weights is None else str(cfg.embedder_weights)
-    embedder = load_embedder(cfg.embedder, weights, device=cfg.device, batch_size=cfg.batch_size)
+    embedder = load_embedder(cfg.embedder, weights, device=device, batch_size=cfg.batch_size)
     if embedder is None:
         return None, None
     return embedder, {"name": embedder.name, "dim": int(embedder.dim), "weights_sha256": embedder.weights_sha256}
 
 
-def check_device(device: str) -> None:
-    """BadOptionError unless ``device`` (already syntax-checked by PrepConfig.validate) exists on this machine."""
-    import torch
+def check_device(device: str) -> str:
+    """The torch device ``device`` names on this machine (``stages.common.devices``: one rule, one message)."""
+    from stages.common.devices import resolve_device
 
-    if device.startswith("cuda"):
-        index = int(device.partition(":")[2] or 0)
-        if not torch.cuda.is_available():
-            raise BadOptionError("--device", f"{device}: no CUDA device on this machine (use --device cpu)")
-        if index >= torch.cuda.device_count():
-            raise BadOptionError("--device", f"{device}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise BadOptionError("--device", "mps: not available on this machine (use --device cpu)")
+    return resolve_device(device)

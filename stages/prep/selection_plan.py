@@ -75,7 +75,9 @@ def _load_detector(cfg: PrepConfig, load_inception):
     """The Inception feature extractor for selection; its errors name --selection-weights (not eval's option)."""
     weights = None if cfg.options.selection_weights is None else str(cfg.options.selection_weights)
     try:
-        return load_inception(weights, device=cfg.device, resize="clean")  # as before eval existed
+        from stages.prep.models import check_device
+
+        return load_inception(weights, device=check_device(cfg.device), resize="clean")  # as before eval existed
     except BadFileError as exc:
         raise BadFileError(exc.path, exc.message.replace("--inception", "--selection-weights")) from None
     except BadOptionError as exc:

@@ -46,7 +46,8 @@ def option_for(key: str) -> str:
     return FLAGS.get(key, f"--set {key}")
 
 
-_KIMG = Range(0)  # schedule lengths and intervals: 0 = off / immediately
+MAX_KIMG = 1e6  # 1 billion images: 40x the paper's longest run; beyond it a typo, not a plan
+_KIMG = Range(0, MAX_KIMG)  # schedule lengths and intervals: 0 = off / immediately
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class LossConfig(Checked):
         "depth_adaptor_p": Range(0, 1), "emd_anneal_kimg": _KIMG, "emd_num_samples": Range(1),
         "emd_weight_angles": Range(0), "emd_weight_radius": Range(0), "emd_weight_fov": Range(0),
         "emd_weight_look_at": Range(0), "force_mean_weight": Range(0), "force_mean_num_samples": Range(1),
-        "kd_weight": Range(0), "kd_anneal_kimg": _KIMG,
+        "kd_weight": Range(0, 1e4), "kd_anneal_kimg": _KIMG,
     }
 
 
@@ -153,8 +154,8 @@ class RunConfig(Checked):
     device: str | None = None           # auto, cpu, cuda (process k on GPU k), cuda:N, mps; None = auto.
     precision: str = "fp32"             # fp32 (official), tf32, bf16 (backbone + tri-plane MLP; stages.nn.precision).
 
-    _RANGES = {"batch": Range(1), "batch_gpu": Range(1), "kimg": Range(0, low_open=True), "seed": Range(0, 2**32 - 1),
-               "minutes": Range(0, low_open=True),
+    _RANGES = {"batch": Range(1, 65536), "batch_gpu": Range(1, 65536), "kimg": Range(0, MAX_KIMG, low_open=True),
+               "seed": Range(0, 2**32 - 1), "minutes": Range(0, 1e6, low_open=True),
                "gpus": Range(1, 1024), "tick_kimg": Range(0, low_open=True), "state_kimg": _KIMG,
                "snapshot_kimg": _KIMG, "keep_states": Range(1), "image_kimg": _KIMG, "metrics_kimg": _KIMG,
                "max_rollbacks": Range(0), "nonfinite_loss_steps": Range(0),

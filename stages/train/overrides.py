@@ -124,6 +124,8 @@ def flag_overrides(opts: dict[str, Any], set_texts: list[str]) -> list[Override]
                  if opts.get(name) is not None]
     if opts.get("metrics") is not None:
         metrics = opts["metrics"]
+        if not metrics.strip(" ,"):
+            raise BadOptionError("--metrics", "no metric given (use 'none' for no metrics)")
         overrides.append(Override("--metrics", "run.metrics", "" if metrics.strip().lower() == "none" else metrics))
     if opts.get("no_depth_adaptor"):
         overrides.append(Override("--no-depth-adaptor", "model.depth_adaptor.enabled", False))

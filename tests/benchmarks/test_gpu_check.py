@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ("install", "doctor", "gpu-tests", "train-step", "render", "toy64", "fid")
+STEPS = ("install", "doctor", "gpu-tests", "train-step", "render", "ddp", "toy64", "fid")
 
 
 def test_gpu_check_parses_and_dry_runs(tmp_path):
@@ -19,5 +19,6 @@ def test_gpu_check_parses_and_dry_runs(tmp_path):
     for step in STEPS:
         assert f"## {step}" in summary and f"DRY {step} " in proc.stdout
     assert "--kimg 2" in summary  # --quick shortens the toy64 run
+    assert "ddp_rehearsal.py" in summary and "--device cuda:0 --preset imagenet" in summary
     bad = subprocess.run(["bash", str(script), str(tmp_path / "o2"), "--fast"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown option --fast" in bad.stderr

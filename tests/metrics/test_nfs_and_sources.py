@@ -114,3 +114,19 @@ def test_nfs_card_reports_the_share_of_pixels_the_density_cut_emptied():
     assert result.details["empty_ray_fraction"] == pytest.approx(3 / 8)
     p = torch.tensor([3 / 8, 5 / 8])  # near-plane bin and the depth-1.0 bin
     assert result.value == pytest.approx(math.exp(-(p * torch.log(p)).sum().item()), rel=1e-5)
+
+
+def test_fakes_stay_on_the_generator_device_for_the_detector():
+    """Issue 18 row 8: fakes are not copied to the host and back between the generator and the detector ("meta"
+    stands for a GPU)."""
+
+    class _MetaG(_SpyG):
+        def synthesis(self, ws, camera, noise_mode="random", generator=None, **kw):
+            b = ws.shape[0]
+            return {"img": torch.zeros(b, 3, 8, 8, device="meta"), "depth": torch.ones(b, 1, 8, 8, device="meta"),
+                    "depth_adapted": None}
+
+    src = GeneratorSource(_MetaG(), _source().prior, None, "cpu", seed=3)
+    batches = list(src.images(40))
+    assert [b.shape[0] for b in batches] == [32, 8] and all(b.device.type == "meta" for b in batches)
+    assert all(d.device.type == "meta" for d in src.depths(8))

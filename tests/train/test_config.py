@@ -56,7 +56,7 @@ def test_every_section_validates_itself_and_options_are_named_as_typed():
     for build, message in [(lambda: LossConfig(gamma=-1.0), "^gamma: must be >= 0"),
                            (lambda: LossConfig(kd_weight=float("inf")), "^kd_weight: must be finite"),
                            (lambda: EmaConfig(ema_kimg=-1), "^ema_kimg: must be >= 0"),
-                           (lambda: RunConfig(state_kimg=-1.0), "^state_kimg: must be >= 0"),
+                           (lambda: RunConfig(state_kimg=-1.0), r"^state_kimg: must be in \[0, 1e\+06\]"),
                            (lambda: LossConfig(r1_interval=0), "^r1_interval: must be >= 1"),
                            (lambda: RunConfig(keep_states=0), "^keep_states: must be >= 1"),
                            (lambda: RunConfig(kimg=float("inf")), "^kimg: must be finite"),

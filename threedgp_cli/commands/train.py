@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from stages.common.devices import DEVICE_HELP
+from threedgp_cli.commands.paths import nonempty_path
 
 _RUN = "Run"
 _ABL = "Ablations"
@@ -25,9 +27,10 @@ _DepthAdaptorP = Annotated[Optional[float], typer.Option(
 
 def train(
     data: Annotated[Optional[Path], typer.Option(
-        "--data", help="Dataset directory written by `3dgp prep` (with --resume: the run's dataset, moved "
+        "--data", parser=nonempty_path, help="Dataset directory written by `3dgp prep` (with --resume: the run's dataset, moved "
         "elsewhere).")] = None,
-    outdir: Annotated[Path, typer.Option("--outdir", help="Parent of the numbered run directories.")] = Path("runs"),
+    outdir: Annotated[Path, typer.Option("--outdir", parser=nonempty_path,
+                                         help="Parent of the numbered run directories.")] = Path("runs"),
     preset: Annotated[Optional[str], typer.Option(
         "--preset", help="tiny (CPU, minutes), demo (make demo: toy --scenes simple, 15 CPU minutes), toy64, "
         "dogs, elephants, horses, imagenet.")] = None,
@@ -35,7 +38,7 @@ def train(
         "--resume", help="Resume the latest run under --outdir, or the run dir / checkpoint given as RESUME_FROM.",
         rich_help_panel=_RUN)] = False,
     resume_from: Annotated[Optional[Path], typer.Argument(
-        help="With --resume: a run directory or a training-state-*.pt file.", show_default=False)] = None,
+        parser=nonempty_path, help="With --resume: a run directory or a training-state-*.pt file.", show_default=False)] = None,
     force_override: Annotated[bool, typer.Option(
         "--force-override", help="With --resume: options given now win over the saved config (runtime options "
         "--gpus, --device, --batch-gpu, --minutes change without it).",
@@ -52,8 +55,8 @@ def train(
     gpus: Annotated[Optional[int], typer.Option(
         "--gpus", help="Processes to spawn on this node (may change on --resume: the global batch stays).",
         rich_help_panel=_RUN)] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda if available).",
-                                                  rich_help_panel=_RUN)] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help=DEVICE_HELP + " With --gpus N, cuda puts process k on GPU k.", rich_help_panel=_RUN)] = None,
     metrics: Annotated[Optional[str], typer.Option(
         "--metrics", help="Comma list, e.g. fid2k,nfs256; 'none' for no metrics.", rich_help_panel=_RUN)] = None,
     max_rollbacks: Annotated[Optional[int], typer.Option(
