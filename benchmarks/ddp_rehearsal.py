@@ -109,7 +109,7 @@ def main() -> int:
                                         *batch, *tick],
          out, {**env, "THREEDGP_RECORD_COLLECTIVES": str(out / "collectives-train")}, log)
     _run("resume-1proc", cli + ["train", "--resume", "--outdir", str(out / "runs"), "--kimg", f"{1.5 * k:g}",
-                                "--gpus", "1", "--device", args.device], out, env, log)
+                                "--force-override", "--gpus", "1", "--device", args.device], out, env, log)
     run = sorted((out / "runs").iterdir())[-1] if (out / "runs").is_dir() else out / "runs"
     (out / "collectives-eval").mkdir(exist_ok=True)
     _run("eval-2proc", _torchrun(2) + ["eval", str(run), "--snapshots", "latest", "--metrics", EVAL_METRICS,

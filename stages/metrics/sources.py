@@ -265,5 +265,5 @@ class DatasetSource:
             from stages.data.dataset import LmdbDataset
 
             ds = LmdbDataset(ds.path, max_items=ds.num_items, load_depth_gt=True)
-        order = np.random.RandomState(seed).permutation(ds.num_items)[: min(n, ds.num_items)]
+        order = np.random.RandomState(seed & 0xFFFFFFFF).permutation(ds.num_items)[: min(n, ds.num_items)]  # 63-bit run seeds
         return torch.stack([ds[int(i)][key] for i in np.sort(order)])
