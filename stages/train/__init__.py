@@ -3,9 +3,11 @@ and run the training loop in one or several processes (3DGP ref §5, §10; issue
 
 Public API:
   TrainRequest(preset, outdir, overrides, resume, resume_from, force_override, dry_run)  # what the CLI collects
-  run_request(request) -> TrainResult                                                    # the CLI's one call
-  run(cfg, run_dir, resume_path=None) -> LoopResult                                       # train a resolved config
+  run(request) -> TrainResult                                                            # the CLI's one call
+  run_loop(cfg, run_dir, resume_path=None) -> LoopResult        # train a resolved config in this process
+  launch(cfg, run_dir, resume_path) -> LoopResult | None        # ... in this process or cfg.run.gpus spawned ones
   resolve_new_config(preset, overrides) -> TrainConfig; resolve_resume(...) -> ResumePlan
+The options that set config values, and the keys they set: ``stages.train.flags`` (``flag_overrides``).
 """
 from __future__ import annotations
 
@@ -15,19 +17,29 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stages.common.errors import BadOptionError, ConfigValueError
+from stages.common.validate import Checked
 from stages.train.config import TRAIN_PRESETS, TrainConfig, get_train_preset, to_dict
 from stages.train.overrides import Override
 from stages.train.resume import ResumePlan, resolve_new_config, resolve_resume
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TRAIN_PRESETS", "TrainConfig", "TrainRequest", "TrainResult", "ResumePlan", "get_train_preset", "run",
-           "run_request", "resolve_new_config", "resolve_resume"]
+__all__ = ["TRAIN_PRESETS", "TrainConfig", "TrainRequest", "TrainResult", "ResumePlan", "get_train_preset", "launch",
+           "run", "run_loop", "resolve_new_config", "resolve_resume"]
+
+_OPTIONS = {"resume_from": "RESUME_FROM"}  # request field -> how the command line spells it (else --field-name)
+
+
+def _option(field: str) -> str:
+    return _OPTIONS.get(field, "--" + field.replace("_", "-"))
 
 
 @dataclass(frozen=True)
-class TrainRequest:
-    """Everything the ``3dgp train`` command line says."""
+class TrainRequest(Checked):
+    """Everything the ``3dgp train`` command line says; checked on construction (``stages.common.validate``).
+    The options that set config values arrive as ``overrides`` (``stages.train.flags.flag_overrides``) and are
+    checked when they are applied to the preset or the resumed run's config."""
 
     preset: str | None = None  # --preset (required unless --resume)
     outdir: str = "runs"  # --outdir
@@ -37,10 +49,31 @@ class TrainRequest:
     force_override: bool = False  # --force-override
     dry_run: bool = False  # --dry-run
 
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except ConfigValueError as exc:
+            raise exc.labelled(_option(exc.keys[0]), {k: _option(k) for k in exc.keys}) from None
+
+    def _check_values(self) -> None:
+        for name in ("outdir", "resume_from"):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                raise ConfigValueError(name, "must not be empty")
+
+    def _check_combinations(self) -> None:
+        # BadOptionError, not ConfigValueError: the messages quote a path, which is no {placeholder} template
+        if self.resume_from is not None and not self.resume:
+            raise BadOptionError("--resume", f"{self.resume_from} names a run to continue: add --resume "
+                                             f"(`3dgp train --resume {self.resume_from}`)")
+        if self.force_override and not self.resume:
+            raise BadOptionError("--force-override", "only applies with --resume (options given now then win over "
+                                                     "the resumed run's saved config)")
+
 
 @dataclass
 class TrainResult:
-    """What ``run_request`` did."""
+    """What ``run`` did."""
 
     run_dir: str | None = None  # the run directory trained in
     printed_config: str | None = None  # the resolved config as JSON (--dry-run)
@@ -54,16 +87,8 @@ def _write_config(run_dir: Path, cfg: TrainConfig) -> None:
     os.replace(tmp, run_dir / "config.json")
 
 
-def _check_request(request: TrainRequest) -> None:
-    """Options that only make sense together (before anything is resolved)."""
-    from stages.common.errors import BadOptionError
-
-    if request.resume_from is not None and not request.resume:
-        raise BadOptionError("--resume", f"{request.resume_from} names a run to continue: add --resume "
-                                         f"(`3dgp train --resume {request.resume_from}`)")
-    if request.force_override and not request.resume:
-        raise BadOptionError("--force-override", "only applies with --resume (options given now then win over the "
-                                                 "resumed run's saved config)")
+def _check_outdir(request: TrainRequest) -> None:
+    """``--outdir`` is, or can become, a folder (what the request alone cannot say)."""
     out = Path(request.outdir)
     for parent in [out, *out.parents]:
         if parent.exists():
@@ -77,7 +102,7 @@ def _preflight(cfg: TrainConfig, torchrun: bool) -> None:
     """What a start checks before it creates or locks a run directory: the device of every process this node will
     run (``stages.common.devices``) and the batch split."""
     from stages.common.devices import process_device
-    from stages.train.config import option_for
+    from stages.train.flags import option_for
     from stages.train.step import plan_batch
 
     world = int(os.environ.get("WORLD_SIZE", "1")) if torchrun else cfg.run.gpus
@@ -99,7 +124,6 @@ def _discard_if_unstarted(run_dir: Path) -> None:
 def _resolve(request: TrainRequest):
     """(config, resume plan or None): the resumed run's config with the request's overrides, or a new run's
     preset + overrides fitted to its dataset."""
-    from stages.common.errors import BadOptionError
     from stages.train.resume import fit_to_dataset
 
     if request.resume:
@@ -117,7 +141,7 @@ def _resolve(request: TrainRequest):
     return cfg, None
 
 
-def run_request(request: TrainRequest) -> TrainResult:
+def run(request: TrainRequest) -> TrainResult:
     """Resolve and check, then train (or print for ``--dry-run``).
 
     A start that is rejected leaves nothing behind: the numbered run directory is created (and locked) only once
@@ -126,7 +150,7 @@ def run_request(request: TrainRequest) -> TrainResult:
     """
     from stages.common.rundir import RunLock, next_run_dir
 
-    _check_request(request)
+    _check_outdir(request)
     torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     cfg, plan = _resolve(request)
     run_dir, resume_path = (plan.run_dir, plan.state_path) if plan is not None else (None, None)
@@ -189,7 +213,7 @@ def launch(cfg: TrainConfig, run_dir: Path, resume_path: Path | None):
 
     A user-facing error in a spawned process comes back to this one as the same one-line error."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or cfg.run.gpus <= 1:
-        return run(cfg, run_dir, resume_path)
+        return run_loop(cfg, run_dir, resume_path)
     import torch.multiprocessing as mp
 
     from stages.common.distributed import spawn
@@ -211,14 +235,14 @@ def _spawned_worker(cfg_dict: dict, run_dir: str, resume_path: str | None, error
     from stages.train.config import from_dict
 
     try:
-        run(from_dict(cfg_dict), Path(run_dir), Path(resume_path) if resume_path else None)
+        run_loop(from_dict(cfg_dict), Path(run_dir), Path(resume_path) if resume_path else None)
     except ThreeDGPError as exc:
         if errors is not None:
             errors.put(str(exc))
         raise
 
 
-def run(cfg: TrainConfig, run_dir: str | Path, resume_path: str | Path | None = None):
+def run_loop(cfg: TrainConfig, run_dir: str | Path, resume_path: str | Path | None = None):
     """Train ``cfg`` in ``run_dir`` (this process joins the torchrun group if there is one); rank 0's result."""
     from stages.common.distributed import init_distributed
     from stages.common.rundir import attach_log_file

@@ -17,35 +17,6 @@ from stages.common.validate import Checked, Range, one_of
 from stages.nn import config as model_config
 from stages.nn.config import PRECISIONS, ModelConfig
 
-# Config key -> the `3dgp train` option that sets it. Messages name a field by the option the user typed (see
-# stages.train.overrides.label_error); fields without a dedicated option are set with `--set <key>=<value>`.
-FLAGS: dict[str, str] = {
-    "preset": "--preset",
-    "data.path": "--data",
-    "run.kimg": "--kimg",
-    "run.batch": "--batch",
-    "run.batch_gpu": "--batch-gpu",
-    "run.seed": "--seed",
-    "run.gpus": "--gpus",
-    "run.device": "--device",
-    "run.metrics": "--metrics",
-    "run.max_rollbacks": "--max-rollbacks",
-    "run.precision": "--precision",
-    "run.minutes": "--minutes",
-    "loss.gamma": "--gamma",
-    "loss.kd_weight": "--kd-weight",
-    "loss.depth_adaptor_p": "--depth-adaptor-p",
-    "model.depth_adaptor.enabled": "--no-depth-adaptor",
-    "model.camera.adaptor_enabled": "--no-camera-adaptor",
-    "model.img_channels": "--no-depth",
-}
-
-
-def option_for(key: str) -> str:
-    """How a user sets config ``key``: its dedicated option (``--batch``) or ``--set <key>``."""
-    return FLAGS.get(key, f"--set {key}")
-
-
 MAX_KIMG = 1e6  # 1 billion images: 40x the paper's longest run; beyond it a typo, not a plan
 _KIMG = Range(0, MAX_KIMG)  # schedule lengths and intervals: 0 = off / immediately
 

@@ -3,7 +3,8 @@
 Every override is an :class:`Override` ``(flag, key, value)``: ``flag`` is what the user typed (``--batch`` or
 ``--set run.batch``) so messages name it; ``key`` is the dotted path in the :class:`TrainConfig`
 (``run.batch``, ``model.camera.fov_max_deg``); ``value`` is a python value or, for ``--set``, the raw string,
-type-checked against the field's annotation (bool, int, float, str, Optional[...], tuple[str, ...]).
+type-checked against the field's annotation (bool, int, float, str, Optional[...], tuple[str, ...]). The options of
+``3dgp train`` that set config values, and the keys they set, are one table: :mod:`stages.train.flags`.
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ class Override:
 
 def label_error(exc: ConfigValueError, overrides: list[Override]) -> ConfigValueError:
     """``exc`` naming the option the user typed: the latest given option among the fields at fault (else the
-    field's own option, ``stages.train.config.option_for``); other fields in the message are named the same way
+    field's own option, ``stages.train.flags.option_for``); other fields in the message are named the same way
     (a ``--set`` field by its key)."""
-    from stages.train.config import FLAGS, option_for
+    from stages.train.flags import KEY_OPTIONS, option_for
 
     typed: dict[str, tuple[int, str]] = {}
     for i, ov in enumerate(overrides):
@@ -37,8 +38,8 @@ def label_error(exc: ConfigValueError, overrides: list[Override]) -> ConfigValue
     given = [typed[k] for k in exc.keys if k in typed]
     option = max(given)[1] if given else option_for(exc.keys[0])
     names = {}
-    for key in set(exc.keys) | set(FLAGS):
-        flag = typed.get(key, (0, FLAGS.get(key, key)))[1]
+    for key in set(exc.keys) | set(KEY_OPTIONS):
+        flag = typed.get(key, (0, KEY_OPTIONS.get(key, key)))[1]
         names[key] = key if flag.startswith("--set") else flag
     return exc.labelled(option, names)
 
@@ -102,37 +103,3 @@ def apply_overrides(cfg: Any, overrides: list[Override]) -> Any:
     except ConfigValueError as exc:
         raise label_error(exc, list(overrides)) from None
     return cfg
-
-
-# `3dgp train` option name -> config key, for the options that set one config value as given (the option's spelling
-# comes from stages.train.config.FLAGS, which error messages use too).
-_VALUE_KEYS = {
-    "kimg": "run.kimg", "batch": "run.batch", "batch_gpu": "run.batch_gpu", "gamma": "loss.gamma", "seed": "run.seed",
-    "gpus": "run.gpus", "device": "run.device", "max_rollbacks": "run.max_rollbacks", "precision": "run.precision",
-    "minutes": "run.minutes", "kd_weight": "loss.kd_weight", "depth_adaptor_p": "loss.depth_adaptor_p",
-    "data": "data.path",
-}
-
-
-def flag_overrides(opts: dict[str, Any], set_texts: list[str]) -> list[Override]:
-    """The ``3dgp train`` options the user gave (``None`` / ``False`` = not given), then the ``--set`` texts, as typed
-    ``Override``s in that order. Holds the rules of the flags that are not one value: ``--metrics none`` (no
-    metrics), ``--no-depth-adaptor``, ``--no-camera-adaptor`` and ``--no-depth`` (3 channels, no adaptor)."""
-    from stages.train.config import FLAGS
-
-    overrides = [Override(FLAGS[key], key, opts[name]) for name, key in _VALUE_KEYS.items()
-                 if opts.get(name) is not None]
-    if opts.get("metrics") is not None:
-        metrics = opts["metrics"]
-        if not metrics.strip(" ,"):
-            raise BadOptionError("--metrics", "no metric given (use 'none' for no metrics)")
-        overrides.append(Override("--metrics", "run.metrics", "" if metrics.strip().lower() == "none" else metrics))
-    if opts.get("no_depth_adaptor"):
-        overrides.append(Override("--no-depth-adaptor", "model.depth_adaptor.enabled", False))
-    if opts.get("no_camera_adaptor"):
-        overrides.append(Override("--no-camera-adaptor", "model.camera.adaptor_enabled", False))
-    if opts.get("no_depth"):
-        overrides += [Override("--no-depth", "model.img_channels", 3),
-                      Override("--no-depth", "model.depth_adaptor.enabled", False)]
-    overrides += [parse_set(text) for text in set_texts]
-    return overrides

@@ -522,7 +522,7 @@ def _command_options(*path: str) -> set[str]:
         command = command.get_command(ctx, name)
         ctx = click.Context(command, parent=ctx)
     return {next(o for o in p.opts if o.startswith("--")) for p in command.params
-            if isinstance(p, click.Option) and p.name != "help"}
+            if p.param_type_name == "option" and p.name != "help"}  # not isinstance: Typer vendors its own click
 
 
 def _table_options(rows) -> set[str]:

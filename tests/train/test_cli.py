@@ -68,3 +68,37 @@ def test_train_help_does_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "--resume" in res.stdout and "--no-depth" in res.stdout and "--force-override" in res.stdout
+
+
+def test_one_flag_table_for_the_command_line_and_the_messages():
+    """Issue 20 §3: every option of ``3dgp train`` is a request field or a row of ``stages.train.flags.FLAGS``
+    (and each row is an option); the command passes them by their spelling, and the messages name fields by it."""
+    from unittest import mock
+
+    import click
+    import typer.main
+
+    from stages.train import TrainResult
+    from stages.train.flags import FLAGS, option_for
+    from threedgp_cli.app import app
+
+    command = typer.main.get_command(app).get_command(click.Context(typer.main.get_command(app)), "train")
+    options = {next(o for o in p.opts if o.startswith("--")) for p in command.params
+               if p.param_type_name == "option" and p.name != "help"}  # (Typer vendors its own click)
+    request_options = {"--outdir", "--preset", "--resume", "--force-override", "--set", "--dry-run"}
+    assert options - request_options == {flag.option for flag in FLAGS}
+    assert option_for("run.batch") == "--batch" and option_for("model.img_channels") == "--no-depth"
+    assert option_for("model.depth_adaptor.enabled") == "--no-depth-adaptor"
+    assert option_for("loss.r1_interval") == "--set loss.r1_interval"
+
+    with mock.patch("stages.train.run", return_value=TrainResult()) as run:
+        with pytest.raises(SystemExit) as info:
+            main(["train", "--preset", "tiny", "--batch", "16", "--no-depth", "--metrics", "none", "--data", "ds",
+                  "--set", "loss.gamma=2"])
+    assert info.value.code == 0
+    request = run.call_args.args[0]
+    assert [(o.flag, o.key, o.value) for o in request.overrides] == [
+        ("--batch", "run.batch", 16), ("--data", "data.path", "ds"), ("--metrics", "run.metrics", ""),
+        ("--no-depth", "model.img_channels", 3), ("--no-depth", "model.depth_adaptor.enabled", False),
+        ("--set loss.gamma", "loss.gamma", "2")]
+    assert request.preset == "tiny" and request.outdir == "runs" and not request.resume

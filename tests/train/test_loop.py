@@ -9,7 +9,7 @@ import torch
 from stages.common import checkpoint as ckpt
 from stages.common.errors import TrainingDiverged
 from stages.common.stats import read_jsonl
-from stages.train import phases, run
+from stages.train import phases, run_loop
 from stages.train.overrides import Override, parse_set
 from stages.train.resume import resolve_new_config
 
@@ -26,12 +26,12 @@ def _tensors(path):
 def test_resume_is_bit_identical(toy_dataset, tmp_path):
     straight = tmp_path / "straight"
     straight.mkdir()
-    res = run(tiny_cfg(toy_dataset, 0.032), straight)
+    res = run_loop(tiny_cfg(toy_dataset, 0.032), straight)
     assert res.cur_nimg == 32 and res.rollbacks == 0
     halves = tmp_path / "halves"
     halves.mkdir()
-    run(tiny_cfg(toy_dataset, 0.016), halves)
-    run(tiny_cfg(toy_dataset, 0.032), halves, resume_path=ckpt.latest_training_state(halves))
+    run_loop(tiny_cfg(toy_dataset, 0.016), halves)
+    run_loop(tiny_cfg(toy_dataset, 0.032), halves, resume_path=ckpt.latest_training_state(halves))
     a, sa = _tensors(ckpt.latest_training_state(straight))
     b, sb = _tensors(ckpt.latest_training_state(halves))
     assert sa["counters"] == sb["counters"] and sa["counters"]["cur_nimg"] == 32
@@ -63,7 +63,7 @@ def _poison_g_loss(monkeypatch, bad_calls: set[int], value: float = float("nan")
 def test_an_occasional_nonfinite_loss_is_counted_and_does_not_rewind(toy_dataset, tmp_path, monkeypatch):
     # Issue 12 §3: as the official code, NaN gradients become 0 (+-inf -> +-1e5) and the run goes on.
     _poison_g_loss(monkeypatch, {5})  # one NaN in the 3rd tick (two iterations per tick)
-    res = run(tiny_cfg(toy_dataset, 0.032), tmp_path)
+    res = run_loop(tiny_cfg(toy_dataset, 0.032), tmp_path)
     assert res.rollbacks == 0 and res.cur_nimg == 32
     stats = read_jsonl(tmp_path / "stats.jsonl")
     assert not [r for r in stats if "event" in r]
@@ -78,7 +78,7 @@ def test_an_occasional_nonfinite_loss_is_counted_and_does_not_rewind(toy_dataset
 
 def test_a_persistent_nonfinite_loss_rolls_back_and_continues(toy_dataset, tmp_path, monkeypatch):
     _poison_g_loss(monkeypatch, {4, 5})  # two consecutive iterations across a tick boundary (2 per tick)
-    res = run(tiny_cfg(toy_dataset, 0.032, "run.nonfinite_loss_steps=2"), tmp_path)
+    res = run_loop(tiny_cfg(toy_dataset, 0.032, "run.nonfinite_loss_steps=2"), tmp_path)
     assert res.rollbacks == 1 and res.cur_nimg == 32
     events = [r for r in read_jsonl(tmp_path / "stats.jsonl") if "event" in r]
     assert len(events) == 1 and "non-finite in 2 consecutive iterations" in events[0]["event"]
@@ -93,7 +93,7 @@ def test_a_persistent_nonfinite_loss_rolls_back_and_continues(toy_dataset, tmp_p
 def test_gives_up_after_max_rollbacks(toy_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(phases, "g_loss", lambda ctx, n: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(TrainingDiverged, match="diverged 2 times .* --max-rollbacks 1"):
-        run(tiny_cfg(toy_dataset, 0.032, "run.max_rollbacks=1", "run.nonfinite_loss_steps=2"), tmp_path)
+        run_loop(tiny_cfg(toy_dataset, 0.032, "run.max_rollbacks=1", "run.nonfinite_loss_steps=2"), tmp_path)
 
 
 def test_plain_epigraf_without_depth(toy_dataset_nodepth, tmp_path):
@@ -103,7 +103,7 @@ def test_plain_epigraf_without_depth(toy_dataset_nodepth, tmp_path):
                                       Override("--kimg", "run.kimg", 0.008)] + overrides
                              + [parse_set(s) for s in FAST])
     assert cfg.model.img_channels == 3 and cfg.model.discriminator.kd_dim == 0 and cfg.loss.kd_weight == 0
-    res = run(cfg, tmp_path)
+    res = run_loop(cfg, tmp_path)
     assert res.cur_nimg == 8
     stats = read_jsonl(tmp_path / "stats.jsonl")[-1]
     assert "Loss/D/kd" not in stats and stats["Loss/G/adv"] > 0

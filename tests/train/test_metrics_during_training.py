@@ -6,7 +6,7 @@ import torch
 from stages.common import checkpoint as ckpt
 from stages.common.stats import read_jsonl
 from stages.train import metrics as train_metrics
-from stages.train import run
+from stages.train import run_loop
 from train_helpers import tiny_cfg
 
 
@@ -19,7 +19,7 @@ def fake_detector(images: torch.Tensor) -> torch.Tensor:
 def test_metrics_jsonl_and_best_snapshot(toy_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(train_metrics, "load_detector", lambda device: fake_detector)
     cfg = tiny_cfg(toy_dataset, 0.024, "run.metrics=fid8,kid8,nfs4", "run.metrics_kimg=0.008")
-    res = run(cfg, tmp_path)
+    res = run_loop(cfg, tmp_path)
     records = read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["kimg"] for r in records] == [0.0, 0.008, 0.016, 0.024]
     assert all(r["fid8"] >= 0 and 1 <= r["nfs4"] <= 64 and "kid8" in r for r in records)
@@ -36,7 +36,7 @@ def test_metric_blowup_triggers_rollback(toy_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(train_metrics.MetricRunner, "evaluate", lambda self, G: {"fid8": next(values)})
     cfg = tiny_cfg(toy_dataset, 0.024, "run.metrics=fid8", "run.metrics_kimg=0.008",
                    "run.diverge_metric_factor=3")
-    res = run(cfg, tmp_path)
+    res = run_loop(cfg, tmp_path)
     assert res.rollbacks == 1 and res.cur_nimg == 24
     events = [r["event"] for r in read_jsonl(tmp_path / "stats.jsonl") if "event" in r]
     assert events == ["divergence: metric fid8 = 100 is more than 3x its best 10"]

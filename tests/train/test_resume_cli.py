@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stages.common import checkpoint as ckpt
-from stages.train import TrainRequest, run_request
+from stages.train import TrainRequest, run
 from stages.train.overrides import Override, parse_set
 from train_helpers import FAST
 
@@ -25,12 +25,12 @@ def _request(**kw):
 
 def test_resume_conflicts_saved_value_wins_unless_forced(toy_dataset, tmp_path):
     sets = tuple(parse_set(s) for s in FAST)
-    first = run_request(_request(preset="tiny", outdir=str(tmp_path), overrides=sets + (
+    first = run(_request(preset="tiny", outdir=str(tmp_path), overrides=sets + (
         Override("--data", "data.path", toy_dataset), Override("--kimg", "run.kimg", 0.008))))
     run_dir = Path(first.run_dir)
     assert first.loop.cur_nimg == 8 and run_dir.name == "00000-tiny-toy"
     # Conflicting options: reported by flag name, the saved values win.
-    res = run_request(_request(outdir=str(tmp_path), resume=True, preset="toy64", overrides=(
+    res = run(_request(outdir=str(tmp_path), resume=True, preset="toy64", overrides=(
         Override("--batch", "run.batch", 8), Override("--kimg", "run.kimg", 0.016),
         Override("--seed", "run.seed", 0), parse_set("model.generator.feat_dim=4"))))
     assert res.run_dir == str(run_dir) and res.loop.cur_nimg == 8  # kimg 0.008 kept: nothing left to do
@@ -40,7 +40,7 @@ def test_resume_conflicts_saved_value_wins_unless_forced(toy_dataset, tmp_path):
     assert any("architecture cannot change" in m for m in res.conflicts)
     assert not any(m.startswith("--seed") for m in res.conflicts)  # same value: no conflict
     # --force-override: the new value wins and config.json records it.
-    res = run_request(_request(outdir=str(tmp_path), resume=True, resume_from=str(run_dir), force_override=True,
+    res = run(_request(outdir=str(tmp_path), resume=True, resume_from=str(run_dir), force_override=True,
                                overrides=(Override("--kimg", "run.kimg", 0.016),)))
     assert res.loop.cur_nimg == 16
     assert json.loads((run_dir / "config.json").read_text())["run"]["kimg"] == 0.016

@@ -13,7 +13,7 @@ from stages.common import checkpoint as ckpt
 from stages.data import fingerprint as fp
 from stages.data.fingerprint import dataset_fingerprint
 from stages.data.lmdb_store import release_readonly
-from stages.train import TrainRequest, run_request
+from stages.train import TrainRequest, run
 from stages.train.config import to_dict
 from stages.train.overrides import Override, parse_set
 from stages.train.resume import resolve_resume
@@ -88,7 +88,7 @@ def test_data_on_resume_follows_a_moved_dataset(world, caplog):
     moved.parent.mkdir()
     shutil.move(a / "ds32", moved)
     with caplog.at_level(logging.INFO, logger="stages"):  # the same dataset: no --force-override needed
-        res = run_request(TrainRequest(resume=True, resume_from=str(run_dir),
+        res = run(TrainRequest(resume=True, resume_from=str(run_dir),
                                        overrides=(Override("--data", "data.path", str(moved)),)))
     assert res.loop.cur_nimg == 4  # already at its end: nothing to train
     assert f"the run's dataset is {moved} (recorded: {a / 'ds32'})" in (run_dir / "log.txt").read_text()
@@ -113,7 +113,7 @@ def test_old_run_without_fingerprint_still_resumes(world, monkeypatch):
 def test_new_run_from_a_relative_path(world, tmp_path):
     a, _, _ = world
     sets = tuple(parse_set(s) for s in FAST)
-    res = run_request(TrainRequest(preset="tiny", outdir=str(tmp_path / "runs2"), overrides=sets + (
+    res = run(TrainRequest(preset="tiny", outdir=str(tmp_path / "runs2"), overrides=sets + (
         Override("--data", "data.path", "ds32"), Override("--kimg", "run.kimg", 0.004))))
     config = json.loads((Path(res.run_dir) / "config.json").read_text())
     assert config["data"]["path"] == str(a / "ds32") and Path(res.run_dir).name == "00000-tiny-ds32"

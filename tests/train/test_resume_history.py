@@ -6,7 +6,7 @@ import pytest
 
 from stages.common import checkpoint as ckpt
 from stages.common.stats import read_jsonl
-from stages.train import TrainRequest, run_request
+from stages.train import TrainRequest, run
 from stages.train.overrides import Override, parse_set
 from train_helpers import FAST
 
@@ -15,13 +15,13 @@ LOSSES = ("Loss/G/adv", "Loss/D/real", "Loss/D/fake")
 
 def test_resume_from_an_older_state_rewrites_history(toy_dataset, tmp_path):
     sets = tuple(parse_set(s) for s in FAST + ["run.keep_states=10"])
-    first = run_request(TrainRequest(preset="tiny", outdir=str(tmp_path), overrides=sets + (
+    first = run(TrainRequest(preset="tiny", outdir=str(tmp_path), overrides=sets + (
         Override("--data", "data.path", toy_dataset), Override("--kimg", "run.kimg", 0.032))))
     run_dir = tmp_path / "00000-tiny-toy"
     old_rows = read_jsonl(run_dir / "stats.jsonl")
     assert [r["kimg"] for r in old_rows] == [0.008, 0.016, 0.024, 0.032] and first.loop.cur_nimg == 32
     older = ckpt.state_path(run_dir, 16)
-    run_request(TrainRequest(resume=True, resume_from=str(older)))
+    run(TrainRequest(resume=True, resume_from=str(older)))
     rows = read_jsonl(run_dir / "stats.jsonl")
     assert [r["kimg"] for r in rows] == [0.008, 0.016, 0.024, 0.032]  # no duplicated ticks
     for old, new in zip(old_rows, rows):  # resume is exact: the same curve again

@@ -12,7 +12,7 @@ import torch
 from stages.common import checkpoint as ckpt
 from stages.common.errors import BadOptionError
 from stages.common.stats import read_jsonl
-from stages.train import TrainRequest, launch, run_request
+from stages.train import TrainRequest, launch, run
 from stages.train.config import to_dict
 from stages.train.overrides import Override, parse_set
 from stages.train.resume import resolve_resume
@@ -74,12 +74,12 @@ def test_two_then_one_then_two_processes_match_one(toy_dataset, tmp_path):
     straight.mkdir()
     launch(tiny_cfg(toy_dataset, 0.048, *SPLIT), straight, None)
     sets = tuple(parse_set(s) for s in FAST + list(SPLIT))
-    res = run_request(TrainRequest(preset="tiny", outdir=str(tmp_path / "runs"), overrides=sets + (
+    res = run(TrainRequest(preset="tiny", outdir=str(tmp_path / "runs"), overrides=sets + (
         Override("--data", "data.path", toy_dataset), Override("--kimg", "run.kimg", 0.016),
         Override("--gpus", "run.gpus", 2))))
     run_dir = Path(res.run_dir)
     for gpus, kimg in ((1, 0.032), (2, 0.048)):  # --kimg extends the run (forced); --gpus needs no force
-        res = run_request(TrainRequest(resume=True, resume_from=str(run_dir), force_override=True, overrides=(
+        res = run(TrainRequest(resume=True, resume_from=str(run_dir), force_override=True, overrides=(
             Override("--gpus", "run.gpus", gpus), Override("--kimg", "run.kimg", kimg))))
         assert not any(m.startswith("--gpus") for m in res.conflicts)
     log = (run_dir / "log.txt").read_text()

@@ -135,12 +135,12 @@ def test_precision_and_minutes_in_a_short_run(toy_dataset, tmp_path):
     import time
 
     from stages.common.stats import read_jsonl
-    from stages.train import run
+    from stages.train import run_loop
     from train_helpers import tiny_cfg
 
     cfg = tiny_cfg(toy_dataset, 1000.0, "run.precision=bf16", "run.minutes=0.05")  # 3 s of a 1000-kimg run
     t0 = time.time()
-    res = run(cfg, tmp_path)
+    res = run_loop(cfg, tmp_path)
     assert time.time() - t0 < 60 and 0 < res.cur_nimg < 1_000_000 and res.rollbacks == 0
     from stages.common import checkpoint as ckpt
 

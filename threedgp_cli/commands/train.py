@@ -1,4 +1,6 @@
-"""``3dgp train``: options -> preset + overrides -> ``stages.train.run`` (3DGP ref §5, §10; issue 5)."""
+"""``3dgp train``: options -> ``stages.train.TrainRequest`` -> ``stages.train.run`` -> the resolved config for
+``--dry-run`` (3DGP ref §5, §10; issue 5). The options that set config values go through the stage's one flag
+table (``stages.train.flags``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,14 +79,17 @@ def train(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train 3DGP on a prepped dataset in a new numbered run directory (or resume one)."""
-    options = dict(locals())  # every option as given (None / False = not given); flag_overrides picks its own
-    from stages.train import TrainRequest, run_request
-    from stages.train.overrides import flag_overrides
+    from stages.train import TrainRequest, run
+    from stages.train.flags import flag_overrides
 
-    overrides = flag_overrides({**options, "data": str(data) if data is not None else None}, set_ or [])
-    request = TrainRequest(preset=preset, outdir=str(outdir), overrides=tuple(overrides), resume=resume,
-                           resume_from=str(resume_from) if resume_from is not None else None,
+    given = {"--data": data, "--kimg": kimg, "--batch": batch, "--batch-gpu": batch_gpu, "--gamma": gamma,
+             "--seed": seed, "--gpus": gpus, "--device": device, "--metrics": metrics,
+             "--max-rollbacks": max_rollbacks, "--precision": precision, "--minutes": minutes, "--kd-weight": kd_weight,
+             "--no-depth-adaptor": no_depth_adaptor, "--depth-adaptor-p": depth_adaptor_p,
+             "--no-camera-adaptor": no_camera_adaptor, "--no-depth": no_depth}
+    request = TrainRequest(preset=preset, outdir=str(outdir), overrides=tuple(flag_overrides(given, set_ or [])),
+                           resume=resume, resume_from=str(resume_from) if resume_from is not None else None,
                            force_override=force_override, dry_run=dry_run)
-    result = run_request(request)
-    if result is not None and result.printed_config is not None:
+    result = run(request)
+    if result.printed_config is not None:
         typer.echo(result.printed_config)
