@@ -17,27 +17,22 @@ import torch
 from stages.common import checkpoint as ckpt
 from stages.common.distributed import DistInfo, barrier, broadcast_object
 from stages.common.errors import TrainingDiverged
-from stages.nn.depth_adaptor import adapted_depth_probs
-from stages.nn.inputs import make_generator, sample_generator_inputs
 from stages.common.seeding import derive_seed, seed_everything
 from stages.common.stats import StatsCollector, StatsWriter
-from stages.train import reporting
+from stages.train import maintenance, reporting
 from stages.train.config import TrainConfig
 from stages.train.data import make_loader, reals_to_device
-from stages.train.divergence import StepHealth, metric_blowup, nonfinite_loss_reason, run_health, \
-    tick_loss_blowup
+from stages.train.divergence import StepHealth, nonfinite_loss_reason, run_health, tick_loss_blowup
 from stages.train.metrics import MetricRunner
 from stages.train.phases import PhaseContext
 from stages.train.runtime import configure_runtime
-from stages.train.schedules import ema_beta, ema_half_life_kimg, r1_gamma, schedule_state
+from stages.train.schedules import crossed, ema_beta, r1_gamma, schedule_state
 from stages.train.state import Counters, build_networks, build_optimizers, camera_prior_for, ema_update_, \
     load_state, save_snapshot, save_state
 from stages.train.step import plan_batch, train_step
 
 logger = logging.getLogger(__name__)
-GRID_SIZE = 8
 INIT_SEED_SALT = 0x1417  # derive_seed(run.seed, salt): the initial weights (identical on every rank)
-GRID_SEED_SALT = 0x6121D  # the fixed inputs of the fakes<kimg>.png grid
 
 
 @dataclass
@@ -52,22 +47,6 @@ class LoopResult:
     metrics: dict = field(default_factory=dict)  # last metric values
 
 
-def _crossed(prev_nimg: int, cur_nimg: int, interval_kimg: float) -> bool:
-    if interval_kimg <= 0:
-        return False
-    step = max(int(round(interval_kimg * 1000)), 1)
-    return cur_nimg // step > prev_nimg // step
-
-
-def _grid_inputs(cfg: TrainConfig, G, prior, label_probs, c_dim: int, device: torch.device) -> dict:
-    """Fixed z / classes (dataset label distribution) / prior cameras of the fakes grid, from a seeded CPU generator
-    (the same grid on every device); keys ``z`` ``[8, z_dim]``, ``c`` ``[8, c_dim]`` | None, ``cameras`` ``[8, 8]``."""
-    gen = make_generator(derive_seed(cfg.run.seed, GRID_SEED_SALT))
-    inputs = sample_generator_inputs(GRID_SIZE, G.z_dim, c_dim, prior, label_probs=label_probs, generator=gen,
-                                     device=device)
-    return {"z": inputs.z, "c": inputs.c, "cameras": inputs.camera_prior}
-
-
 class Trainer:
     """Holds one run's networks, optimizers, counters and writers; :meth:`run` is the loop."""
 
@@ -76,11 +55,7 @@ class Trainer:
         self.device = torch.device(dist.device)
         self.runtime = configure_runtime(self.device, cfg.run.precision)
         seed_everything(derive_seed(cfg.run.seed, INIT_SEED_SALT))  # identical initial weights on every rank
-        self.nets = build_networks(cfg, self.device)
-        self.nets.G.set_precision(cfg.run.precision)  # G's training passes; G_ema (metrics, images) stays fp32
-        adaptor = getattr(self.nets.G, "depth_adaptor", None)
-        if adaptor is not None and cfg.loss.depth_adaptor_p is not None:  # the ablation's fixed P(adapted depth)
-            adaptor.fixed_p = adapted_depth_probs(cfg.loss.depth_adaptor_p, adaptor.num_outputs)
+        self.nets = build_networks(cfg, self.device, training=True)
         self.opts = build_optimizers(cfg, self.nets.G, self.nets.D)
         self.counters = load_state(resume_path, self.nets, self.opts, self.device) if resume_path else Counters()
         self.resumed = resume_path is not None
@@ -93,11 +68,12 @@ class Trainer:
         self.writer = StatsWriter(self.run_dir, enabled=dist.is_main)
         self.metrics = MetricRunner(cfg.run.metrics, dataset, self.prior, self.label_probs, self.c_dim, self.device,
                                     self.run_dir, cfg.run.seed, cfg.data.workers)
-        self.grid = _grid_inputs(cfg, self.nets.G, self.prior, self.label_probs, self.c_dim, self.device)
+        self.grid = reporting.fakes_grid_inputs(cfg.run.seed, self.nets.G, self.prior, self.label_probs, self.c_dim,
+                                                self.device)
         self.gamma = r1_gamma(cfg.loss.gamma, cfg.model.img_resolution, cfg.run.batch)
         self.last_metrics: dict = {}
-        self._ops_logged = not dist.is_main  # rank 0 logs the op implementations once
-        self._deadline: float | None = None  # wall-clock end of a --minutes budget (set by run)
+        self.ops_logged = not dist.is_main  # rank 0 logs the op implementations once
+        self.deadline: float | None = None  # wall-clock end of a --minutes budget (set by run)
         self._open_loader()
 
     def _open_loader(self) -> None:
@@ -129,33 +105,11 @@ class Trainer:
         c.batch_idx += 1
         return ctx
 
-    def _save(self, what: str) -> str:
+    def save(self, what: str) -> str:
+        """Write a training state or a snapshot of the current counters (rank 0); its path."""
         path = (save_state(self.run_dir, self.cfg, self.nets, self.opts, self.counters) if what == "state"
                 else save_snapshot(self.run_dir, self.cfg, self.nets.G_ema, self.counters))
         return str(path)
-
-    def _start(self) -> None:
-        """The run's first artefacts (a fresh start): reals/fakes grids, the kimg-0 metrics and the rollback target."""
-        if self.dist.is_main:
-            logger.info("run dir %s; %s; device %s, %d process(es), batch %d = %d x %d rounds x %d; G EMA half-life "
-                        "%.4g kimg", self.run_dir,
-                        "resumed at kimg %.3f" % (self.counters.cur_nimg / 1000) if self.resumed else "fresh start",
-                        self.device, self.dist.world_size, self.plan.batch, self.dist.world_size, self.plan.rounds,
-                        self.plan.batch_gpu, ema_half_life_kimg(self.cfg.ema.ema_kimg, self.plan.batch))
-        if self.resumed:
-            return
-        if self.dist.is_main:
-            batch = next(iter(make_loader(self.dataset, self.cfg.run.seed, GRID_SIZE, 0, 1, 0, 0, self.device)))
-            reporting.save_reals_grid(reals_to_device(batch, self.device, self.cfg.model.img_channels == 4, 0)["img"],
-                                      self.run_dir / "reals.png")
-            reporting.render_fakes_grid(self.nets.G_ema, self.grid, self.run_dir / "fakes_init.png")
-        if self.metrics.primary is not None:  # the metric curve starts at initialisation (StyleGAN tick 0)
-            self._metrics({})  # every rank; saves snapshot-000000.000.pt as the first best
-        elif self.cfg.run.snapshot_kimg > 0 and self.dist.is_main:
-            self._save("snapshot")  # the initial model, to compare against (e.g. `make demo`)
-        if self.dist.is_main:
-            self._save("state")  # the rollback target before the first periodic state
-        barrier()
 
     def _rollback(self, reason: str) -> None:
         c = self.counters
@@ -180,30 +134,6 @@ class Trainer:
         self.stats.reduce(self.dist.world_size)  # drop the diverged tick's stats
         self._open_loader()
 
-    def _metrics(self, scalars: dict) -> str | None:
-        """Evaluate the configured metrics on every rank (sharded); rank 0 records them; the blow-up reason."""
-        spec = self.metrics.primary
-        t0 = time.time()
-        results = self.metrics.evaluate(self.nets.G_ema)  # the same values on every rank
-        c = self.counters
-        if self.dist.is_main:
-            reporting.append_metric(self.run_dir, {"kimg": c.cur_nimg / 1000, "tick": c.cur_tick, **results,
-                                                   "seconds": round(time.time() - t0, 2),
-                                                   "processes": self.dist.world_size})
-            logger.info("metrics at kimg %.3f (%d process(es), %.1f s): %s", c.cur_nimg / 1000,
-                        self.dist.world_size, time.time() - t0, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-        self.last_metrics = results
-        scalars.update({f"Metrics/{k}": v for k, v in results.items()})
-        value, best = results[spec.name], c.best.get("value")
-        reason = metric_blowup(spec.name, value, best, self.cfg.run.diverge_metric_factor, spec.lower_is_better)
-        if reason is None and (best is None or (value < best if spec.lower_is_better else value > best)):
-            snap = ckpt.snapshot_path(self.run_dir, c.cur_nimg).name
-            if self.dist.is_main:
-                self._save("snapshot")
-                logger.info("new best %s %.4g -> %s", spec.name, value, snap)
-            c.best = {"metric": spec.name, "value": value, "kimg": c.cur_nimg / 1000, "snapshot": snap}
-        return reason
-
     def _divergence(self, health: StepHealth, scalars: dict) -> tuple[str | None, bool]:
         """(rollback reason or None, whether a streak of non-finite losses is still going) from this tick's health."""
         counts = run_health(health, self.dist.world_size)
@@ -214,31 +144,6 @@ class Trainer:
             tick_loss_blowup(scalars, r.diverge_loss_max)
         return reason, mid_streak
 
-    def _write_periodic(self, prev_nimg: int, done: bool, mid_streak: bool) -> None:
-        """Snapshot, training state and fakes grid when their intervals were crossed (rank 0)."""
-        c, r = self.counters, self.cfg.run
-        if done or _crossed(prev_nimg, c.cur_nimg, r.snapshot_kimg):
-            self._save("snapshot")
-        if (done or _crossed(prev_nimg, c.cur_nimg, r.state_kimg)) and not mid_streak:
-            self._save("state")  # never a rollback target in the middle of non-finite losses
-        if done or _crossed(prev_nimg, c.cur_nimg, r.image_kimg):
-            reporting.render_fakes_grid(self.nets.G_ema, self.grid,
-                                        self.run_dir / f"fakes{ckpt.kimg_tag(c.cur_nimg)}.png")
-
-    def _report(self, ctx: PhaseContext, scalars: dict, sec_per_kimg: float, maintenance_sec: float) -> None:
-        """stats.jsonl (+ TensorBoard) and the status line (rank 0)."""
-        c = self.counters
-        scalars.update({f"Schedule/{k}": v for k, v in ctx.sched.to_dict().items() if k != "kimg"})
-        scalars.update({"Timing/sec_per_kimg": sec_per_kimg, "Timing/maintenance_sec": maintenance_sec,
-                        "Progress/rollbacks": float(c.rollbacks)})
-        self.writer.write(c.cur_nimg / 1000, c.cur_tick, scalars)
-        seconds_left = None if self._deadline is None else self._deadline - time.time()
-        logger.info(reporting.status_line(c.cur_tick, c.cur_nimg / 1000, self.cfg.run.kimg, sec_per_kimg, scalars,
-                                          self.device, seconds_left))
-        if not self._ops_logged:
-            reporting.log_ops_report()
-            self._ops_logged = True
-
     def _tick_end(self, ctx: PhaseContext, health: StepHealth, prev_nimg: int, done: bool, timer) -> bool:
         """Maintenance at a tick boundary, on every rank; returns False when the tick was rolled back."""
         c, r = self.counters, self.cfg.run
@@ -246,9 +151,9 @@ class Trainer:
         scalars = self.stats.reduce(self.dist.world_size)
         reason, mid_streak = self._divergence(health, scalars)
         c.cur_tick += 1
-        if reason is None and self.metrics.primary is not None and (done or _crossed(prev_nimg, c.cur_nimg,
-                                                                                       r.metrics_kimg)):
-            reason = self._metrics(scalars)
+        if reason is None and self.metrics.primary is not None and (done or crossed(prev_nimg, c.cur_nimg,
+                                                                                      r.metrics_kimg)):
+            reason = maintenance.evaluate_metrics(self, scalars)
         if self.dist.world_size > 1:
             reason = broadcast_object(reason)
         if reason is not None:
@@ -256,8 +161,8 @@ class Trainer:
             timer.reset(self.counters.cur_nimg)
             return False
         if self.dist.is_main:
-            self._write_periodic(prev_nimg, done, mid_streak)
-            self._report(ctx, scalars, sec_per_kimg, time.time() - t0)
+            maintenance.periodic_writes(self, prev_nimg, done, mid_streak)
+            maintenance.report_tick(self, ctx, scalars, sec_per_kimg, time.time() - t0)
         barrier()
         timer.reset(c.cur_nimg)
         return True
@@ -274,13 +179,13 @@ class Trainer:
 
     def run(self) -> LoopResult:
         """Train until ``cfg.run.kimg``; returns what was written."""
-        self._start()
+        maintenance.first_artefacts(self)
         r = self.cfg.run
         total_nimg = int(round(r.kimg * 1000))
         timer = reporting.TickTimer(self.counters.cur_nimg)
         tick_start = self.counters.cur_nimg
         deadline = time.time() + r.minutes * 60 if r.minutes is not None else None
-        self._deadline = deadline  # for the status line's ETA
+        self.deadline = deadline  # for the status line's ETA
         health = StepHealth(self.device)
         while self.counters.cur_nimg < total_nimg:
             ctx = self._iteration(health)
@@ -297,6 +202,9 @@ class Trainer:
                 if done:
                     break  # the --minutes budget ended the run early
         self.writer.close()
+        return self._result()
+
+    def _result(self) -> LoopResult:
         states = ckpt.list_training_states(self.run_dir)
         snaps = ckpt.list_checkpoints(self.run_dir, ckpt.SNAPSHOT_PREFIX)
         return LoopResult(cur_nimg=self.counters.cur_nimg, rollbacks=self.counters.rollbacks,

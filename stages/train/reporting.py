@@ -14,6 +14,8 @@ import torch
 from stages.common.images import depth_to_uint8, to_uint8  # noqa: F401 (re-exported for callers)
 
 logger = logging.getLogger(__name__)
+GRID_SIZE = 8  # samples of the fakes<kimg>.png grid
+GRID_SEED_SALT = 0x6121D  # derive_seed(run.seed, salt): the grid's fixed inputs
 
 
 def memory_gb(device: torch.device) -> tuple[float, float]:
@@ -138,3 +140,15 @@ def log_ops_report() -> None:
     if verdicts:
         logger.info("ops self-check: %s", {op: ("passed" if r["passed"] else f"FAILED: {r['problem']}")
                                            for op, r in verdicts.items()})
+
+
+def fakes_grid_inputs(seed: int, G, prior, label_probs, c_dim: int, device: torch.device) -> dict:
+    """Fixed z / classes (dataset label distribution) / prior cameras of the fakes grid, from a seeded CPU generator
+    (the same grid on every device); keys ``z`` ``[8, z_dim]``, ``c`` ``[8, c_dim]`` | None, ``cameras`` ``[8, 8]``."""
+    from stages.common.seeding import derive_seed
+    from stages.nn.inputs import make_generator, sample_generator_inputs
+
+    gen = make_generator(derive_seed(seed, GRID_SEED_SALT))
+    inputs = sample_generator_inputs(GRID_SIZE, G.z_dim, c_dim, prior, label_probs=label_probs, generator=gen,
+                                     device=device)
+    return {"z": inputs.z, "c": inputs.c, "cameras": inputs.camera_prior}

@@ -110,3 +110,11 @@ def schedule_state(kimg: float, loss_cfg) -> ScheduleState:
         emd_multiplier=emd_multiplier(kimg, loss_cfg.emd_anneal_kimg),
         kd_weight=kd_weight(kimg, loss_cfg.kd_weight, loss_cfg.kd_anneal_kimg),
     )
+
+
+def crossed(prev_nimg: int, cur_nimg: int, interval_kimg: float) -> bool:
+    """Whether a multiple of ``interval_kimg`` lies in (prev_nimg, cur_nimg] (0 = never): the tick-end intervals."""
+    if interval_kimg <= 0:
+        return False
+    step = max(int(round(interval_kimg * 1000)), 1)
+    return cur_nimg // step > prev_nimg // step

@@ -62,14 +62,24 @@ def camera_prior_for(model_cfg):
     return build_camera_prior(model_cfg)
 
 
-def build_networks(cfg: TrainConfig, device: torch.device) -> Networks:
-    """G, D (train mode) and G_ema (eval mode, no grad) on ``device`` from ``cfg.model`` (via ``stages.nn.build``)."""
+def build_networks(cfg: TrainConfig, device: torch.device, training: bool = False) -> Networks:
+    """G, D (train mode) and G_ema (eval mode, no grad) on ``device`` from ``cfg.model`` (via ``stages.nn.build``).
+
+    With ``training``, G's training passes run at ``run.precision`` (G_ema, for metrics and images, stays fp32) and
+    the depth-adaptor ablation's fixed P(adapted depth) is set (``loss.depth_adaptor_p``)."""
     from stages.nn.build import build
 
     G, D = build(cfg.model)
     G = G.to(device).train().requires_grad_(False)
     D = D.to(device).train().requires_grad_(False)
     G_ema = copy.deepcopy(G).eval()
+    if training:
+        G.set_precision(cfg.run.precision)
+        adaptor = getattr(G, "depth_adaptor", None)
+        if adaptor is not None and cfg.loss.depth_adaptor_p is not None:
+            from stages.nn.depth_adaptor import adapted_depth_probs
+
+            adaptor.fixed_p = adapted_depth_probs(cfg.loss.depth_adaptor_p, adaptor.num_outputs)
     return Networks(G, D, G_ema)
 
 
