@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from stages.common.devices import check_device_spec
-from stages.common.errors import BadOptionError
+from stages.common.errors import BadOptionError, ConfigValueError
+from stages.common.validate import Checked, Range, one_of
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +29,25 @@ FAR_PLANE_OFFSET = 1.0  # ref §8.1
 STEP_MULTIPLIER = 2  # ref §8.1: 64 + 64 samples for a 32 + 32 model
 VIDEO_KINDS = ("rgb", "depth", "both")
 MESH_FORMATS = ("obj", "ply", "glb")
+_OPTIONS = {"ckpt": "CKPT", "video_format": "--format"}  # request field -> its option (else --field-name)
+
+
+def _option(field: str) -> str:
+    return _OPTIONS.get(field, "--" + field.replace("_", "-"))
+
+
+def _choice(name: str, value: str | None, choices: tuple[str, ...], expected: str) -> None:
+    if value is not None and value not in choices:
+        raise ConfigValueError(name, f"expected {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
-class ExportRequest:
-    """Everything the ``3dgp export`` command line says (None = default)."""
+class ExportRequest(Checked):
+    """Everything the ``3dgp export`` command line says (None = default), checked on construction like the configs
+    (``stages.common.validate.Checked``: types, ranges, choices, the seeds and the device's syntax; one line naming
+    the option). What needs the snapshot or the file system is checked by :func:`run` before anything is written."""
 
-    ckpt: str
+    ckpt: str  # a snapshot or a run directory (its best snapshot)
     outdir: str
     seeds: str = "0-7"
     classes: str | None = None
@@ -58,6 +71,45 @@ class ExportRequest:
     level: float | None = None
     volume: str | None = None  # "npy" | "mrc"
     report: bool = False
+
+    _RANGES = {"truncation": Range(0, 2), "fps": Range(1, 120), "batch": Range(1, 1024), "grid_views": Range(1, 16),
+               "mesh_res": Range(16, 1024), "frames": Range(1, 10_000), "resolution": Range(8, 2048),
+               "steps": Range(3, 1024)}  # steps: importance sampling needs 3 coarse samples
+
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except ConfigValueError as exc:
+            raise exc.labelled(_option(exc.keys[0]), {k: _option(k) for k in exc.keys}) from None
+
+    def _check_values(self) -> None:
+        from stages.export.trajectories import TRAJECTORIES
+
+        for name in ("ckpt", "outdir"):
+            if not getattr(self, name).strip():
+                raise ConfigValueError(name, "must not be empty")
+        parse_seeds(self.seeds)
+        if self.trajectory not in TRAJECTORIES:
+            raise ConfigValueError("trajectory", f"unknown trajectory {self.trajectory!r} (expected "
+                                                 f"{', '.join(TRAJECTORIES)})")
+        one_of("video_kind", self.video_kind, VIDEO_KINDS)
+        _choice("video_format", self.video_format, ("mp4", "gif"), "mp4 or gif")
+        if self.mesh is not None:
+            one_of("mesh", self.mesh, MESH_FORMATS)
+        _choice("volume", self.volume, ("npy", "mrc"), "npy or mrc")
+        _choice("noise_mode", self.noise_mode, ("const", "random", "none"), "const, random or none")
+        if self.level is not None and not self.level > 0:
+            raise ConfigValueError("level", f"must be a finite density > 0, got {self.level:g}")
+        if self.ray_end is not None and not self.ray_end > 0:
+            raise ConfigValueError("ray_end", f"must be a finite distance > 0, got {self.ray_end:g}")
+        if self.device is not None:
+            check_device_spec(self.device, "--device")
+
+    def _check_combinations(self) -> None:
+        if self.volume is not None and self.mesh is None:
+            raise ConfigValueError("volume", "the density volume is written with a mesh: add --mesh obj|ply|glb")
+        if not (self.video or self.grid or self.mesh or self.report):
+            raise ConfigValueError("video", "nothing to export: add --video, --grid, --mesh FORMAT and/or --report")
 
 
 @dataclass
@@ -112,46 +164,8 @@ def parse_classes(text: str | None, c_dim: int, class_names: list[str]) -> list[
 
 
 def _validate(req: ExportRequest) -> None:
-    from stages.export.trajectories import TRAJECTORIES
-
-    if req.trajectory not in TRAJECTORIES:
-        raise BadOptionError("--trajectory", f"unknown trajectory {req.trajectory!r} (expected "
-                                             f"{', '.join(TRAJECTORIES)})")
-    if req.video_kind not in VIDEO_KINDS:
-        raise BadOptionError("--video-kind", f"expected one of {', '.join(VIDEO_KINDS)}, got {req.video_kind!r}")
-    if req.video_format not in ("mp4", "gif"):
-        raise BadOptionError("--format", f"expected mp4 or gif, got {req.video_format!r}")
-    if req.mesh is not None and req.mesh not in MESH_FORMATS:
-        raise BadOptionError("--mesh", f"expected one of {', '.join(MESH_FORMATS)}, got {req.mesh!r}")
-    if req.volume is not None and req.volume not in ("npy", "mrc"):
-        raise BadOptionError("--volume", f"expected npy or mrc, got {req.volume!r}")
-    if req.volume is not None and req.mesh is None:
-        raise BadOptionError("--volume", "the density volume is written with a mesh: add --mesh obj|ply|glb")
-    if req.noise_mode not in ("const", "random", "none"):
-        raise BadOptionError("--noise-mode", f"expected const, random or none, got {req.noise_mode!r}")
-    for option, value, low, high in (("--truncation", req.truncation, 0.0, 2.0), ("--fps", req.fps, 1, 120),
-                                     ("--batch", req.batch, 1, 1024), ("--grid-views", req.grid_views, 1, 16),
-                                     ("--mesh-res", req.mesh_res, 16, 1024)):
-        if not low <= value <= high:
-            raise BadOptionError(option, f"must be in [{low}, {high}], got {value}")
-    if req.frames is not None and not 1 <= req.frames <= 10_000:
-        raise BadOptionError("--frames", f"must be in [1, 10000], got {req.frames}")
-    if req.resolution is not None and not 8 <= req.resolution <= 2048:
-        raise BadOptionError("--resolution", f"must be in [8, 2048], got {req.resolution}")
-    if req.steps is not None and not 3 <= req.steps <= 1024:  # importance sampling needs 3 coarse samples
-        raise BadOptionError("--steps", f"must be in [3, 1024], got {req.steps}")
-    if not (req.video or req.grid or req.mesh or req.report):
-        raise BadOptionError("--video", "nothing to export: add --video, --grid, --mesh FORMAT and/or --report")
-    import math
-
-    if not math.isfinite(req.truncation):
-        raise BadOptionError("--truncation", f"must be finite, got {req.truncation}")
-    if req.level is not None and not (math.isfinite(req.level) and req.level > 0):
-        raise BadOptionError("--level", f"must be a finite density > 0, got {req.level}")
-    check_device_spec(req.device, "--device")
+    """What the request alone cannot say: ``--ray-end`` lies beyond the snapshot's near plane."""
     if req.ray_end is not None:
-        if not (math.isfinite(req.ray_end) and req.ray_end > 0):
-            raise BadOptionError("--ray-end", f"must be a finite distance > 0, got {req.ray_end}")
         from stages.common.checkpoint import load_checkpoint
         from stages.eval.snapshots import resolve_snapshots
 
@@ -294,7 +308,7 @@ def _write_report(snap, req: ExportRequest, outdir: Path, result: ExportResult) 
     result.add("report", path)
 
 
-def run_export(req: ExportRequest) -> ExportResult:
+def run(req: ExportRequest) -> ExportResult:
     """Export what ``req`` asks for (module docstring) into a staging folder that replaces ``--outdir`` at the end
     (:mod:`stages.export.outdir`); returns the written files by kind, under their final names."""
     from stages.common.devices import resolve_device

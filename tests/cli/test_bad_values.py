@@ -198,7 +198,7 @@ EXPORT = [
     (["--seeds", "inf"], "--seeds: bad seed range 'inf'"), (["--seeds", "5-2"], "--seeds: bad seed range '5-2'"),
     (["--classes", "0"], "--classes: this model is unconditional"), (["--classes", "-1"], "--classes: "),
     (["--truncation", "abc"], f"--truncation: Input should be a {BAD_FLOAT}"),
-    (["--truncation", "-1"], "--truncation: must be in [0.0, 2.0]"), (["--truncation", "inf"], "--truncation: must be"),
+    (["--truncation", "-1"], "--truncation: must be in [0, 2]"), (["--truncation", "inf"], "--truncation: must be"),
     (["--truncation", "nan"], "--truncation: must be"),
     (["--noise-mode", "0"], "--noise-mode: expected const, random or none, got '0'"),
     (["--noise-mode", "inf"], "--noise-mode: expected"),
@@ -221,8 +221,8 @@ EXPORT = [
     (["--mesh-res", "inf"], f"--mesh-res: Input should be a {BAD_INT}"),
     (["--level", "abc"], f"--level: Input should be a {BAD_FLOAT}"),
     (["--level", "0"], "--level: must be a finite density > 0"),
-    (["--level", "-1"], "--level: must be a finite"), (["--level", "inf"], "--level: must be a finite"),
-    (["--level", "nan"], "--level: must be a finite"),
+    (["--level", "-1"], "--level: must be a finite"), (["--level", "inf"], "--level: must be finite, got inf"),
+    (["--level", "nan"], "--level: must be finite, got nan"),
     (["--volume", "0"], "--volume: expected npy or mrc, got '0'"),
     (["--volume", "npy"], "--volume: the density volume is written with a mesh: add --mesh"),
     (["--device", "gpu"], "--device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'"), (["--device", "0"], "--device: "),
@@ -235,7 +235,7 @@ EXPORT = [
     (["--steps", "inf"], f"--steps: Input should be a {BAD_INT}"),
     (["--ray-end", "abc"], f"--ray-end: Input should be a {BAD_FLOAT}"),
     (["--ray-end", "0"], "--ray-end: must be a finite distance > 0"), (["--ray-end", "-1"], "--ray-end: must be"),
-    (["--ray-end", "inf"], "--ray-end: must be a finite"), (["--ray-end", "0.5"], "--ray-end: 0.5 must be beyond the "
+    (["--ray-end", "inf"], "--ray-end: must be finite, got inf"), (["--ray-end", "0.5"], "--ray-end: 0.5 must be beyond the "
                                                                                    "model's near plane 0.75"),
     (["--batch", "abc"], f"--batch: Input should be a {BAD_INT}"), (["--batch", "0"], "--batch: must be in [1, 1024]"),
     (["--batch", "-1"], "--batch: must be in"), (["--batch", "inf"], f"--batch: Input should be a {BAD_INT}"),
@@ -271,7 +271,7 @@ EXPORT = [
     (["--resolution", "2049"], "--resolution: must be in [8, 2048], got 2049"),
     (["--steps", "1025"], "--steps: must be in [3, 1024], got 1025"),
     (["--batch", "1025"], "--batch: must be in [1, 1024]"),
-    (["--truncation", "2.01"], "--truncation: must be in [0.0, 2.0]"),
+    (["--truncation", "2.01"], "--truncation: must be in [0, 2], got 2.01"),
 ]
 
 # `3dgp prep SOURCE ...` after "prep": {out}, {src} (a folder with one image), {train} (an ImageNet layout) and

@@ -1,4 +1,4 @@
-"""``3dgp export``: options -> ``stages.export.run_export`` -> the list of written files (issue 9)."""
+"""``3dgp export``: options -> ``ExportRequest`` -> ``stages.export.run`` -> the list of written files (issue 9)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,10 +67,15 @@ def export(
     batch: Annotated[int, typer.Option("--batch", help="Samples rendered at once.", rich_help_panel=_RENDER)] = 4,
 ) -> None:
     """Export turntable videos, image/depth grids, coloured meshes and an HTML report of a snapshot."""
-    options = dict(locals())  # the parameters are named like ExportRequest's fields
-    from stages.export.pipeline import ExportRequest, run_export
+    from stages.export import run
+    from stages.export.pipeline import ExportRequest
 
-    _print_files(run_export(ExportRequest(**{**options, "ckpt": str(ckpt), "outdir": str(outdir)})))
+    request = ExportRequest(ckpt=str(ckpt), outdir=str(outdir), seeds=seeds, classes=classes, truncation=truncation,
+                            noise_mode=noise_mode, device=device, resolution=resolution, steps=steps, ray_end=ray_end,
+                            batch=batch, video=video, trajectory=trajectory, frames=frames, fps=fps,
+                            video_format=video_format, video_kind=video_kind, grid=grid, grid_views=grid_views,
+                            mesh=mesh, mesh_res=mesh_res, level=level, volume=volume, report=report)
+    _print_files(run(request))
 
 
 def _print_files(result) -> None:
