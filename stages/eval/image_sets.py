@@ -1,8 +1,9 @@
 """Image sets for ``3dgp eval``: ``--fakes`` (any generator's output) and ``--data`` (the reference set).
 
 A path is either a prepped dataset (a folder holding ``data.mdb``; read un-mirrored) or a folder / ``.zip`` of image
-files, read as ``3dgp prep folder`` reads it: recursive, sorted by relative path, ``<name>_depth.png`` files are depth
-maps (not images), every image EXIF-oriented, centre-cropped to a square and Lanczos-resized to ``resolution``.
+files, read as ``3dgp prep folder`` reads it (both use :mod:`stages.data.image_files` and :mod:`stages.data.decode`):
+recursive, sorted by relative path, ``<name>_depth.png`` files are depth maps (not images), every image
+EXIF-oriented, centre-cropped to a square and Lanczos-resized to ``resolution``. A ``dataset.json`` is not read.
 """
 from __future__ import annotations
 
@@ -41,52 +42,51 @@ def open_dataset(path: str | Path, option: str, workers: int = 0) -> DatasetSour
     return DatasetSource(dataset, workers=workers)
 
 
-def _units(path: Path, option: str):
-    from stages.prep.sources.folder import list_folder_units
+def _images(path: Path, option: str):
+    """The listed images (:class:`stages.data.image_files.ImageFile`) of a folder or zip."""
+    from stages.data.image_files import list_image_files
 
     if not path.exists():
         raise BadFileError(path, f"{option}: no such dataset, folder or zip")
     try:
-        return list_folder_units(path, "folder").units
+        return list_image_files(path).images
     except BadFileError as exc:
         raise BadFileError(path, f"{option}: {exc.message}") from None
 
 
-def _load(unit, resolution: int) -> np.ndarray | None:
-    from stages.prep.decode import Unreadable, load_rgb
-    from stages.prep.sources.units import _zip_bytes
+def _load(image, resolution: int) -> np.ndarray | None:
+    from stages.data import decode
+    from stages.data.image_files import image_data
 
     try:
-        data = unit.container if unit.kind == "file" else _zip_bytes(unit.container, unit.member)
-        return load_rgb(data, resolution)  # [R, R, 3] uint8
-    except (Unreadable, OSError) as exc:
+        return decode.load_rgb(image_data(image), resolution)  # [R, R, 3] uint8
+    except (decode.Unreadable, OSError) as exc:
         # prep's reasons say which prep option raises a cap (--max-file-mb, --max-pixels); eval has no such option
         reason = re.sub(r"[:;] raise it with --max-[a-z-]+ if the (file|image) is real", "", str(exc))
-        logger.warning("skipping %s: %s", unit.source, reason)
+        logger.warning("skipping %s: %s", image.rel, reason)
         return None
 
 
-def _listing_sha256(path: Path, units) -> str:
+def _listing_sha256(path: Path, images) -> str:
     """sha256 of (relative path, size, mtime) of every image: the cache key of a folder's statistics."""
     digest = hashlib.sha256(str(path.resolve()).encode())
-    for unit in units:
-        target = unit.container
-        stat = os.stat(target)
-        digest.update(f"{unit.source}\0{unit.member}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    for image in images:
+        stat = os.stat(image.path)  # the file, or the zip holding it
+        digest.update(f"{image.rel}\0{image.member}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
 def open_folder(path: str | Path, resolution: int, option: str, workers: int = 0) -> ImageSetSource:
     """A folder or zip of images as an :class:`ImageSetSource` at ``resolution``."""
     path = Path(path)
-    units = _units(path, option)
+    images = _images(path, option)
 
     skipped = [0]
 
-    def load(unit) -> np.ndarray | None:
-        image = _load(unit, resolution)
-        skipped[0] += image is None
-        return image
+    def load(image) -> np.ndarray | None:
+        pixels = _load(image, resolution)
+        skipped[0] += pixels is None
+        return pixels
 
     def batches(start: int, stop: int, batch: int) -> Iterator[torch.Tensor]:
         pending: list[np.ndarray] = []
@@ -96,11 +96,11 @@ def open_folder(path: str | Path, resolution: int, option: str, workers: int = 0
 
             pool = ThreadPoolExecutor(workers)
         try:
-            chosen = units[start:stop]
-            loaded = pool.map(load, chosen) if pool else (load(u) for u in chosen)
-            for image in loaded:
-                if image is not None:
-                    pending.append(image)
+            chosen = images[start:stop]
+            loaded = pool.map(load, chosen) if pool else (load(i) for i in chosen)
+            for pixels in loaded:
+                if pixels is not None:
+                    pending.append(pixels)
                 if len(pending) == batch:
                     yield torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2).contiguous()
                     pending = []
@@ -111,8 +111,8 @@ def open_folder(path: str | Path, resolution: int, option: str, workers: int = 0
                 pool.shutdown(wait=False, cancel_futures=True)
 
     description = {"path": str(path.resolve()), "format": "zip" if path.suffix.lower() == ".zip" else "folder",
-                   "content_sha256": _listing_sha256(path, units), "resize": "center crop + Lanczos (as prep)"}
-    return ImageSetSource(batches, len(units), description, resolution, skipped=lambda: skipped[0])
+                   "content_sha256": _listing_sha256(path, images), "resize": "center crop + Lanczos (as prep)"}
+    return ImageSetSource(batches, len(images), description, resolution, skipped=lambda: skipped[0])
 
 
 def open_fakes(path: str | Path, resolution: int, workers: int = 0) -> ImageSetSource:

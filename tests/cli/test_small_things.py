@@ -38,9 +38,9 @@ def test_a_torchscript_file_as_weights_is_one_line_without_a_torch_warning(run_c
 
 
 def test_eval_skipping_an_image_names_no_prep_option(monkeypatch, caplog):
-    import stages.prep.decode as decode
+    import stages.data.decode as decode
+    from stages.data.image_files import ImageFile
     from stages.eval import image_sets
-    from stages.prep.sources.units import Unit
 
     reasons = ["image too large (9000x9000 = 81,000,000 pixels; the limit is 1: raise it with --max-pixels if the "
                "image is real)",
@@ -51,9 +51,9 @@ def test_eval_skipping_an_image_names_no_prep_option(monkeypatch, caplog):
             raise decode.Unreadable(reason)
 
         monkeypatch.setattr(decode, "load_rgb", refuse)
-        unit = Unit(kind="file", container="/x/a.png", member="", label=None, depth_member=None, source="a.png")
+        image = ImageFile(rel="a.png", path="/x/a.png", member="", depth=None)
         with caplog.at_level(logging.WARNING, logger="stages.eval.image_sets"):
-            assert image_sets._load(unit, 8) is None
+            assert image_sets._load(image, 8) is None
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["skipping a.png: image too large (9000x9000 = 81,000,000 pixels; the limit is 1)",
                         "skipping a.png: too large (600.0 MiB uncompressed; the limit is 512 MiB per file)"]

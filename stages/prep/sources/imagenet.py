@@ -11,9 +11,8 @@ import re
 from pathlib import Path
 
 from stages.common.errors import BadFileError, BadOptionError
-from stages.prep.sources.folder import DEPTH_SUFFIX, image_extensions
-from stages.prep.sources.units import Skipped, SourcePlan, Unit
-from stages.prep.sources.walk import walk_files
+from stages.data.image_files import DEPTH_SUFFIX, Skipped, depth_name, image_extensions, walk_files
+from stages.prep.sources.units import SourcePlan, Unit
 
 _SYNSET = re.compile(r"^n\d{8}$")
 
@@ -79,7 +78,7 @@ def list_imagenet_units(
         rels = set(names)
         images = [n for n in names if Path(n).suffix.lower() in exts and not n.endswith(DEPTH_SUFFIX)]
         for rel in images[:max_per_class]:
-            depth_rel = rel[: len(rel) - len(Path(rel).suffix)] + DEPTH_SUFFIX
+            depth_rel = depth_name(rel)
             depth = str(root / synset / depth_rel) if depth_rel in rels else None
             units.append(Unit("file", str(root / synset / rel), "", label, depth, f"{synset}/{rel}"))
     if not units:

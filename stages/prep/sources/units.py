@@ -2,22 +2,19 @@
 
 A ``Unit`` is a small picklable record naming one input (a file, a zip member, an LSUN key or a toy scene);
 ``load_unit`` turns it into a ``Loaded`` item (image + optional depth + label) or a ``Skipped`` one. Runs in the
-decode worker processes: PIL/numpy only. Zip files and LSUN envs are opened once per process and cached.
+decode worker processes: PIL/numpy only. Decoding and zip reading are :mod:`stages.data.decode` and
+:mod:`stages.data.image_files` (shared with ``3dgp eval``); zip files and LSUN envs are opened once per process.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
+from stages.data.decode import DEFAULT_MAX_PIXELS, Unreadable, load_depth, load_rgb
 from stages.data.format import encode_depth_gt, encode_depth_png, encode_image_png
-from stages.prep.decode import DEFAULT_MAX_PIXELS, Unreadable, load_depth, load_rgb
-
-DEFAULT_MAX_BYTES = 512 << 20  # one zip member / LSUN value (``--max-file-mb``)
-
-_OPEN: dict[tuple[int, str], object] = {}  # (pid, path) -> open ZipFile / lmdb env in this process
+from stages.data.image_files import DEFAULT_MAX_BYTES, Skipped, open_cached, over_cap_reason, read_zip_member
 
 
 class Unit(NamedTuple):
@@ -43,63 +40,16 @@ class Loaded:
     source: str
 
 
-@dataclass
-class Skipped:
-    """An input that could not be used, with the reason."""
-
-    source: str
-    reason: str
-
-
-def _cached(path: str, opener):
-    key = (os.getpid(), path)
-    if key not in _OPEN:
-        _OPEN[key] = opener(path)
-    return _OPEN[key]
-
-
-def read_zip_member(archive, member: str, max_bytes: int) -> bytes:
-    """A zip member's bytes, never more than ``max_bytes`` decompressed (a small zip can claim a 1.5 GiB member:
-    its declared size is checked first, and the stream is read with a bound in case the header lies)."""
-    info = archive.getinfo(member)
-    if info.file_size > max_bytes:
-        raise Unreadable(_over_cap(info.file_size, max_bytes))
-    with archive.open(info) as stream:
-        data = stream.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise Unreadable(_over_cap(len(data), max_bytes))
-    return data
-
-
-def _over_cap(size: int, max_bytes: int) -> str:
-    return (f"too large ({size / 2**20:,.1f} MiB uncompressed; the limit is {max_bytes >> 20} MiB per file: "
-            "raise it with --max-file-mb if the file is real)")
-
-
-def _zip_bytes(zip_path: str, member: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    import zipfile
-    import zlib
-
-    try:
-        archive = _cached(zip_path, lambda p: zipfile.ZipFile(p))
-        return read_zip_member(archive, member, max_bytes)
-    except Unreadable:
-        raise
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, NotImplementedError, RuntimeError,
-            zlib.error) as exc:  # RuntimeError: an encrypted member; zlib.error: corrupt compressed data
-        raise Unreadable(f"cannot read from the zip ({type(exc).__name__}: {exc})") from None
-
-
 def _lsun_bytes(env_dir: str, key: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     import lmdb
 
-    env = _cached(env_dir, lambda p: lmdb.open(p, readonly=True, lock=False, readahead=False, subdir=True))
+    env = open_cached(env_dir, lambda p: lmdb.open(p, readonly=True, lock=False, readahead=False, subdir=True))
     with env.begin() as txn:
         value = txn.get(key.encode("latin-1"))
     if value is None:
         raise Unreadable("key vanished from the LSUN LMDB")
     if len(value) > max_bytes:
-        raise Unreadable(_over_cap(len(value), max_bytes))
+        raise Unreadable(over_cap_reason(len(value), max_bytes))
     return value
 
 
@@ -148,7 +98,7 @@ def load_unit(
         if unit.kind == "file":
             image = load_rgb(unit.container, resolution, max_pixels)
         elif unit.kind == "zip":
-            image = load_rgb(_zip_bytes(unit.container, unit.member, max_bytes), resolution, max_pixels)
+            image = load_rgb(read_zip_member(unit.container, unit.member, max_bytes), resolution, max_pixels)
         elif unit.kind == "lsun":
             image = load_rgb(_lsun_bytes(unit.container, unit.member, max_bytes), resolution, max_pixels)
         else:
@@ -157,7 +107,8 @@ def load_unit(
         if depth_mode == "precomputed":
             assert unit.depth_member is not None, "precomputed depth needs a depth file for every image"
             try:
-                raw = _zip_bytes(unit.container, unit.depth_member, max_bytes) if unit.kind == "zip" else unit.depth_member
+                raw = (read_zip_member(unit.container, unit.depth_member, max_bytes) if unit.kind == "zip"
+                       else unit.depth_member)
                 depth = load_depth(raw, resolution, max_pixels)
             except Unreadable as exc:
                 raise Unreadable(f"depth map {unit.depth_member}: {exc}") from None

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.prep.decode import Unreadable, center_crop_box, load_depth, load_rgb
+from stages.data.decode import Unreadable, center_crop_box, load_depth, load_rgb
 
 
 def _save(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:

@@ -1,12 +1,13 @@
-"""Image and depth-map decoding, center-crop and Lanczos resize (3DGP ref §7.4). Runs in the decode workers,
-so it imports only PIL and numpy (never torch).
+"""Image and depth-map decoding, center-crop and Lanczos resize (3DGP ref §7.4), shared by ``3dgp prep`` (its
+decode workers) and ``3dgp eval`` (folders of images), so both read an image file the same way. Imports only PIL and
+numpy (never torch).
 
 Every input ends up as RGB uint8: grayscale is replicated, RGBA/LA/transparent palettes are composited on white
 (as the official resize script does for JPEG output), CMYK and other modes go through PIL's converter, 16-bit
 grayscale is rounded to 8 bits (x / 257), and EXIF orientation is applied. Anything PIL cannot decode raises
-``Unreadable`` with a short reason, which the pipeline records in ``prep_report.json``; so does an image with more
-pixels than ``max_pixels`` (PIL's decompression-bomb limit by default; ``--max-pixels`` raises it), checked from
-the header before any pixel is decoded.
+``Unreadable`` with a short reason, which prep records in ``prep_report.json`` (eval logs it); so does an image with
+more pixels than ``max_pixels`` (PIL's decompression-bomb limit by default; prep's ``--max-pixels`` raises it),
+checked from the header before any pixel is decoded.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default Image.MAX_IMAGE_PIXELS (sta
 
 
 class Unreadable(Exception):
-    """An input that cannot be used; ``str()`` is the reason recorded in the prep report."""
+    """An input that cannot be used; ``str()`` is the reason (recorded in the prep report, logged by eval)."""
 
 
 @contextlib.contextmanager
