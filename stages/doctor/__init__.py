@@ -1,9 +1,9 @@
 """``3dgp doctor`` as a stage: one report of the environment and the custom ops, and the optional ops build.
 
-:func:`diagnose` returns a JSON-able dict: python and platform, package versions, torch and the visible GPUs
-(:mod:`stages.common.sysinfo`), the CUDA toolchain (nvcc, the C++ compiler, ninja, CUDA_HOME as set and as
-resolved), the ops status and, with ``build`` or ``check_only``, the build result with each op's parity self-check
-(:mod:`stages.ops`). The CLI only renders it.
+``run(DoctorRequest) -> dict`` returns a JSON-able report: python and platform, package versions, torch and the
+visible GPUs (:mod:`stages.common.sysinfo`), the CUDA toolchain (nvcc, the C++ compiler, ninja, CUDA_HOME as set and
+as resolved), the ops status and, with ``build`` or ``check_only``, the build result with each op's parity
+self-check (:mod:`stages.ops`). The CLI only renders it.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import platform
 import shutil
 import sys
+from dataclasses import dataclass
 
 from stages.common.sysinfo import PACKAGES, package_version, tool_version, torch_info
 
@@ -30,8 +31,18 @@ def toolchain_info() -> dict:
     }
 
 
-def diagnose(build: bool = False, check_only: bool = False, verbose: bool = True, include_ops: bool = True) -> dict:
-    """The doctor report (module docstring); ``build`` builds the CUDA ops, ``check_only`` only compile-checks."""
+@dataclass(frozen=True)
+class DoctorRequest:
+    """What ``3dgp doctor`` is asked to do."""
+
+    build: bool = False  # --build-ops: build the CUDA ops (and self-check them)
+    check_only: bool = False  # --check-only: only compile-check the kernels with nvcc
+    verbose: bool = True  # show the build's output (off for --json)
+    include_ops: bool = True  # the ops' status
+
+
+def run(request: DoctorRequest) -> dict:
+    """The doctor report (module docstring)."""
     report: dict = {
         "python": {"version": platform.python_version(), "executable": sys.executable},
         "platform": platform.platform(),
@@ -39,12 +50,12 @@ def diagnose(build: bool = False, check_only: bool = False, verbose: bool = True
         "torch": torch_info(),
         "toolchain": toolchain_info(),
     }
-    if include_ops:
+    if request.include_ops:
         from stages.ops import ops_status
 
         report["ops"] = ops_status()
-    if build or check_only:
+    if request.build or request.check_only:
         from stages.ops import build_ops
 
-        report["build"] = build_ops(check_only=check_only, verbose=verbose)
+        report["build"] = build_ops(check_only=request.check_only, verbose=request.verbose)
     return report

@@ -1,6 +1,6 @@
 """``3dgp doctor``: report the environment (versions, GPUs, CUDA toolchain, custom ops) and build the ops early.
 
-Thin: the report comes from ``stages.doctor.diagnose`` (3DGP ref §9); this module only renders it.
+Thin: options -> ``stages.doctor.DoctorRequest`` -> ``stages.doctor.run`` -> the report (3DGP ref §9), rendered here.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
 ) -> None:
     """Show python/torch/GPU/toolchain versions and the custom-ops status; optionally build the ops."""
-    from stages.doctor import diagnose
+    from stages.doctor import DoctorRequest, run
 
-    report = diagnose(build=build_ops, check_only=check_only, verbose=not as_json)
+    report = run(DoctorRequest(build=build_ops, check_only=check_only, verbose=not as_json))
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
     else:
