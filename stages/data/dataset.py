@@ -16,9 +16,9 @@ import torch
 from stages.common.errors import DataFormatError
 from stages.data.format import (
     decode_depth_gt,
-    decode_depth_png,
+    decode_depth,
     decode_embedding,
-    decode_image_png,
+    decode_image,
     depth_u16_to_unit,
     item_key,
     unpack_item,
@@ -73,7 +73,7 @@ class LmdbDataset(torch.utils.data.Dataset):
             if "image" not in blobs:
                 raise bad(index, "it has no image")
             try:
-                shape = decode_image_png(blobs["image"]).shape
+                shape = decode_image(blobs["image"]).shape
             except Exception as exc:  # noqa: BLE001 - any decoder error means a damaged item
                 raise bad(index, f"its image does not decode ({type(exc).__name__})") from None
             if shape[:2] != (res, res):
@@ -148,12 +148,12 @@ class LmdbDataset(torch.utils.data.Dataset):
         header, blobs = self._read(index)
         if "image" not in blobs:
             raise DataFormatError(self.path, f"item {index} has no image")
-        image = decode_image_png(blobs["image"])  # [R, R, 3]
+        image = decode_image(blobs["image"])  # [R, R, 3]
         out: dict[str, Any] = {"label": -1 if header["label"] is None else int(header["label"])}
         if self.has_depth:
             if "depth" not in blobs:
                 raise DataFormatError(self.path, f"item {index} has no depth map")
-            depth = depth_u16_to_unit(decode_depth_png(blobs["depth"]))[None]  # [1, R, R]
+            depth = depth_u16_to_unit(decode_depth(blobs["depth"]))[None]  # [1, R, R]
         if self.embedding_dim:
             if "embedding" not in blobs:
                 raise DataFormatError(self.path, f"item {index} has no embedding")

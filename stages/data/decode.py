@@ -113,13 +113,17 @@ def _decode_rgb(data: bytes | str | os.PathLike, resolution: int, max_pixels: in
             im.draft(None, (resolution, resolution))  # DCT-domain downscale, never below the target size
         im = ImageOps.exif_transpose(im)
         im.load()
-        rgb = Image.fromarray(_to_rgb_array(im), "RGB")
+        if im.mode == "RGB":  # most JPEGs: already what is stored, no round trip through numpy (issue 21 §2)
+            rgb, im = im, None
+        else:
+            rgb = Image.fromarray(_to_rgb_array(im), "RGB")
     except Unreadable:
         raise
     except (OSError, SyntaxError, ValueError, TypeError, IndexError, EOFError) as exc:
         raise Unreadable(f"cannot decode ({type(exc).__name__}: {exc})") from None
     finally:
-        im.close()
+        if im is not None:
+            im.close()
     return rgb
 
 

@@ -6,8 +6,9 @@ One LMDB environment (a directory holding ``data.mdb``) per dataset:
   directory without it is an unfinished prep.
 * ``000000000`` ... (zero-padded item index, ``item_key``) -> one packed item (``pack_item``):
   a 4-byte little-endian header length, a JSON header, then the binary blobs it lists, in order:
-    - ``image``:     PNG bytes, RGB uint8 [R, R, 3] (lossless);
-    - ``depth``:     PNG bytes, uint16 [R, R], larger = farther, the LeReS export convention (§3.3); decoded
+    - ``image``:     RGB uint8 [R, R, 3], lossless: a 3UPZ blob (``stages.data.codec``: "up" prediction +
+                     zstandard; format 2) or PNG bytes (format 1); readers tell them apart by their magic;
+    - ``depth``:     uint16 [R, R] in the same codec, larger = farther, the LeReS export convention (§3.3); decoded
                      by the reader as D / 65536 * 2 - 1 in [-1, 1); absent when prepped with ``--depth-model none``;
     - ``embedding``: raw little-endian float16 [D] (the distillation target, §4.3, §7.5), when an embedder ran;
     - ``depth_gt``:  raw little-endian float32 [R, R] ground-truth depth (the toy source only).
@@ -26,14 +27,15 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: images and depth maps as 3UPZ blobs (1: PNG); this 3dgp reads both
+READABLE_VERSIONS = (1, 2)
 META_KEY = b"__meta__"
 PROGRESS_KEY = b"__progress__"  # {"next_unit": int, "num_items": int, "label_counts": {...}}
 ARGS_KEY = b"__args__"  # the exact prep arguments a partial dataset was started with
 SKIP_PREFIX = b"__skip__/"  # one per unreadable input: {"source": ..., "reason": ...}
 PLAN_PREFIX = b"__plan__/"  # per-class instance-selection results (imagenet --keep-ratio)
 INDEX_DIGITS = 9
-PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 keeps the writer fast (see benchmarks/RESULTS.md)
+PNG_COMPRESS_LEVEL = 1  # format-1 blobs (tests of old datasets): lossless either way, level 1 is the fastest
 
 REQUIRED_META_FIELDS = (
     "format_version",  # int, == FORMAT_VERSION
@@ -84,8 +86,38 @@ def unpack_item(value: bytes) -> tuple[dict[str, Any], dict[str, memoryview]]:
     return header, blobs
 
 
+def encode_image(image: np.ndarray) -> bytes:
+    """uint8 [R, R, 3] -> the stored lossless blob (format 2: 3UPZ)."""
+    from stages.data.codec import encode_upz
+
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, image.shape
+    return encode_upz(image)
+
+
+def decode_image(data: bytes | memoryview) -> np.ndarray:
+    """A stored image blob (3UPZ or PNG) -> uint8 [R, R, 3]."""
+    from stages.data.codec import decode_upz, is_upz
+
+    return decode_upz(data) if is_upz(data) else decode_image_png(data)
+
+
+def encode_depth(depth_u16: np.ndarray) -> bytes:
+    """uint16 [R, R] (the §3.3 export convention) -> the stored lossless blob (format 2: 3UPZ)."""
+    from stages.data.codec import encode_upz
+
+    assert depth_u16.dtype == np.uint16 and depth_u16.ndim == 2, (depth_u16.dtype, depth_u16.shape)
+    return encode_upz(depth_u16)
+
+
+def decode_depth(data: bytes | memoryview) -> np.ndarray:
+    """A stored depth blob (3UPZ or 16-bit PNG) -> uint16 [R, R]."""
+    from stages.data.codec import decode_upz, is_upz
+
+    return decode_upz(data) if is_upz(data) else decode_depth_png(data)
+
+
 def encode_image_png(image: np.ndarray) -> bytes:
-    """uint8 [R, R, 3] -> lossless PNG bytes."""
+    """uint8 [R, R, 3] -> lossless PNG bytes (format 1)."""
     from PIL import Image
 
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, image.shape
@@ -152,9 +184,10 @@ def check_meta(meta: Any, where: str) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise DataFormatError(where, "meta record is not a JSON object")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise DataFormatError(
-            where, f"unknown dataset format version {version!r} (this 3dgp reads version {FORMAT_VERSION}); re-run 3dgp prep"
+            where, f"unknown dataset format version {version!r} (this 3dgp reads versions "
+                   f"{', '.join(map(str, READABLE_VERSIONS))}); re-run 3dgp prep"
         )
     missing = [name for name in REQUIRED_META_FIELDS if name not in meta]
     if missing:

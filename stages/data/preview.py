@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.data.format import decode_depth_gt, decode_depth_png, decode_image_png, item_key, unpack_item
+from stages.data.format import decode_depth, decode_depth_gt, decode_image, item_key, unpack_item
 from stages.data.lmdb_store import open_readonly, read_meta
 
 # A perceptual dark-to-bright ramp (near = dark purple, far = bright yellow), interpolated linearly.
@@ -67,9 +67,9 @@ def save_dataset_preview(
     with open_readonly(path).begin() as txn:
         for index in picks:
             _, blobs = unpack_item(txn.get(item_key(int(index))))
-            images.append(decode_image_png(blobs["image"]))
+            images.append(decode_image(blobs["image"]))
             if "depth" in blobs:
-                depths.append(decode_depth_png(blobs["depth"]))
+                depths.append(decode_depth(blobs["depth"]))
             if "depth_gt" in blobs:
                 depths_gt.append(decode_depth_gt(blobs["depth_gt"], res))
     if not images:

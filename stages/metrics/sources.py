@@ -209,10 +209,10 @@ class _StoredImages(torch.utils.data.Dataset):
         return self.dataset.num_items
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from stages.data.format import decode_image_png
+        from stages.data.format import decode_image
 
         _, blobs = self.dataset._read(index)
-        return torch.from_numpy(np.ascontiguousarray(decode_image_png(blobs["image"]).transpose(2, 0, 1)))
+        return torch.from_numpy(np.ascontiguousarray(decode_image(blobs["image"]).transpose(2, 0, 1)))
 
 
 class DatasetSource:

@@ -22,7 +22,7 @@ from stages.common.progress import progress_bar
 from stages.data.format import (
     PROGRESS_KEY,
     SKIP_PREFIX,
-    encode_depth_png,
+    encode_depth,
     encode_embedding,
     item_key,
     pack_item,
@@ -67,14 +67,14 @@ def _batch_records(results: list, first: int, state: dict, depth: DepthSetup, em
             from stages.prep.depth import encode_depth_uint16
 
             depth_maps = depth.estimator.predict(images)  # [n, R, R] float32, larger = farther
-            depth_maps = [encode_depth_png(encode_depth_uint16(d)) for d in depth_maps]
+            depth_maps = [encode_depth(encode_depth_uint16(d)) for d in depth_maps]
         if embedder is not None:
             embeddings = embedder.embed(images)  # [n, D] float32
     puts = {}
     for j, r in enumerate(good):
         blobs = {
-            "image": r.image_png,
-            "depth": depth_maps[j] if depth_maps is not None else r.depth_png,
+            "image": r.image_blob,
+            "depth": depth_maps[j] if depth_maps is not None else r.depth_blob,
             "embedding": encode_embedding(embeddings[j]) if embeddings is not None else None,
             "depth_gt": r.depth_gt,
         }

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stages.data.decode import DEFAULT_MAX_PIXELS, Unreadable, load_depth, load_rgb
-from stages.data.format import encode_depth_gt, encode_depth_png, encode_image_png
+from stages.data.format import encode_depth, encode_depth_gt, encode_image
 from stages.data.image_files import DEFAULT_MAX_BYTES, Skipped, open_cached, over_cap_reason, read_zip_member
 
 
@@ -33,8 +33,8 @@ class Loaded:
     """A decoded input at the dataset resolution, already encoded for storage (encoding runs in the workers)."""
 
     image: np.ndarray | None  # uint8 [R, R, 3] when the main process needs pixels (estimator/embedder), else None
-    image_png: bytes  # the stored image (lossless PNG)
-    depth_png: bytes | None  # stored uint16 depth PNG (precomputed or toy estimate), else None
+    image_blob: bytes  # the stored image (lossless, stages.data.format.encode_image)
+    depth_blob: bytes | None  # the stored uint16 depth (precomputed or toy estimate), else None
     depth_gt: bytes | None  # stored float32 ground-truth depth (toy only)
     label: int | None
     source: str
@@ -54,12 +54,12 @@ def _lsun_bytes(env_dir: str, key: str, max_bytes: int = DEFAULT_MAX_BYTES) -> b
 
 
 def _encode_depth(depth: np.ndarray | None) -> bytes | None:
-    """float32 [R, R] relative depth -> stored uint16 PNG in the LeReS export convention (3DGP ref §3.3)."""
+    """float32 [R, R] relative depth -> the stored uint16 blob in the LeReS export convention (3DGP ref §3.3)."""
     if depth is None:
         return None
     from stages.prep.depth.base import encode_depth_uint16
 
-    return encode_depth_png(encode_depth_uint16(depth))
+    return encode_depth(encode_depth_uint16(depth))
 
 
 def _load_toy(unit: Unit, resolution: int, depth_mode: str, keep_array: bool) -> Loaded:
@@ -71,7 +71,7 @@ def _load_toy(unit: Unit, resolution: int, depth_mode: str, keep_array: bool) ->
     depth = np.asarray(item.depth_est, dtype=np.float32) if depth_mode == "toy" else None
     return Loaded(
         image if keep_array else None,
-        encode_image_png(image),
+        encode_image(image),
         _encode_depth(depth),
         encode_depth_gt(item.depth_gt),
         int(item.label),
@@ -114,8 +114,8 @@ def load_unit(
                 raise Unreadable(f"depth map {unit.depth_member}: {exc}") from None
             except FileNotFoundError:
                 raise Unreadable(f"depth map {unit.depth_member} disappeared") from None
-        png = encode_image_png(image)
-        return Loaded(image if keep_array else None, png, _encode_depth(depth), None, unit.label, unit.source)
+        blob = encode_image(image)
+        return Loaded(image if keep_array else None, blob, _encode_depth(depth), None, unit.label, unit.source)
     except Unreadable as exc:
         return Skipped(unit.source, str(exc))
     except FileNotFoundError:
