@@ -20,7 +20,6 @@ if [ "${DEMO_SMOKE:-0}" = 1 ]; then
 fi
 NUM=${DEMO_NUM:-1000}
 CLI=${THREEDGP:-.venv/bin/3dgp}
-PY=${PYTHON:-$(dirname "$CLI")/python}
 mkdir -p "$OUT"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -59,7 +58,7 @@ if [ ! -f "$OUT/readme/grid.png" ]; then
 fi
 
 say "5/5 summary"
-"$PY" -m stages.demo "$OUT" --init "$OUT/eval/init.json" --final "$OUT/eval/final.json"
+"$CLI" demo summary "$OUT" --init "$OUT/eval/init.json" --final "$OUT/eval/final.json"
 cat <<DONE
 
 Everything is in $OUT:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from threedgp_cli import __version__
-from threedgp_cli.commands import doctor, export, info, prep, train
+from threedgp_cli.commands import compare, demo, doctor, export, info, prep, train
 from threedgp_cli.commands import eval as eval_command
 
 app = typer.Typer(
@@ -47,7 +47,9 @@ app.command("info")(info.info)
 app.command("train")(train.train)
 app.command("eval")(eval_command.eval_)
 app.command("export")(export.export)
+app.command("compare")(compare.compare)
 app.command("doctor")(doctor.doctor)
+app.add_typer(demo.demo_app, name="demo")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,6 @@ OUT=${2:?usage: $0 DATA OUT [PRESET] [GPUS]}
 PRESET=${3:-dogs}
 GPUS=${4:-1}
 CLI=${THREEDGP:-3dgp}
-PY=${PYTHON:-python3}
 TRAIN_METRICS=${TRAIN_METRICS:-fid2k_full}
 EVAL_METRICS="fid50k_full,nfs256,mvc,depth,camera"
 LENGTH=()
@@ -49,4 +48,4 @@ for variant in baseline depth_adaptor_none depth_adaptor_p0.5 depth_adaptor_p1 n
   [ -f "$dir/metrics.json" ] || "$CLI" eval "${run%/}" --snapshots best --metrics "$EVAL_METRICS" --out "$dir/metrics.json"
 done
 printf '\n\033[1m== comparison (%s/comparison.md)\033[0m\n' "$OUT"
-"$PY" -m stages.eval.compare "$OUT"
+"$CLI" compare "$OUT"

@@ -10,13 +10,16 @@ model's depth / with a billboard at its median depth; :mod:`stages.metrics.geome
 renderer is view-consistent by construction, and an untrained generator renders a smooth colour field whose raw warp
 error is tiny (less texture = less to get wrong) but whose depth explains nothing (ratio ~1). Training adds texture,
 which raises the raw error, and geometry, which lowers the ratio. Both numbers are printed.
-``python -m stages.demo OUT --init init.json --final final.json`` prints the table and writes ``OUT/summary.md``.
+``3dgp demo summary OUT --init init.json --final final.json`` (:func:`run`) prints the table and writes
+``OUT/summary.md``; the cards are read with ``stages.metrics.card.load_card``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from stages.common.errors import BadFileError
+from stages.metrics.card import CardMetric, MetricCard, load_card
 
 CLEARLY = 0.20  # "clearly better": at least 20 % lower than at init
 NFS_FACTOR = 2.0
@@ -34,28 +37,32 @@ class Criterion:
     passed: bool
 
 
-def _metric(card: dict, kind: str) -> dict:
-    for m in card.get("metrics", []):
-        if m.get("kind") == kind and m.get("unavailable") is None:
-            return m
-    raise KeyError(f"the metric card has no available {kind!r} metric")
+KINDS = ("nfs", "mvc", "depth", "camera")  # the metric kinds the verdict reads (3dgp eval --metrics nfs256,mvc,...)
 
 
-def judge(init: dict, final: dict) -> list[Criterion]:
+def _metric(card: MetricCard, kind: str) -> CardMetric:
+    metric = card.first_of_kind(kind)
+    if metric is None:
+        raise BadFileError(card.path or "metric card", f"no available {kind!r} metric (the demo's verdict reads "
+                                                       f"{', '.join(KINDS)})")
+    return metric
+
+
+def judge(init: MetricCard, final: MetricCard) -> list[Criterion]:
     """The demo's 3D criteria for metric cards ``init`` and ``final`` (module docstring)."""
-    nfs0, nfs1 = _metric(init, "nfs")["value"], _metric(final, "nfs")["value"]
+    nfs0, nfs1 = _metric(init, "nfs").value, _metric(final, "nfs").value
     m0, m1 = _metric(init, "mvc"), _metric(final, "mvc")
-    mvc0, mvc1 = m0["details"].get("parallax_ratio"), m1["details"].get("parallax_ratio")
-    d0, d1 = _metric(init, "depth")["details"], _metric(final, "depth")["details"]
+    mvc0, mvc1 = m0.details.get("parallax_ratio"), m1.details.get("parallax_ratio")
+    d0, d1 = _metric(init, "depth").details, _metric(final, "depth").details
     gt0, gt1 = d0.get("vs_ground_truth"), d1.get("vs_ground_truth")
     flat = d1.get("flat_baseline_vs_ground_truth")
-    spread = _metric(final, "camera")["value"]
+    spread = _metric(final, "camera").value
     out = [
         Criterion("non-flatness (NFS, higher = more 3D)", nfs0, nfs1, f">= {NFS_FACTOR:g} x init",
                   nfs1 >= NFS_FACTOR * nfs0),
         Criterion("multi-view consistency: parallax ratio (lower = depth explains the view change)", mvc0, mvc1,
                   f"<= {1 - CLEARLY:g} x init", mvc0 is not None and mvc1 is not None and mvc1 <= (1 - CLEARLY) * mvc0),
-        Criterion("multi-view photometric error (information)", m0["value"], m1["value"], "-", True),
+        Criterion("multi-view photometric error (information)", m0.value, m1.value, "-", True),
     ]
     if gt0 is None or gt1 is None or flat is None:
         out.append(Criterion("depth realism vs ground truth", gt0, gt1, "needs a toy dataset (ground truth)", False))
@@ -81,9 +88,21 @@ def render_markdown(criteria: list[Criterion]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summarize(out: str | Path, init_card: str | Path, final_card: str | Path) -> list[Criterion]:
+@dataclass(frozen=True)
+class SummaryRequest:
+    """What ``3dgp demo summary`` is asked to judge."""
+
+    out: str  # the demo's output folder: summary.md is written there
+    init_card: str  # metric card of the snapshot at initialisation
+    final_card: str  # metric card of the final snapshot
+
+
+def run(request: SummaryRequest) -> list[Criterion]:
     """Judge the two cards, write ``out/summary.md`` and return the criteria."""
-    criteria = judge(json.loads(Path(init_card).read_text()), json.loads(Path(final_card).read_text()))
+    out = Path(request.out)
+    if not out.is_dir():
+        raise BadFileError(out, f"{'not a' if out.exists() else 'no such'} folder (the demo's output folder)")
+    criteria = judge(load_card(request.init_card), load_card(request.final_card))
     text = "# 3dgp demo: is it 3D?\n\n" + render_markdown(criteria)
-    Path(out, "summary.md").write_text(text)
+    (out / "summary.md").write_text(text)
     return criteria

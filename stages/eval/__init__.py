@@ -7,7 +7,7 @@ Two modes:
 * ``--fakes DIR_OR_DATASET --data DS``: any image set (another generator's output too) against a reference set.
 
 Per evaluated checkpoint or image set: a list of ``stages.metrics.compute.MetricResult`` and a metric card
-(``stages.eval.card``); where they are written is said in ``stages.eval.request``. Evaluation is a measurement:
+(``stages.metrics.card``); where they are written is said in ``stages.eval.request``. Evaluation is a measurement:
 the same seed gives the same fakes, bit for bit, whatever the number of processes (the generator and the detector
 run on fixed units, ``stages.metrics.sources``: there is no batch size to choose), TF32 is off, and the card is
 strict JSON recording everything that determines the numbers.
@@ -85,7 +85,7 @@ def _command_line() -> str:
 def _evaluate(specs, fakes, reals, req: EvalRequest, device: str, shard, checkpoint: dict | None, label: str):
     """The metrics of one target on every rank; the card (rank 0's). The detector loads (and a user's file is
     checked) before anything is said or computed."""
-    from stages.eval.card import build_card, detector_card
+    from stages.metrics.card import build_card, detector_card
     from stages.metrics.compute import MetricContext, compute_metrics
     from stages.metrics.memory import check_memory
 
@@ -154,7 +154,7 @@ def _label_probs(G, reals, data: str | None):
 
 
 def _eval_checkpoints(req: EvalRequest, specs, device: str, shard) -> EvalResult:
-    from stages.eval.card import append_metrics_line, metrics_record, write_json_atomic
+    from stages.metrics.card import append_metrics_line, metrics_record, write_json_atomic
     from stages.eval.image_sets import open_reference
     from stages.eval.snapshots import load_snapshot, resolve_snapshots
     from stages.metrics.sources import GeneratorSource
@@ -186,7 +186,7 @@ def _eval_checkpoints(req: EvalRequest, specs, device: str, shard) -> EvalResult
 
 
 def _eval_image_set(req: EvalRequest, specs, device: str, shard) -> EvalResult:
-    from stages.eval.card import write_json_atomic
+    from stages.metrics.card import write_json_atomic
     from stages.eval.image_sets import is_dataset, open_fakes, open_reference
 
     if req.data is None:

@@ -1,27 +1,27 @@
 """One comparison table for several runs (``scripts/reproduce/ablations.sh``): final metrics and kimg to a target FID.
 
-``python -m stages.eval.compare OUT [--target-fid F]`` reads, for every variant folder ``OUT/<variant>/``, its metric
-card ``metrics.json`` (``3dgp eval``) and the ``metrics.jsonl`` of its run directory (the curve training wrote), and
-prints a markdown table: one row per variant, one column per metric of the cards, plus the first kimg at which the
-training curve's FID reached the target (default: the baseline's final training FID, so the column reads "how long
-each variant takes to get as good as the baseline"). The table is also written to ``OUT/comparison.md``.
+``3dgp compare OUT [--target-fid F]`` reads, for every variant folder ``OUT/<variant>/``, its metric card
+``metrics.json`` (``3dgp eval``; read with ``stages.metrics.card.load_card``) and the ``metrics.jsonl`` of its run
+directory (the curve training wrote), and prints a markdown table: one row per variant, one column per metric of
+the cards, plus the first kimg at which the training curve's FID reached the target (default: the baseline's final
+training FID, so the column reads "how long each variant takes to get as good as the baseline"). The table is also
+written to ``OUT/comparison.md``.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from pathlib import Path
 
+from stages.common.errors import BadFileError, BadOptionError
 from stages.common.stats import read_jsonl
+from stages.metrics.card import load_card
 
 BASELINE = "baseline"
 
 
 def load_variant(folder: Path) -> tuple[dict[str, float], list[dict]]:
     """(metric name -> value of the card, training metric records) of one variant folder."""
-    card = json.loads((folder / "metrics.json").read_text())
-    values = {m["name"]: m["value"] for m in card["metrics"] if m.get("unavailable") is None}
+    values = load_card(folder / "metrics.json").values()
     curve: list[dict] = []
     for run in sorted((folder / "runs").glob("*/metrics.jsonl")):
         curve = [r for r in read_jsonl(run) if r.get("source") != "eval"]
@@ -45,9 +45,13 @@ def _final_fid(curve: list[dict]) -> float | None:
 def compare(out: str | Path, target_fid: float | None = None) -> str:
     """The markdown comparison of every ``out/<variant>/`` with a ``metrics.json`` (module docstring)."""
     out = Path(out)
+    if not out.is_dir():
+        raise BadFileError(out, "not a folder" if out.exists() else "no such folder")
+    if target_fid is not None and not (math.isfinite(target_fid) and target_fid > 0):
+        raise BadOptionError("--target-fid", f"must be a finite FID > 0, got {target_fid:g}")
     variants = {p.parent.name: load_variant(p.parent) for p in sorted(out.glob("*/metrics.json"))}
     if not variants:
-        raise FileNotFoundError(f"no <variant>/metrics.json under {out}")
+        raise BadFileError(out, "no <variant>/metrics.json here (a folder of scripts/reproduce/ablations.sh)")
     if target_fid is None and BASELINE in variants:
         target_fid = _final_fid(variants[BASELINE][1])
     names = sorted({n for values, _ in variants.values() for n in values})
@@ -65,16 +69,3 @@ def compare(out: str | Path, target_fid: float | None = None) -> str:
     table = "\n".join(lines) + "\n"
     (out / "comparison.md").write_text(table)
     return table
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.eval.compare", description=__doc__.split("\n")[0])
-    parser.add_argument("out", help="folder with one sub-folder per variant")
-    parser.add_argument("--target-fid", type=float, default=None, help="default: the baseline's final training FID")
-    args = parser.parse_args()
-    print(compare(args.out, args.target_fid), end="")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

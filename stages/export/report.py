@@ -28,6 +28,7 @@ from stages.common.errors import BadFileError
 from stages.common.stats import read_jsonl
 from stages.export.report_page import BODY_SCRIPT, CSS, HEAD_SCRIPT
 from stages.export.svg_plot import _esc, svg_line_plot
+from stages.metrics.card import MetricCard, load_card
 
 logger = logging.getLogger(__name__)
 
@@ -117,18 +118,6 @@ def _series(records: Iterable[dict], key: str) -> list[tuple[float, float]]:
     return sorted(points, key=lambda p: p[0])
 
 
-def _load_card(path: str | os.PathLike) -> dict:
-    try:
-        card = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadFileError(path, f"cannot read: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadFileError(path, f"not a JSON metric card: {exc}") from exc
-    if not isinstance(card, dict) or not isinstance(card.get("metrics"), list):
-        raise BadFileError(path, "not a metric card (no 'metrics' list)")
-    return card
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # Sections
 # --------------------------------------------------------------------------------------------------------------------
@@ -213,32 +202,27 @@ def _cell(value: object, digits: int = 5) -> str:
     return _esc(value)
 
 
-def _card_table(card: dict, path: str | os.PathLike) -> str:
+def _card_table(card: MetricCard) -> str:
     rows = []
-    for m in card["metrics"]:
-        if not isinstance(m, dict):
-            continue
-        note = m.get("unavailable") or ""
-        rows.append(f"<tr><td>{_esc(m.get('name', '?'))}</td><td class=num>{_cell(m.get('value'))}</td>"
-                    f"<td class=num>{_cell(m.get('std'))}</td><td class=num>{_cell(m.get('num_fakes'))}</td>"
-                    f"<td class=num>{_cell(m.get('num_reals'))}</td><td>{_esc(note)}</td></tr>")
-    ckpt = card.get("checkpoint") or {}
-    ref = card.get("reference") or {}
-    det = card.get("detector") or {}
-    facts = [("card", Path(path).name)]
-    if ckpt:
-        facts.append(("checkpoint", f"{ckpt.get('path', '?')} (kimg {ckpt.get('kimg', '?')})"))
-    elif card.get("fakes"):
-        fakes = card["fakes"]
-        facts.append(("fakes", fakes.get("path") or fakes.get("kind") or json.dumps(fakes, default=str)[:200]
-                      if isinstance(fakes, dict) else fakes))
+    for m in card.metrics:
+        rows.append(f"<tr><td>{_esc(m.name)}</td><td class=num>{_cell(m.value)}</td>"
+                    f"<td class=num>{_cell(m.std)}</td><td class=num>{_cell(m.num_fakes)}</td>"
+                    f"<td class=num>{_cell(m.num_reals)}</td><td>{_esc(m.unavailable or '')}</td></tr>")
+    ref, det = card.reference or {}, card.detector or {}
+    facts = [("card", Path(card.path).name)]
+    if card.checkpoint is not None:
+        kimg = "?" if card.checkpoint.kimg is None else f"{card.checkpoint.kimg:.10g}"
+        facts.append(("checkpoint", f"{card.checkpoint.path or '?'} (kimg {kimg})"))
+    elif card.fakes:
+        fakes = card.fakes
+        facts.append(("fakes", fakes.get("path") or fakes.get("kind") or json.dumps(dict(fakes), default=str)[:200]))
     if ref:
         facts.append(("reference", f"{ref.get('path', '?')} ({ref.get('num_items', ref.get('count', '?'))} items)"))
     if det:
         facts.append(("detector", det.get("resize", det.get("name", ""))))
     for key in ("device", "created", "code_version", "command"):
-        if card.get(key):
-            facts.append((key, card[key]))
+        if getattr(card, key):
+            facts.append((key, getattr(card, key)))
     dl = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in facts)
     return (f'<div class="card"><table><thead><tr><th>metric</th><th>value</th><th>std</th><th>fakes</th>'
             f'<th>reals</th><th>notes</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -292,7 +276,7 @@ def _sections(images: Media, depths: Media, videos: Media, meshes: Media, stats_
     if stats_jsonl is not None or metrics_jsonl is not None:
         sections.append(("curves", "Training curves", _curves_section(stats_jsonl, metrics_jsonl)))
     if cards:
-        sections.append(("metrics", "Metrics", "".join(_card_table(_load_card(p), p) for p in cards)))
+        sections.append(("metrics", "Metrics", "".join(_card_table(load_card(p)) for p in cards)))
     if config is not None:
         cfg = json.dumps(config, indent=2, default=str)
         sections.append(("config", "Config", f"<details><summary>config.json ({len(cfg.splitlines())} lines)"
@@ -333,7 +317,7 @@ def write_report(path: str | os.PathLike, *, title: str, images: Media = (), vid
 
     ``images``/``depths``/``videos``/``meshes`` are ``(caption, file)`` pairs (PNG/JPEG/GIF/WebP; depth maps as
     images; MP4/WebM/GIF; binary glTF). ``stats_jsonl``/``metrics_jsonl`` give training curves vs kimg, ``cards`` are
-    metric card JSON files (``stages.eval.card``), ``config`` the run's ``config.json`` dict, ``provenance`` where
+    metric card JSON files (``stages.metrics.card``), ``config`` the run's ``config.json`` dict, ``provenance`` where
     the files came from (``{"snapshot": {path, sha256, kimg, ...}, "files": [{path, sha256, bytes}]}``; issue 19
     §5). Sections without input are left out. Raises :class:`BadFileError` for a missing or unrecognised input file.
     """

@@ -110,4 +110,4 @@ def test_commands_are_registered_by_the_app_without_an_import_cycle():
         imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
         assert "threedgp_cli.app" not in imported, path.name
     names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
-    assert names == ["info", "train", "eval", "export", "doctor", "prep"]
+    assert names == ["info", "train", "eval", "export", "compare", "doctor", "prep", "demo"]

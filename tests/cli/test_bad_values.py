@@ -344,6 +344,32 @@ INFO = [
 ]
 
 
+# `3dgp compare ...` and `3dgp demo summary ...` (issue 20 §5): {dir} is an empty folder, {file} a plain file, {bad}
+# a folder whose one variant has a card that is not JSON, {card} a good card, {partial} a card without depth/camera.
+COMPARE = [
+    ([], "OUT: missing argument"), ([""], "OUT: must not be empty"), (["{dir}/nope"], "{dir}/nope: no such folder"),
+    (["{file}"], "{file}: not a folder"), (["{dir}"], "{dir}: no <variant>/metrics.json here"),
+    (["{bad}"], "{bad}/v/metrics.json: not a JSON metric card"),
+    (["{dir}", "--target-fid", "abc"], f"--target-fid: Input should be a {BAD_FLOAT}"),
+    (["{dir}", "--target-fid", ""], f"--target-fid: Input should be a {BAD_FLOAT}"),
+    (["{dir}", "--target-fid", "0"], "--target-fid: must be a finite FID > 0, got 0"),
+    (["{dir}", "--target-fid", "-1"], "--target-fid: must be a finite FID > 0, got -1"),
+    (["{dir}", "--target-fid", "inf"], "--target-fid: must be a finite FID > 0, got inf"),
+    (["{dir}", "--target-fid", "nan"], "--target-fid: must be a finite FID > 0, got nan"),
+]
+DEMO_SUMMARY = [
+    (["{dir}", "--final", "{card}"], "--init: missing option"), (["--init", "{card}", "--final", "{card}"], "OUT: "),
+    (["", "--init", "{card}", "--final", "{card}"], "OUT: must not be empty"),
+    (["{dir}", "--init", "", "--final", "{card}"], "--init: must not be empty"),
+    (["{dir}", "--init", "{card}", "--final", ""], "--final: must not be empty"),
+    (["{dir}/nope", "--init", "{card}", "--final", "{card}"], "{dir}/nope: no such folder"),
+    (["{file}", "--init", "{card}", "--final", "{card}"], "{file}: not a folder"),
+    (["{dir}", "--init", "{dir}/nope.json", "--final", "{card}"], "{dir}/nope.json: cannot read"),
+    (["{dir}", "--init", "{file}", "--final", "{card}"], "{file}: not a JSON metric card"),
+    (["{dir}", "--init", "{card}", "--final", "{partial}"], "{partial}: no available 'depth' metric"),
+]
+
+
 def _id(row):
     args = row.values[0] if hasattr(row, "values") else row[0]  # a pytest.param or a plain row
     return " ".join(args)[:40] or "''"
@@ -503,6 +529,45 @@ def test_info_option_values(args, needle, run_cli, eval_dataset, tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def _card_inputs(tmp_path) -> dict[str, str]:
+    import json
+
+    folder, card_dir, bad = tmp_path / "empty", tmp_path / "cards", tmp_path / "bad"
+    for d in (folder, card_dir, bad / "v"):
+        d.mkdir(parents=True)
+    (bad / "v" / "metrics.json").write_text("{not json")
+    metrics = [{"name": k, "kind": k, "value": 1.0, "unavailable": None, "details": {}}
+               for k in ("nfs", "mvc", "depth", "camera")]
+    (card_dir / "card.json").write_text(json.dumps({"metrics": metrics}))
+    (card_dir / "partial.json").write_text(json.dumps({"metrics": metrics[:2]}))
+    return {"{dir}": str(folder), "{file}": _fill(["{file}"], tmp_path)[0], "{bad}": str(bad),
+            "{card}": str(card_dir / "card.json"), "{partial}": str(card_dir / "partial.json")}
+
+
+def _filled(text: str, names: dict[str, str]) -> str:
+    for key, value in names.items():
+        text = text.replace(key, value)
+    return text
+
+
+@pytest.mark.parametrize("args, needle", COMPARE, ids=[_id(r) for r in COMPARE])
+def test_compare_option_values(args, needle, run_cli, tmp_path):
+    names = _card_inputs(tmp_path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    code, _, err = run_cli("compare", *[_filled(a, names) for a in args])
+    _check(code, err, _filled(needle, names))
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # no comparison.md
+
+
+@pytest.mark.parametrize("args, needle", DEMO_SUMMARY, ids=[_id(r) for r in DEMO_SUMMARY])
+def test_demo_summary_option_values(args, needle, run_cli, tmp_path):
+    names = _card_inputs(tmp_path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    code, _, err = run_cli("demo", "summary", *[_filled(a, names) for a in args])
+    _check(code, err, _filled(needle, names))
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # no summary.md
+
+
 def test_export_and_info_empty_positional(run_cli, tmp_path):
     code, _, err = run_cli("export", "", "--grid", "--outdir", tmp_path / "x")
     _check(code, err, "CKPT: must not be empty")
@@ -535,7 +600,8 @@ def _table_options(rows) -> set[str]:
 
 @pytest.mark.parametrize("command, rows", [(("prep", "toy"), PREP), (("prep", "folder"), PREP), (("prep", "zip"), PREP),
                                            (("prep", "imagenet"), PREP), (("prep", "lsun"), PREP),
-                                           (("train",), TRAIN), (("export",), EXPORT), (("info",), INFO)])
+                                           (("train",), TRAIN), (("export",), EXPORT), (("info",), INFO),
+                                           (("compare",), COMPARE), (("demo", "summary"), DEMO_SUMMARY)])
 def test_every_option_has_rows(command, rows):
     missing = _command_options(*command) - _table_options(rows)
     assert not missing, f"3dgp {' '.join(command)}: no bad-value rows for {sorted(missing)}"

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-from stages.demo import judge, summarize
-
-REPO = Path(__file__).resolve().parents[2]
+from stages.demo import SummaryRequest, judge, run
+from stages.metrics.card import card_from_dict
 
 
-def _card(nfs, ratio, mvc, gt, flat, spread):
+def _card_dict(nfs, ratio, mvc, gt, flat, spread):
     return {"metrics": [
         {"kind": "nfs", "value": nfs, "unavailable": None, "details": {}},
         {"kind": "mvc", "value": mvc, "unavailable": None, "details": {"parallax_ratio": ratio}},
@@ -21,7 +17,12 @@ def _card(nfs, ratio, mvc, gt, flat, spread):
     ]}
 
 
-INIT = _card(nfs=5.0, ratio=0.99, mvc=0.005, gt=0.15, flat=0.31, spread=1.0)
+def _card(**numbers):
+    return card_from_dict(_card_dict(**numbers))
+
+
+INIT_DICT = _card_dict(nfs=5.0, ratio=0.99, mvc=0.005, gt=0.15, flat=0.31, spread=1.0)
+INIT = card_from_dict(INIT_DICT)
 
 
 def test_a_3d_model_passes_every_criterion():
@@ -39,13 +40,24 @@ def test_each_criterion_fails_on_its_own():
         assert [i for i, c in enumerate(crit) if not c.passed] == [index], (change, crit)
 
 
-def test_summary_file_and_module_entry_point(tmp_path):
-    (tmp_path / "init.json").write_text(json.dumps(INIT))
-    (tmp_path / "final.json").write_text(json.dumps(_card(nfs=6.0, ratio=0.95, mvc=0.03, gt=0.2, flat=0.31,
-                                                          spread=0.9)))
-    crit = summarize(tmp_path, tmp_path / "init.json", tmp_path / "final.json")
+def test_summary_file_and_the_command(tmp_path, run_cli):
+    (tmp_path / "init.json").write_text(json.dumps(INIT_DICT))
+    (tmp_path / "final.json").write_text(json.dumps(_card_dict(nfs=6.0, ratio=0.95, mvc=0.03, gt=0.2, flat=0.31,
+                                                               spread=0.9)))
+    crit = run(SummaryRequest(str(tmp_path), str(tmp_path / "init.json"), str(tmp_path / "final.json")))
     assert sum(c.passed for c in crit) == 2  # the information row and the camera spread
-    proc = subprocess.run([sys.executable, "-m", "stages.demo", str(tmp_path), "--init", str(tmp_path / "init.json"),
-                           "--final", str(tmp_path / "final.json")], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0 and "2 of 5 criteria met." in proc.stdout
+    (tmp_path / "summary.md").unlink()
+    code, out, err = run_cli("demo", "summary", tmp_path, "--init", tmp_path / "init.json", "--final",
+                             tmp_path / "final.json")
+    assert code == 0 and "2 of 5 criteria met." in out, err
     assert (tmp_path / "summary.md").read_text().count("| FAIL |") == 3
+
+
+def test_a_card_without_a_metric_the_verdict_needs_is_one_line(tmp_path, run_cli):
+    (tmp_path / "init.json").write_text(json.dumps(INIT_DICT))
+    (tmp_path / "final.json").write_text(json.dumps({"metrics": INIT_DICT["metrics"][:2]}))  # no depth, no camera
+    code, _, err = run_cli("demo", "summary", tmp_path, "--init", tmp_path / "init.json", "--final",
+                           tmp_path / "final.json")
+    assert code == 1 and err == f"Error: {tmp_path / 'final.json'}: no available 'depth' metric (the demo's verdict " \
+                                "reads nfs, mvc, depth, camera)\n"
+    assert not (tmp_path / "summary.md").exists()
