@@ -13,12 +13,13 @@ Files are written to ``<name>.tmp`` and renamed with ``os.replace``, so a crash 
 final name; :func:`list_training_states` ignores ``*.tmp`` leftovers. Compatibility shims for older formats go in
 :func:`_upgrade` and nowhere else.
 
-A checkpoint is data from elsewhere (issue 19 §6): :func:`load_checkpoint` validates what eval, export, info and a
-resume rely on before anything is built from it -- the stored model config like a user's (types, ranges and the
-caps of :mod:`stages.nn.config`, so a forged ``tri_plane_res`` or ``cmax`` is one line, not a division by zero or a
-terabyte allocation), ``G_ema``'s tensors against a generator built on the ``meta`` device (no memory), their
-finiteness (NaN weights), ``kimg`` / ``counters`` as numbers and ``config`` as plain JSON data. Every problem is one
-:class:`~stages.common.errors.CheckpointError` line naming the file.
+A checkpoint is data from elsewhere (issue 19 §6): :func:`load_checkpoint` validates its format before anything is
+built from it -- version, kind, the required records, ``kimg`` / ``counters`` as numbers, the best-snapshot record
+and ``config`` as plain JSON data. The checks that need the networks (the stored model config like a user's, with the
+caps of :mod:`stages.nn.config`; ``G_ema``'s tensors against a generator built on the ``meta`` device; NaN weights)
+are one floor up, in :mod:`stages.nn.checkpoints`, whose ``load_checkpoint`` does both: eval, export, info and a
+resume read checkpoints through it. Every problem is one :class:`~stages.common.errors.CheckpointError` line naming
+the file. This module imports nothing above ``stages.common``.
 """
 from __future__ import annotations
 
@@ -141,17 +142,15 @@ def load_checkpoint(path: str | Path, kind: str | None = None, map_location: Any
 
 
 def check_contents(obj: dict, path: str | Path) -> None:
-    """Validate a loaded snapshot or training state (module docstring); CheckpointError naming ``path``. Other
-    kinds are left alone."""
+    """Validate the records of a loaded snapshot or training state (module docstring; the model's own checks are
+    :func:`stages.nn.checkpoints.check_model_contents`); CheckpointError naming ``path``. Other kinds are left
+    alone."""
     kind = obj.get("kind")
     if kind == "snapshot":
-        model, where = obj["model_config"], "model_config"
         kimg = obj["kimg"]
         if not _is_number(kimg) or not 0 <= kimg < 1e12:
             raise CheckpointError(path, f"damaged snapshot: kimg must be a number >= 0, got {kimg!r:.40}")
     elif kind == "training-state":
-        config = obj["config"]
-        model, where = (config.get("model") if isinstance(config, dict) else None), "config.model"
         counters = obj["counters"]
         nimg = counters.get("cur_nimg") if isinstance(counters, dict) else None
         if not (isinstance(nimg, int) and not isinstance(nimg, bool) and nimg >= 0):
@@ -166,7 +165,6 @@ def check_contents(obj: dict, path: str | Path) -> None:
         raise CheckpointError(path, f"damaged {kind}: its config is not plain JSON data") from None
     if not isinstance(obj.get("config") or {}, dict):
         raise CheckpointError(path, f"damaged {kind}: its config is not a mapping")
-    check_generator_state(validate_model_config_dict(model, path, where), obj["G_ema"], path)
 
 
 def _is_number(value: Any) -> bool:
@@ -181,39 +179,6 @@ def _check_best(best: Any, path: str | Path) -> None:
     if not isinstance(best, dict) or not (name is None or (isinstance(name, str) and name == Path(name).name
                                                             and name not in ("", ".", ".."))):
         raise CheckpointError(path, "damaged training state: its best-snapshot record is not a snapshot file name")
-
-
-def validate_model_config_dict(data: Any, path: str | Path, where: str = "model_config"):
-    """The ``ModelConfig`` a checkpoint stores (``where`` names the record), validated like a user's config (types,
-    ranges, caps, combinations); CheckpointError naming ``path`` and the field otherwise."""
-    from stages.common.errors import ConfigValueError
-    from stages.nn.config import from_dict
-
-    try:
-        return from_dict(data)
-    except ConfigValueError as exc:
-        raise CheckpointError(path, f"its stored model config is not valid ({where}.{exc}); the file is damaged "
-                                    "or was not written by 3dgp") from None
-
-
-def check_generator_state(model_cfg, state: Any, path: str | Path, name: str = "G_ema") -> None:
-    """``state`` holds exactly the tensors of the generator ``model_cfg`` describes (built on the ``meta`` device:
-    no memory, so a mismatch is found before anything is allocated) and no NaN or infinite weight."""
-    import torch
-
-    from stages.nn.build import build_generator
-
-    with torch.device("meta"):
-        G = build_generator(model_cfg)
-    check_module_state(G.state_dict(), state, path, name)
-    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise CheckpointError(path, f"{name}: {not_tensors[0]} is not a tensor")
-    bad = [k for k, v in state.items()
-           if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise CheckpointError(path, f"{name} holds NaN or infinite weights ({len(bad)} tensor(s), e.g. {bad[0]}): "
-                                    "training had diverged when this was saved; use an earlier snapshot")
 
 
 REQUIRED_KEYS = {

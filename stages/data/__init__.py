@@ -1,5 +1,7 @@
 """The dataset format (3DGP ref §3.3, §7.1): schema (``format``), LMDB writer/readers (``lmdb_store``), the torch
-reader (``dataset.LmdbDataset``), a summary for ``3dgp info`` (``summary``) and contact sheets (``preview``).
+reader (``dataset.LmdbDataset``), a summary for ``3dgp info`` (``summary``) and contact sheets (``preview``); and the
+image files both prep and eval read (ref §7.4): listing a folder or zip and reading its members (``image_files``),
+decoding, center-crop and resize (``decode``).
 
 Importing this package does not import torch; ``LmdbDataset`` is loaded on first access.
 """

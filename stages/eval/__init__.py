@@ -156,7 +156,7 @@ def _label_probs(G, reals, data: str | None):
 def _eval_checkpoints(req: EvalRequest, specs, device: str, shard) -> EvalResult:
     from stages.metrics.card import append_metrics_line, metrics_record, write_json_atomic
     from stages.eval.image_sets import open_reference
-    from stages.eval.snapshots import load_snapshot, resolve_snapshots
+    from stages.nn.snapshots import load_snapshot, resolve_snapshots
     from stages.metrics.sources import GeneratorSource
     from stages.nn.build import build_camera_prior
 

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from stages.common import checkpoint as ckpt
 from stages.common.errors import BadFileError
 from stages.common.hashing import sha256_file
 from stages.data.summary import DatasetSummary, dataset_summary, is_dataset_dir
-from stages.eval.snapshots import is_checkpoint_file
+from stages.nn.checkpoints import load_checkpoint
+from stages.nn.snapshots import is_checkpoint_file
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def describe_checkpoint(path: str | Path) -> CheckpointSummary:
     from stages.common.stats import read_jsonl
 
     path = Path(path)
-    obj = ckpt.load_checkpoint(path)
+    obj = load_checkpoint(path)
     kind = obj.get("kind")
     config = obj.get("config") or {}
     model = obj.get("model_config") or config.get("model") or {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from stages.common.errors import BadFileError, BadOptionError, ConfigValueError
 from stages.common.validate import Checked, Range, one_of
-from stages.eval.snapshots import SNAPSHOT_CHOICES
+from stages.nn.snapshots import SNAPSHOT_CHOICES
 
 RESIZE_CHOICES = ("stylegan", "clean")
 _PATHS = ("ckpt", "fakes", "data", "inception", "is_weights", "out", "cache_dir")

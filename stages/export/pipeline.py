@@ -166,8 +166,8 @@ def parse_classes(text: str | None, c_dim: int, class_names: list[str]) -> list[
 def _validate(req: ExportRequest) -> None:
     """What the request alone cannot say: ``--ray-end`` lies beyond the snapshot's near plane."""
     if req.ray_end is not None:
-        from stages.common.checkpoint import load_checkpoint
-        from stages.eval.snapshots import resolve_snapshots
+        from stages.nn.checkpoints import load_checkpoint
+        from stages.nn.snapshots import resolve_snapshots
 
         saved = load_checkpoint(resolve_snapshots(req.ckpt, "best")[0])
         ray_start = ((saved.get("model_config") or saved.get("config", {}).get("model") or {}).get("render")
@@ -312,7 +312,7 @@ def run(req: ExportRequest) -> ExportResult:
     """Export what ``req`` asks for (module docstring) into a staging folder that replaces ``--outdir`` at the end
     (:mod:`stages.export.outdir`); returns the written files by kind, under their final names."""
     from stages.common.devices import resolve_device
-    from stages.eval.snapshots import load_snapshot, resolve_snapshots
+    from stages.nn.snapshots import load_snapshot, resolve_snapshots
     from stages.export.outdir import check_outdir, discard_staging, open_staging, publish, write_manifest
 
     _validate(req)

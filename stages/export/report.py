@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 from stages.common.errors import BadFileError
 from stages.common.stats import read_jsonl
 from stages.export.report_page import BODY_SCRIPT, CSS, HEAD_SCRIPT
-from stages.export.svg_plot import _esc, svg_line_plot
+from stages.export.svg_plot import escape as _esc, svg_line_plot
 from stages.metrics.card import MetricCard, load_card
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ import math
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 
-def _esc(text: object) -> str:
+def escape(text: object) -> str:
+    """``str(text)`` escaped for HTML and SVG text and attribute values (quotes too)."""
     return html.escape(str(text), quote=True)
 
 
@@ -71,8 +72,8 @@ def svg_line_plot(series: dict[str, list[tuple[float, float]]], *, title: str, x
         return top + (1 - (y - y0) / (y1 - y0)) * ph
 
     out = [f'<svg class="plot" viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" role="img" '
-           f'aria-label="{_esc(title)}">', f"<title>{_esc(title)}</title>",
-           f'<text class="ptitle" x="{left + pw / 2:.1f}" y="17" text-anchor="middle">{_esc(title)}</text>',
+           f'aria-label="{escape(title)}">', f"<title>{escape(title)}</title>",
+           f'<text class="ptitle" x="{left + pw / 2:.1f}" y="17" text-anchor="middle">{escape(title)}</text>',
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>']
     for t in _nice_ticks(x0, x1):
         X = sx(t)
@@ -83,14 +84,14 @@ def svg_line_plot(series: dict[str, list[tuple[float, float]]], *, title: str, x
         out.append(f'<line class="grid" x1="{left}" y1="{Y:.1f}" x2="{left + pw}" y2="{Y:.1f}"/>')
         out.append(f'<text class="tick" x="{left - 5}" y="{Y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
     out.append(f'<text class="alabel" x="{left + pw / 2:.1f}" y="{top + ph + 32}" text-anchor="middle">'
-               f"{_esc(xlabel)}</text>")
+               f"{escape(xlabel)}</text>")
     out.append(f'<text class="alabel" transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" '
-               f'text-anchor="middle">{_esc(ylabel)}</text>')
+               f'text-anchor="middle">{escape(ylabel)}</text>')
     for i, (name, pts) in enumerate(series.items()):
         color = PALETTE[i % len(PALETTE)]
         coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
         out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{coords}">'
-                   f"<title>{_esc(name)}</title></polyline>")
+                   f"<title>{escape(name)}</title></polyline>")
         if len(pts) <= 40:  # markers keep short curves (and single points) visible
             out.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.4" fill="{color}"/>' for x, y in pts)
     for i, (name, lx, lrow) in enumerate(legend):
@@ -98,6 +99,6 @@ def svg_line_plot(series: dict[str, list[tuple[float, float]]], *, title: str, x
         X, Y = left + lx, height + 4 + 18 * lrow
         out.append(f'<line x1="{X:.1f}" y1="{Y:.1f}" x2="{X + 20:.1f}" y2="{Y:.1f}" stroke="{color}" '
                    f'stroke-width="2.5"/>')
-        out.append(f'<text class="legend" x="{X + 26:.1f}" y="{Y + 4:.1f}">{_esc(name)}</text>')
+        out.append(f'<text class="legend" x="{X + 26:.1f}" y="{Y + 4:.1f}">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)

@@ -15,4 +15,6 @@ others (nor torch).
 * ``config``, ``build``, ``param_counts``: model config presets, config -> modules, parameter tables (ref §12-§15).
 * ``inception``: the TF-Inception feature detector used by FID and instance selection (ref §6.2, §7.2).
 * ``rng``: random draws from a generator on any device, moved to the tensors' device (ref §5.4).
+* ``checkpoints``: a checkpoint's model checked (stored config, G_ema against a meta build); ``snapshots``: which
+  snapshots a ``CKPT`` designates and loading one as a ready generator (eval, export) (ref §8.1, §10).
 """

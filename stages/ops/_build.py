@@ -261,6 +261,11 @@ def get_extension(explicit: bool = False):
         return None
 
 
+def loaded_extension():
+    """The CUDA extension if this process has built or loaded it, else None (never builds; see get_extension)."""
+    return _state["module"]
+
+
 def reset() -> None:
     """Forget the build attempt (tests use this)."""
     with _lock:

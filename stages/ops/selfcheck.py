@@ -133,7 +133,7 @@ def _neutral_state(device: torch.device):
 def _disk_cache(device_key: str) -> Path | None:
     from stages.ops import _build
 
-    if not _build._state.get("module"):
+    if _build.loaded_extension() is None:
         return None
     try:
         return _build.cache_root() / _build.build_key() / f"selfcheck-{device_key}.json"

@@ -23,6 +23,7 @@ from stages.common.errors import BadFileError, BadOptionError, ConfigValueError,
 from stages.common.rundir import latest_run_dir, run_dirs
 from stages.common.validate import deferred_combinations
 from stages.data.fingerprint import meta_fingerprint, resolve_run_dataset
+from stages.nn.checkpoints import load_checkpoint
 from stages.train.config import TrainConfig, from_dict, get_train_preset, replace_section, to_dict
 from stages.train.overrides import Override, apply_overrides, get_value, set_value
 
@@ -170,7 +171,7 @@ def _saved_config(run_dir: Path, state_path: Path | None) -> tuple[TrainConfig, 
     """(the config to continue, the state's cur_nimg): from the training state, or ``config.json`` without one."""
     if state_path is None:
         return read_run_config(run_dir), None
-    saved = ckpt.load_checkpoint(state_path, kind="training-state")
+    saved = load_checkpoint(state_path, kind="training-state")
     try:
         cfg = from_dict(saved.get("config"))
     except ConfigValueError as exc:

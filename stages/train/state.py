@@ -15,6 +15,7 @@ import torch
 
 from stages.common import checkpoint as ckpt
 from stages.common.seeding import capture_rng_state
+from stages.nn.checkpoints import load_checkpoint
 from stages.train.config import TrainConfig, to_dict
 from stages.train.loss import lazy_reg_adam_params
 
@@ -135,7 +136,7 @@ def load_state(path: Path, nets: Networks, opts: Optimizers, device: torch.devic
 
     Anything that does not fit (missing or extra tensors, other shapes, another optimizer layout) is one
     ``CheckpointError`` line."""
-    state = ckpt.load_checkpoint(path, kind="training-state", map_location="cpu")
+    state = load_checkpoint(path, kind="training-state", map_location="cpu")
     G, D, G_ema = nets
     for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
         ckpt.load_module_state(module, state[name], path, name)

@@ -91,83 +91,14 @@ def test_rng_state_round_trip(tmp_path):
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
 
 
-# --- issue 19 §6: a checkpoint is untrusted data ---------------------------------------------------------------------
-
-def _forge(obj: dict, how: str) -> None:
-    model = obj["model_config"]
-    if how == "tri_plane_res":
-        model["generator"]["tri_plane_res"] = 65536  # was a ZeroDivisionError
-    elif how == "cmax":
-        model["generator"]["cmax"] = 10**9  # was a 36 TB allocation attempt
-    elif how == "cmax_in_caps":
-        model["generator"]["cmax"] = 4096  # a valid config, but not the stored tensors: found on the meta device
-    elif how == "num_coarse_steps":
-        model["render"]["num_coarse_steps"] = 10**7  # was an 81 GB render
-    elif how == "float_steps":
-        model["render"]["num_coarse_steps"] = 1e7
-    elif how == "model_not_a_dict":
-        obj["model_config"] = [1, 2]
-    elif how == "nan_weights":
-        key = next(k for k, v in obj["G_ema"].items() if v.is_floating_point() and v.numel() > 1)
-        obj["G_ema"][key][0] = float("nan")
-    elif how == "inf_weights":
-        key = next(k for k, v in obj["G_ema"].items() if v.is_floating_point())
-        obj["G_ema"][key].view(-1)[0] = float("inf")
-    elif how == "string_kimg":
-        obj["kimg"] = "12"
-    elif how == "nan_kimg":
-        obj["kimg"] = float("nan")
-    elif how == "tensor_in_config":
-        obj["config"] = {"data": torch.zeros(2)}
-    else:
-        raise AssertionError(how)
-
-
-FORGED = {
-    "tri_plane_res": "generator.tri_plane_res: must be a power of two in [4, 2048], got 65536",
-    "cmax": "generator.cmax: must be in [1, 4096], got 1000000000",
-    "cmax_in_caps": "G_ema does not match the configured model",
-    "num_coarse_steps": "render.num_coarse_steps: must be in [3, 512], got 10000000",
-    "float_steps": "render.num_coarse_steps",
-    "model_not_a_dict": "stored model config is not valid",
-    "nan_weights": "G_ema holds NaN or infinite weights",
-    "inf_weights": "G_ema holds NaN or infinite weights",
-    "string_kimg": "kimg must be a number >= 0, got '12'",
-    "nan_kimg": "kimg must be a number >= 0, got nan",
-    "tensor_in_config": "its config is not plain JSON data",
-}
-
-
-@pytest.mark.parametrize("how", sorted(FORGED))
-def test_forged_snapshot_is_one_checkpoint_error(tmp_path, how):
+def test_the_format_is_checked_here_the_model_in_stages_nn(tmp_path):
+    """stages.common checks a checkpoint's records; its model (config caps, G_ema) is stages.nn.checkpoints'."""
     path = _tiny_snapshot(tmp_path)
     obj = torch.load(path, weights_only=True)
-    _forge(obj, how)
+    obj["model_config"]["generator"]["cmax"] = 10**9
     torch.save(obj, path)
-    with pytest.raises(CheckpointError, match=None) as info:
+    assert ckpt.load_checkpoint(path)["kimg"] == 1.0
+    obj["kimg"] = "12"
+    torch.save(obj, path)
+    with pytest.raises(CheckpointError, match="kimg must be a number >= 0"):
         ckpt.load_checkpoint(path)
-    assert FORGED[how] in str(info.value) and str(path) in str(info.value)
-
-
-def _forged_copy(eval_run, tmp_path, how) -> "Path":
-    snap = sorted(eval_run.glob("snapshot-*.pt"))[-1]
-    obj = torch.load(snap, weights_only=True)
-    _forge(obj, how)
-    forged = tmp_path / "run" / snap.name
-    forged.parent.mkdir()
-    torch.save(obj, forged)
-    return forged
-
-
-@pytest.mark.parametrize("how", ["tri_plane_res", "cmax", "num_coarse_steps", "nan_weights", "string_kimg"])
-@pytest.mark.parametrize("command", ["export", "eval", "info"])
-def test_forged_snapshot_is_one_line_in_every_command(eval_run, run_cli, tmp_path, how, command):
-    forged = _forged_copy(eval_run, tmp_path, how)
-    args = {"export": ("--outdir", tmp_path / "out", "--grid", "--seeds", "0"),
-            "eval": ("--metrics", "camera", "--out", tmp_path / "out" / "card.json"), "info": ()}[command]
-    before = sorted(p.name for p in tmp_path.iterdir())
-    code, _, err = run_cli(command, forged, *args)
-    assert code == 1, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert FORGED[how] in err and str(forged) in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written (no out folder)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import torch
 
 from stages.common import checkpoint as ckpt
+from stages.nn import checkpoints
 from stages.train.state import Counters, Networks, Optimizers, load_state
 
 
 def _plain_state_contents(monkeypatch):
-    """These states hold bare Linear layers, not a 3DGP generator: skip the checks of a real run's contents."""
-    monkeypatch.setattr(ckpt, "check_contents", lambda obj, path: None)
+    """These states hold bare Linear layers, not a 3DGP generator: skip the checks of a real run's model."""
+    monkeypatch.setattr(checkpoints, "check_model_contents", lambda obj, path: None)
 
 
 def _tiny_run():

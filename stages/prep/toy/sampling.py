@@ -31,17 +31,19 @@ def sample_scene(seed: int, index: int) -> ToyScene:
     pose = _sample_pose(shape, rng)
     camera = _sample_camera(pose, shape.bounding_radius() * pose.scale, rng)
     backdrop = _sample_backdrop(pose, camera, shape.bounding_radius() * pose.scale, rng)
-    light = _sample_light(backdrop, camera, pose, rng)
-    return ToyScene(shape=shape, pose=pose, material=_sample_material(rng), camera=camera, light=light,
+    light = sample_light(backdrop, camera, pose, rng)
+    return ToyScene(shape=shape, pose=pose, material=sample_material(rng), camera=camera, light=light,
                     backdrop=backdrop)
 
 
-def _rot_y(angle: float) -> np.ndarray:
+def rot_y(angle: float) -> np.ndarray:
+    """The 3x3 rotation by ``angle`` radians about the y (up) axis."""
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
-def _rot_x(angle: float) -> np.ndarray:
+def rot_x(angle: float) -> np.ndarray:
+    """The 3x3 rotation by ``angle`` radians about the x axis."""
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
@@ -52,7 +54,7 @@ def _sample_pose(shape, rng: np.random.Generator) -> ObjectPose:
     tilt_kind = rng.uniform()
     tilt = rng.uniform(0.0, 0.35) if tilt_kind < 0.55 else rng.uniform(0.35, 1.1) if tilt_kind < 0.8 else \
         rng.uniform(1.35, 1.7)
-    rotation = _rot_y(rng.uniform(0, 2 * math.pi)) @ _rot_x(tilt) @ _rot_y(rng.uniform(0, 2 * math.pi))
+    rotation = rot_y(rng.uniform(0, 2 * math.pi)) @ rot_x(tilt) @ rot_y(rng.uniform(0, 2 * math.pi))
     world_radius = rng.uniform(0.4, 1.2)
     scale = world_radius / shape.bounding_radius()
     hover = rng.uniform(0.08, 0.5) * world_radius if rng.uniform() < 0.2 else 0.0
@@ -83,8 +85,8 @@ def _sample_camera(pose: ObjectPose, world_radius: float, rng: np.random.Generat
     return Camera(tuple(float(x) for x in look_at), float(yaw_deg), float(pitch_deg), float(radius), float(fov_deg))
 
 
-def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
-    # HSV in [0, 1] -> linear RGB (sRGB-ish gamma 2.2 undone so shading happens in linear light).
+def hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
+    """HSV in [0, 1] (hue wraps) -> linear RGB (sRGB-ish gamma 2.2 undone so shading happens in linear light)."""
     return tuple(float(c) ** 2.2 for c in colorsys.hsv_to_rgb(h % 1.0, s, v))
 
 
@@ -93,8 +95,9 @@ def _random_unit(rng: np.random.Generator) -> tuple[float, float, float]:
     return tuple(float(x) for x in v / np.linalg.norm(v))
 
 
-def _waves(rng: np.random.Generator, period: float, count: int = 5, planar: bool = False) -> np.ndarray:
-    # Random plane waves (wave vector, phase) summed into a cheap smooth noise field (textures.py).
+def sample_waves(rng: np.random.Generator, period: float, count: int = 5, planar: bool = False) -> np.ndarray:
+    """``count`` random plane waves [count, 4] (wave vector, phase) of about ``period``, summed into a cheap smooth
+    noise field by textures.py; ``planar`` keeps the wave vectors horizontal."""
     dirs = rng.normal(size=(count, 3))
     if planar:
         dirs[:, 1] = 0.0
@@ -103,22 +106,22 @@ def _waves(rng: np.random.Generator, period: float, count: int = 5, planar: bool
     return np.concatenate([dirs * freqs, rng.uniform(0, 2 * math.pi, size=(count, 1))], axis=1)
 
 
-def _sample_material(rng: np.random.Generator) -> SurfaceLook:
-    # Saturated random colours; the second colour is a complementary or a darker/lighter variant.
+def sample_material(rng: np.random.Generator) -> SurfaceLook:
+    """An object's look: saturated random colours; the second a complementary or a darker/lighter variant."""
     hue, sat, val = rng.uniform(), rng.uniform(0.45, 0.95), rng.uniform(0.6, 0.98)
     if rng.uniform() < 0.5:
-        color_b = _hsv(hue + rng.uniform(0.3, 0.7), rng.uniform(0.2, 0.9), rng.uniform(0.5, 0.95))
+        color_b = hsv(hue + rng.uniform(0.3, 0.7), rng.uniform(0.2, 0.9), rng.uniform(0.5, 0.95))
     else:
-        color_b = _hsv(hue + rng.uniform(-0.06, 0.06), sat * rng.uniform(0.3, 1.0), val * rng.uniform(0.35, 0.7))
+        color_b = hsv(hue + rng.uniform(-0.06, 0.06), sat * rng.uniform(0.3, 1.0), val * rng.uniform(0.35, 0.7))
     period = rng.uniform(0.22, 0.6)
     glossy = rng.uniform() < 0.5
     return SurfaceLook(
         pattern=str(rng.choice(OBJECT_PATTERNS, p=[0.12, 0.24, 0.22, 0.2, 0.22])),
-        color_a=_hsv(hue, sat, val),
+        color_a=hsv(hue, sat, val),
         color_b=color_b,
         period=float(period),
         axis=_random_unit(rng),
-        waves=_waves(rng, period * 2.0),
+        waves=sample_waves(rng, period * 2.0),
         specular=float(rng.uniform(0.2, 0.6) if glossy else rng.uniform(0.0, 0.08)),
         shininess=float(rng.uniform(12.0, 80.0)),
     )
@@ -140,33 +143,33 @@ def _sample_backdrop(pose: ObjectPose, camera: Camera, world_radius: float, rng:
     ground_period = world_radius * rng.uniform(0.5, 1.6)
     ground = SurfaceLook(
         pattern=str(rng.choice(GROUND_PATTERNS)),
-        color_a=_hsv(ground_hue, rng.uniform(0.05, 0.5), rng.uniform(0.45, 0.85)),
-        color_b=_hsv(ground_hue + rng.uniform(-0.1, 0.1), rng.uniform(0.05, 0.5), rng.uniform(0.2, 0.6)),
+        color_a=hsv(ground_hue, rng.uniform(0.05, 0.5), rng.uniform(0.45, 0.85)),
+        color_b=hsv(ground_hue + rng.uniform(-0.1, 0.1), rng.uniform(0.05, 0.5), rng.uniform(0.2, 0.6)),
         period=float(ground_period),
         axis=(math.cos(a := rng.uniform(0, math.pi)), 0.0, math.sin(a)),
-        waves=_waves(rng, ground_period * 1.5, planar=True),
+        waves=sample_waves(rng, ground_period * 1.5, planar=True),
     )
     wall_hue, wall_period = rng.uniform(), world_radius * rng.uniform(0.3, 0.9)
     wall = SurfaceLook(
         pattern=str(rng.choice(WALL_PATTERNS)),
-        color_a=_hsv(wall_hue, rng.uniform(0.05, 0.45), rng.uniform(0.55, 0.9)),
-        color_b=_hsv(wall_hue + rng.uniform(-0.1, 0.1), rng.uniform(0.1, 0.5), rng.uniform(0.25, 0.6)),
+        color_a=hsv(wall_hue, rng.uniform(0.05, 0.45), rng.uniform(0.55, 0.9)),
+        color_b=hsv(wall_hue + rng.uniform(-0.1, 0.1), rng.uniform(0.1, 0.5), rng.uniform(0.25, 0.6)),
         period=float(wall_period),
-        waves=_waves(rng, wall_period * 2.0),
+        waves=sample_waves(rng, wall_period * 2.0),
     )
     sunset = rng.uniform() < 0.2
-    zenith = _hsv(rng.uniform(0.55, 0.66), rng.uniform(0.4, 0.8), rng.uniform(0.55, 0.9))
-    horizon = _hsv(rng.uniform(0.02, 0.1), rng.uniform(0.3, 0.6), 0.95) if sunset else \
-        _hsv(rng.uniform(0.52, 0.62), rng.uniform(0.05, 0.25), rng.uniform(0.8, 0.98))
+    zenith = hsv(rng.uniform(0.55, 0.66), rng.uniform(0.4, 0.8), rng.uniform(0.55, 0.9))
+    horizon = hsv(rng.uniform(0.02, 0.1), rng.uniform(0.3, 0.6), 0.95) if sunset else \
+        hsv(rng.uniform(0.52, 0.62), rng.uniform(0.05, 0.25), rng.uniform(0.8, 0.98))
     dome_radius = float(np.linalg.norm(to_cam) * rng.uniform(2.5, 5.0) + 8.0 * world_radius)
     return Backdrop(ground=ground, walls=tuple(walls), wall=wall, sky_zenith=zenith, sky_horizon=horizon,
                     clouds=float(rng.uniform(0.0, 0.8)), dome_center=(float(centre[0]), 0.0, float(centre[2])),
                     dome_radius=dome_radius, fog_distance=dome_radius * float(rng.uniform(1.5, 6.0)))
 
 
-def _sample_light(backdrop: Backdrop, camera: Camera, pose: ObjectPose, rng: np.random.Generator) -> Light:
-    # A sun at a random elevation, usually on the camera's side (front or side light, as in most photos) and
-    # sometimes anywhere (back light); sometimes overcast (dim sun, strong ambient, very soft shadows).
+def sample_light(backdrop: Backdrop, camera: Camera, pose: ObjectPose, rng: np.random.Generator) -> Light:
+    """A sun at a random elevation, usually on the camera's side (front or side light, as in most photos) and
+    sometimes anywhere (back light); sometimes overcast (dim sun, strong ambient, very soft shadows)."""
     to_cam = camera.origin() - np.asarray(pose.position)
     heading = math.atan2(to_cam[0], to_cam[2])
     azimuth = heading + rng.uniform(-1.9, 1.9) if rng.uniform() < 0.8 else rng.uniform(0, 2 * math.pi)

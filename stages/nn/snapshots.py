@@ -1,8 +1,10 @@
-"""Which snapshots ``3dgp eval CKPT`` evaluates, and loading one as a ready generator (3DGP ref §8.1, §10.1).
+"""Which snapshots a ``CKPT`` argument designates, and loading one as a ready generator (3DGP ref §8.1, §10.1).
 
+Shared by ``3dgp eval`` and ``3dgp export`` (and ``3dgp info``'s checkpoint test), so it sits below the stages:
 ``CKPT`` is a ``snapshot-*.pt`` (or a ``training-state-*.pt``: its G_ema), or a run directory with
 ``--snapshots best`` (the best snapshot recorded by training's first metric; the newest when none is recorded),
-``latest`` or ``all`` (every snapshot, oldest first: a metric curve over the run).
+``latest`` or ``all`` (every snapshot, oldest first: a metric curve over the run). Files are read through
+:func:`stages.nn.checkpoints.load_checkpoint` (format and model checked before the generator is built).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from stages.common import checkpoint as ckpt
 from stages.common.errors import BadOptionError, CheckpointError
 from stages.common.hashing import sha256_file
+from stages.nn.checkpoints import load_checkpoint
 
 logger = logging.getLogger(__name__)
 SNAPSHOT_CHOICES = ("best", "latest", "all")
@@ -42,7 +45,7 @@ class LoadedSnapshot:
 def _best_snapshot(run_dir: Path, snaps: list[tuple[float, Path]]) -> Path:
     state = ckpt.latest_training_state(run_dir)
     if state is not None:
-        best = ckpt.load_checkpoint(state, kind="training-state").get("best") or {}
+        best = load_checkpoint(state, kind="training-state").get("best") or {}
         name = best.get("snapshot")
         if name and (run_dir / name).is_file():
             logger.info("best snapshot by %s = %.4g: %s", best.get("metric"), best.get("value", float("nan")), name)
@@ -76,7 +79,7 @@ def load_snapshot(path: str | Path, device) -> LoadedSnapshot:
     from stages.nn.config import from_dict as model_from_dict
 
     path = Path(path)
-    obj = ckpt.load_checkpoint(path)
+    obj = load_checkpoint(path)
     kind = obj.get("kind")
     if kind == "snapshot":
         model_dict = obj["model_config"]
