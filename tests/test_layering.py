@@ -17,7 +17,9 @@ On the tree before issue 20 (commit 9eb18c0) these rules found, among others: ``
 ``stages.prep.sources.folder``, ``stages.prep.decode`` and the private ``stages.prep.sources.units._zip_bytes``;
 ``stages.export.pipeline`` importing ``stages.eval`` (``snapshots``, ``resolve_device``); ``stages.ops.selfcheck``
 reading ``stages.ops._build._state``; ``stages.export.report`` importing ``_esc`` from ``svg_plot``; and
-``stages.prep.toy.simple`` importing ``_hsv``, ``_rot_x``, ... from ``stages.prep.toy.sampling``.
+``stages.prep.toy.simple`` importing ``_hsv``, ``_rot_x``, ... from ``stages.prep.toy.sampling``. The tree this test
+arrived on also had ``stages.common.checkpoint`` importing ``stages.nn.config`` and ``stages.nn.build`` lazily (the
+model checks, now :mod:`stages.nn.checkpoints`). Tests are not scanned: white-box tests may reach into privates.
 :func:`find_violations` takes the source root, so the same check can be pointed at an old checkout
 (``git archive 9eb18c0 stages threedgp_cli | tar -x -C /tmp/old``, then ``find_violations(Path("/tmp/old"))``).
 """

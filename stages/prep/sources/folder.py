@@ -22,7 +22,8 @@ from stages.prep.sources.units import SourcePlan, Unit
 LABELS_FILE = "dataset.json"
 
 
-def _read_labels(src: Path, names: list[str], prefix: str, max_bytes: int, max_classes: int | None) -> dict[str, int] | None:
+def _read_labels(src: Path, names: list[str], prefix: str, max_bytes: int,
+                 max_classes: int | None) -> dict[str, int] | None:
     """Labels from the (shallowest) ``dataset.json``, keyed by root-stripped relpath; None when there is none."""
     candidates = sorted((n for n in names if n.rsplit("/", 1)[-1] == LABELS_FILE), key=lambda n: (n.count("/"), n))
     if not candidates:
