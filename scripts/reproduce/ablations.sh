@@ -8,7 +8,9 @@
 #
 # DATA is a dataset written by `3dgp prep`; PRESET defaults to dogs. Rerunning resumes every run and skips finished
 # evaluations. KIMG=N shortens every run (same budget for all); TRAIN_METRICS sets the training curve's metric
-# (default fid2k_full, the paper's). REPRO_SMOKE=1: seconds-long smoke mode (tests).
+# (default fid2k_full, the paper's); VARIANTS="baseline no_kd" runs only those (default: all six).
+# DRY_RUN=1 writes each variant's resolved config to OUT/<variant>/config.dry-run.json and trains nothing.
+# REPRO_SMOKE=1: seconds-long smoke mode (tests).
 set -euo pipefail
 DATA=${1:?usage: $0 DATA OUT [PRESET] [GPUS]}
 OUT=${2:?usage: $0 DATA OUT [PRESET] [GPUS]}
@@ -33,10 +35,18 @@ declare -A FLAGS=(
   [no_kd]="--kd-weight 0"
   [no_camera_adaptor]="--no-camera-adaptor"
 )
-for variant in baseline depth_adaptor_none depth_adaptor_p0.5 depth_adaptor_p1 no_kd no_camera_adaptor; do
+VARIANTS=${VARIANTS:-baseline depth_adaptor_none depth_adaptor_p0.5 depth_adaptor_p1 no_kd no_camera_adaptor}
+for variant in $VARIANTS; do
+  [ -n "${FLAGS[$variant]+set}" ] || { echo "ablations.sh: unknown variant $variant (known: ${!FLAGS[*]})" >&2; exit 2; }
   printf '\n\033[1m== ablation %s (%s)\033[0m\n' "$variant" "${FLAGS[$variant]:-the preset}"
   dir="$OUT/$variant"
   mkdir -p "$dir"
+  if [ "${DRY_RUN:-0}" = 1 ]; then
+    # shellcheck disable=SC2086
+    "$CLI" train --data "$DATA" --preset "$PRESET" --outdir "$dir/runs" --metrics "$TRAIN_METRICS" "${LENGTH[@]}" \
+      ${FLAGS[$variant]} --dry-run > "$dir/config.dry-run.json"
+    continue
+  fi
   if ls "$dir"/runs/*/training-state-*.pt >/dev/null 2>&1; then
     "$CLI" train --resume --outdir "$dir/runs"
   else
@@ -47,5 +57,6 @@ for variant in baseline depth_adaptor_none depth_adaptor_p0.5 depth_adaptor_p1 n
   run=$(ls -d "$dir"/runs/*/ | sort | tail -n 1)
   [ -f "$dir/metrics.json" ] || "$CLI" eval "${run%/}" --snapshots best --metrics "$EVAL_METRICS" --out "$dir/metrics.json"
 done
+[ "${DRY_RUN:-0}" = 1 ] && exit 0
 printf '\n\033[1m== comparison (%s/comparison.md)\033[0m\n' "$OUT"
 "$CLI" compare "$OUT"

@@ -39,6 +39,21 @@ def test_fid_golden_values():
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(5.0 + 1.0 + 1.0 + 0.0)
 
 
+@pytest.mark.parametrize("n1, n2", [(400, 500), (12, 30)])
+def test_fid_trace_term_equals_scipy_sqrtm(n1, n2):
+    """The eigendecomposition form of Tr(sqrtm(S1 S2)) against the official scipy sqrtm (real part), on full-rank and
+    on rank-deficient statistics (fewer samples than features)."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(3)
+    mix = rng.normal(size=(64, 64)) / 8
+    a, b = rng.normal(size=(n1, 64)) @ mix + 0.5, rng.normal(size=(n2, 64)) @ mix
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False, bias=True), np.cov(b, rowvar=False, bias=True)
+    official = float(np.square(mu1 - mu2).sum() + np.trace(s1 + s2 - 2.0 * np.real(scipy.linalg.sqrtm(s1 @ s2))))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(official, rel=1e-9 if n1 > 64 else 1e-6)
+
+
 def test_kid_is_zero_for_identical_sets_and_positive_for_shifted():
     x = np.random.RandomState(2).randn(300, 8).astype(np.float32)
     same = kernel_inception_distance(x, x, num_subsets=20, max_subset_size=100)
