@@ -116,8 +116,9 @@ def _upgrade(obj: dict, path: Path) -> dict:
     return obj
 
 
-def load_checkpoint(path: str | Path, kind: str | None = None, map_location: Any = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``; check its format version and (optionally) its kind."""
+def load_checkpoint(path: str | Path, kind: str | None = None, map_location: Any = "cpu", mmap: bool = False) -> dict:
+    """Load a checkpoint with ``weights_only=True``; check its format version and (optionally) its kind. With
+    ``mmap`` the tensors are mapped, not read: cheap when only a record (counters, best) is needed."""
     import torch
 
     path = Path(path)
@@ -126,7 +127,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None, map_location: Any
     try:
         with warnings.catch_warnings():  # torch's pickle-protocol warnings are not for the user
             warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+            obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - a torn or foreign file is a user-facing problem
         raise CheckpointError(path, f"cannot read checkpoint: {describe_load_failure(exc)}") from None
     if not isinstance(obj, dict) or "format_version" not in obj:

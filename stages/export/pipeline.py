@@ -163,17 +163,10 @@ def parse_classes(text: str | None, c_dim: int, class_names: list[str]) -> list[
     return ids
 
 
-def _validate(req: ExportRequest) -> None:
-    """What the request alone cannot say: ``--ray-end`` lies beyond the snapshot's near plane."""
-    if req.ray_end is not None:
-        from stages.nn.checkpoints import load_checkpoint
-        from stages.nn.snapshots import resolve_snapshots
-
-        saved = load_checkpoint(resolve_snapshots(req.ckpt, "best")[0])
-        ray_start = ((saved.get("model_config") or saved.get("config", {}).get("model") or {}).get("render")
-                     or {}).get("ray_start", 0.0)
-        if req.ray_end <= ray_start:
-            raise BadOptionError("--ray-end", f"{req.ray_end:g} must be beyond the model's near plane {ray_start:g}")
+def _check_ray_end(req: ExportRequest, G) -> None:
+    """What the request alone cannot say: ``--ray-end`` lies beyond the loaded model's near plane."""
+    if req.ray_end is not None and req.ray_end <= G.ray_start:
+        raise BadOptionError("--ray-end", f"{req.ray_end:g} must be beyond the model's near plane {G.ray_start:g}")
 
 
 @dataclass
@@ -315,12 +308,12 @@ def run(req: ExportRequest) -> ExportResult:
     from stages.nn.snapshots import load_snapshot, resolve_snapshots
     from stages.export.outdir import check_outdir, discard_staging, open_staging, publish, write_manifest
 
-    _validate(req)
     seeds = parse_seeds(req.seeds)
     device = resolve_device(req.device)
     final = check_outdir(req.outdir)  # missing, empty or an export of ours; creates nothing
     path = resolve_snapshots(req.ckpt, "best")[0]
-    snap = load_snapshot(path, device)
+    snap = load_snapshot(path, device)  # the one read of the checkpoint (issue 20 §6)
+    _check_ray_end(req, snap.G)
     class_ids = parse_classes(req.classes, snap.G.c_dim, _class_names(snap.config))
     if len(class_ids or [None]) * len(seeds) > MAX_SEEDS:
         raise BadOptionError("--classes", f"{len(class_ids)} classes x {len(seeds)} seeds is more than {MAX_SEEDS} "

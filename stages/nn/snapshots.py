@@ -45,7 +45,8 @@ class LoadedSnapshot:
 def _best_snapshot(run_dir: Path, snaps: list[tuple[float, Path]]) -> Path:
     state = ckpt.latest_training_state(run_dir)
     if state is not None:
-        best = load_checkpoint(state, kind="training-state").get("best") or {}
+        # one record of the newest training state: mapped, not read (issue 20 §6); its model is not built here
+        best = ckpt.load_checkpoint(state, kind="training-state", mmap=True).get("best") or {}
         name = best.get("snapshot")
         if name and (run_dir / name).is_file():
             logger.info("best snapshot by %s = %.4g: %s", best.get("metric"), best.get("value", float("nan")), name)

@@ -178,7 +178,7 @@ def run(request: TrainRequest) -> TrainResult:
                 _write_config(Path(run_dir), cfg)
         if torchrun:
             run_dir = broadcast_object(run_dir)
-        loop = launch(cfg, Path(run_dir), resume_path)
+        loop = launch(cfg, Path(run_dir), resume_path, plan.take_state() if plan is not None else None)
     except BaseException:
         if created:
             if lock is not None:
@@ -208,12 +208,14 @@ def _accept_resume(plan: ResumePlan) -> None:
         handler.close()
 
 
-def launch(cfg: TrainConfig, run_dir: Path, resume_path: Path | None):
+def launch(cfg: TrainConfig, run_dir: Path, resume_path: Path | None, state: dict | None = None):
     """Run in this process (one process or under torchrun), or spawn ``cfg.run.gpus`` processes.
 
-    A user-facing error in a spawned process comes back to this one as the same one-line error."""
+    ``state`` is the training state at ``resume_path`` when the caller already read it (in this process it is used
+    as is; spawned processes read the file themselves). A user-facing error in a spawned process comes back to this
+    one as the same one-line error."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or cfg.run.gpus <= 1:
-        return run_loop(cfg, run_dir, resume_path)
+        return run_loop(cfg, run_dir, resume_path, state)
     import torch.multiprocessing as mp
 
     from stages.common.distributed import spawn
@@ -242,8 +244,9 @@ def _spawned_worker(cfg_dict: dict, run_dir: str, resume_path: str | None, error
         raise
 
 
-def run_loop(cfg: TrainConfig, run_dir: str | Path, resume_path: str | Path | None = None):
-    """Train ``cfg`` in ``run_dir`` (this process joins the torchrun group if there is one); rank 0's result."""
+def run_loop(cfg: TrainConfig, run_dir: str | Path, resume_path: str | Path | None = None, state: dict | None = None):
+    """Train ``cfg`` in ``run_dir`` (this process joins the torchrun group if there is one); rank 0's result.
+    ``state``: the training state at ``resume_path``, when already read."""
     from stages.common.distributed import init_distributed
     from stages.common.rundir import attach_log_file
     from stages.data.dataset import LmdbDataset
@@ -254,7 +257,7 @@ def run_loop(cfg: TrainConfig, run_dir: str | Path, resume_path: str | Path | No
     handler = attach_log_file(run_dir) if dist.is_main else None
     try:
         dataset = LmdbDataset(cfg.data.path, mirror=cfg.data.mirror, max_items=cfg.data.max_items)
-        trainer = Trainer(cfg, run_dir, dist, dataset, Path(resume_path) if resume_path else None)
+        trainer = Trainer(cfg, run_dir, dist, dataset, Path(resume_path) if resume_path else None, state)
         result = trainer.run()
         if dist.is_main:
             logger.info("done: kimg %.3f, %s", result.cur_nimg / 1000, result.last_snapshot)

@@ -50,14 +50,16 @@ class LoopResult:
 class Trainer:
     """Holds one run's networks, optimizers, counters and writers; :meth:`run` is the loop."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistInfo, dataset, resume_path: Path | None):
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistInfo, dataset, resume_path: Path | None,
+                 state: dict | None = None):
         self.cfg, self.run_dir, self.dist, self.dataset = cfg, Path(run_dir), dist, dataset
         self.device = torch.device(dist.device)
         self.runtime = configure_runtime(self.device, cfg.run.precision)
         seed_everything(derive_seed(cfg.run.seed, INIT_SEED_SALT))  # identical initial weights on every rank
         self.nets = build_networks(cfg, self.device, training=True)
         self.opts = build_optimizers(cfg, self.nets.G, self.nets.D)
-        self.counters = load_state(resume_path, self.nets, self.opts, self.device) if resume_path else Counters()
+        self.counters = load_state(resume_path, self.nets, self.opts, self.device, state) if resume_path \
+            else Counters()
         self.resumed = resume_path is not None
         self.plan = plan_batch(cfg.run.batch, cfg.run.batch_gpu, dist.world_size, dist.rank,
                                cfg.model.discriminator.mbstd_group_size)

@@ -47,6 +47,12 @@ class ResumePlan:
     config_changed: bool = False  # the config differs from the saved one (rewrite config.json)
     resume_nimg: int | None = None  # cur_nimg of the training state resumed from (None: no state yet)
     notes: list[tuple[int, str]] = field(default_factory=list)  # (log level, message) to log once accepted
+    state: dict | None = field(default=None, repr=False)  # the training state as read (handed to the loop once)
+
+    def take_state(self) -> dict | None:
+        """The training state read while resolving, handed over once (the run keeps no second copy)."""
+        state, self.state = self.state, None
+        return state
 
     def log(self) -> None:
         """Log the conflicts and notes (once the start is accepted, so that a refusal stays one line)."""
@@ -167,17 +173,18 @@ def _find_state(outdir: str, resume_from: str | None, notes: list) -> tuple[Path
     return target, state
 
 
-def _saved_config(run_dir: Path, state_path: Path | None) -> tuple[TrainConfig, int | None]:
-    """(the config to continue, the state's cur_nimg): from the training state, or ``config.json`` without one."""
+def _saved_config(run_dir: Path, state_path: Path | None) -> tuple[TrainConfig, int | None, dict | None]:
+    """(the config to continue, the state's cur_nimg, the state as read): from the training state (read once,
+    issue 20 §6), or ``config.json`` without one."""
     if state_path is None:
-        return read_run_config(run_dir), None
+        return read_run_config(run_dir), None, None
     saved = load_checkpoint(state_path, kind="training-state")
     try:
         cfg = from_dict(saved.get("config"))
     except ConfigValueError as exc:
         raise ckpt.CheckpointError(state_path, f"bad saved config: {exc}") from None
     check_state_fits(cfg, saved, state_path)
-    return cfg, saved["counters"]["cur_nimg"]
+    return cfg, saved["counters"]["cur_nimg"], saved
 
 
 def _sort_overrides(cfg: TrainConfig, preset: str | None, overrides: list[Override], force_override: bool):
@@ -262,7 +269,7 @@ def resolve_resume(outdir: str, resume_from: str | None, preset: str | None, ove
     runtime options applied, and the dataset checked."""
     notes: list[tuple[int, str]] = []
     run_dir, state_path = _find_state(outdir, resume_from, notes)
-    saved, nimg = _saved_config(run_dir, state_path)
+    saved, nimg, state = _saved_config(run_dir, state_path)
     conflicts, runtime, forced, data = _sort_overrides(saved, preset, overrides, force_override)
     cfg = apply_runtime_overrides(saved, runtime, notes)
     if forced:
@@ -275,7 +282,7 @@ def resolve_resume(outdir: str, resume_from: str | None, preset: str | None, ove
     else:
         notes.append((logging.INFO, f"resuming {run_dir} from {state_path.name} (kimg {nimg / 1000:.3f})"))
     return ResumePlan(cfg=cfg, run_dir=run_dir, state_path=state_path, conflicts=conflicts,
-                      config_changed=cfg != saved, notes=notes, resume_nimg=nimg)
+                      config_changed=cfg != saved, notes=notes, resume_nimg=nimg, state=state)
 
 
 def check_state_fits(cfg: TrainConfig, saved: dict, state_path: Path) -> None:

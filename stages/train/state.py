@@ -124,8 +124,10 @@ def save_snapshot(run_dir: Path, cfg: TrainConfig, G_ema, counters: Counters, ex
                               cur_nimg=counters.cur_nimg, extra=extra)
 
 
-def load_state(path: Path, nets: Networks, opts: Optimizers, device: torch.device) -> Counters:
+def load_state(path: Path, nets: Networks, opts: Optimizers, device: torch.device,
+               state: dict | None = None) -> Counters:
     """Load a training state into existing networks/optimizers on ``device`` (strict); returns its counters.
+    ``state``: the file's contents when the caller already read them (a resume reads the file once).
 
     The file is read to the CPU whatever ``device`` is, and each part is placed by its owner (issue 18 row 5):
     ``load_state_dict`` copies into the modules' own tensors on ``device``, and ``Optimizer.load_state_dict`` casts
@@ -136,7 +138,8 @@ def load_state(path: Path, nets: Networks, opts: Optimizers, device: torch.devic
 
     Anything that does not fit (missing or extra tensors, other shapes, another optimizer layout) is one
     ``CheckpointError`` line."""
-    state = load_checkpoint(path, kind="training-state", map_location="cpu")
+    if state is None:
+        state = load_checkpoint(path, kind="training-state", map_location="cpu")
     G, D, G_ema = nets
     for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
         ckpt.load_module_state(module, state[name], path, name)
