@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from stages.common.devices import DEVICE_HELP
 from threedgp_cli.commands.paths import nonempty_path
 from threedgp_cli.console import console
 
@@ -56,7 +57,7 @@ def export(
                                                   rich_help_panel=_MESH)] = None,
     report: Annotated[bool, typer.Option("--report", help="A self-contained report.html (samples, videos, 3D view, "
                                          "training curves, metric cards, config).")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda[:N].",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP,
                                         rich_help_panel=_RENDER)] = "auto",
     resolution: Annotated[Optional[int], typer.Option("--resolution", help="Render size (default: the model's).",
                                                       rich_help_panel=_RENDER)] = None,

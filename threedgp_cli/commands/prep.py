@@ -15,6 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from stages.common.devices import DEVICE_HELP
+
 from stages.prep.config import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS
 from threedgp_cli.commands.paths import nonempty_path
 from threedgp_cli.console import console, err_console
@@ -47,7 +49,7 @@ _COMMON_OPTIONS = [
     ("embedder_weights", Optional[Path], None,
      typer.Option("--embedder-weights", help="timm state-dict file for --embedder (required except for the default).",
                   parser=nonempty_path)),
-    ("device", str, "cpu", typer.Option("--device", help="Torch device for the depth estimator and embedder.")),
+    ("device", str, "cpu", typer.Option("--device", help="Torch device for the depth estimator and embedder: " + DEVICE_HELP)),
     ("batch_size", int, 32, typer.Option("--batch-size", help="Images per estimator/embedder batch and per commit.")),
     ("preview", Optional[Path], None,
      typer.Option("--preview", help="Also write a contact sheet PNG of images and depth maps here.",
