@@ -136,7 +136,7 @@ class MetricContext:
             batches = self.track(self.fakes.images(part), len(part), f"fakes ({total})")
             for feats in _extract(self.detector(), batches, overlap):
                 local.append(feats)
-            stats = local.merged(self.shard, self._feature_dim(local))
+            stats = local.merged(self.shard, self._feature_dim(local), chunk=DETECTOR_BATCH)
             self._skipped(self.fakes, "fakes")
             self._gen_features[total] = stats
         if stats is not None and stats.num_items > n:

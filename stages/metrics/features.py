@@ -95,8 +95,12 @@ class FeatureStats:
             return np.zeros((0, self.num_features or 0), dtype=np.float32)
         return np.concatenate(self._rows, axis=0)
 
-    def merged(self, shard, num_features: int) -> "FeatureStats | None":
-        """Every rank's stats summed (moments) and concatenated (rows, rank order) on rank 0; None elsewhere."""
+    def merged(self, shard, num_features: int, chunk: int | None = None) -> "FeatureStats | None":
+        """Every rank's stats summed (moments) and concatenated (rows, rank order) on rank 0; None elsewhere.
+
+        When every row was kept (fakes), rank 0 rebuilds the moments from the gathered rows in ``chunk``-row steps,
+        the order one process appends them in: the statistics, and so FID, are then bit-identical to a single
+        process's (summed per-rank moments differ in the last bits)."""
         import torch
 
         if shard.world_size == 1:
@@ -112,6 +116,10 @@ class FeatureStats:
         if not shard.is_main:
             return None
         out = FeatureStats(self.capture_all, num_features=num_features)
+        if rows is not None and len(rows) == int(moments[0]) and chunk:
+            for start in range(0, len(rows), chunk):
+                out.append(rows[start:start + chunk].numpy())
+            return out
         out.num_items = int(moments[0])
         out._sum = moments[1:1 + num_features].numpy().copy()
         out._outer = moments[1 + num_features:].view(num_features, num_features).numpy().copy()
