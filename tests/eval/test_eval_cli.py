@@ -115,6 +115,8 @@ def test_image_sets_match_clean_fid(tmp_path, run_cli):
     card = json.loads((tmp_path / "card.json").read_text())
     ours = {m["name"]: m["value"] for m in card["metrics"]}
     assert card["detector"]["resize"] == "clean" and card["metrics"][0]["num_fakes"] == 10
+    assert "divide by N" in card["detector"]["statistics"] and "N - 1" in card["detector"]["statistics"]
+    assert card["fakes"]["unreadable"] == 0 and card["tf32"] is False
     net = load_inception(resize="clean").net
 
     def extractor(batch):
