@@ -202,6 +202,11 @@ def _eval_image_set(req: EvalRequest, specs, device: str, shard) -> EvalResult:
 
         resolution = open_dataset(req.fakes, "--fakes").resolution
     fakes = open_fakes(req.fakes, resolution, req.workers)
+    from stages.metrics.compute import require_samples
+
+    for spec in specs:  # an undefined statistic is refused before any work (issue 19 §4)
+        if spec.kind in ("fid", "kid"):
+            require_samples(spec.kind.upper(), fakes.count, reals.count if reals is not None else None)
     if req.num_gen is None:  # the plain kinds score every image of the set
         req = replace(req, num_gen=max(fakes.count, 2))
     results, card = _evaluate(specs, fakes, reals, req, device, shard, None, req.fakes)

@@ -196,3 +196,21 @@ def test_cards_do_not_depend_on_the_process_count_or_the_batch(eval_run, run_cli
         for m, n in zip(cards["one"]["metrics"], cards[name]["metrics"]):
             assert {k: v for k, v in m.items() if k != "seconds"} == {k: v for k, v in n.items() if k != "seconds"}, name
     assert _untimed(cards["two"]) == _untimed(cards["one"]) == _untimed(cards["batch3"])
+
+
+def test_images_that_do_not_decode_are_counted_and_said(tmp_path, run_cli):
+    """Issue 19 §4: a folder where only 3 of 7 files decode is not scored without a word."""
+    folder = _write_pngs(tmp_path / "mixed", 3, seed=4)
+    for i in range(4):
+        (folder / f"broken{i}.png").write_bytes(b"not an image")
+    code, out, err = run_cli("eval", "--fakes", folder, "--data", folder, "--resolution", 32, "--metrics", "fid",
+                             "--out", tmp_path / "card.json")
+    assert code == 0, err
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert card["fakes"]["unreadable"] == 4 and card["reference"]["unreadable"] == 4
+    assert card["metrics"][0]["num_fakes"] == 3 and "4 fake image(s) did not decode" in err.replace("\n", " ")
+    one = _write_pngs(tmp_path / "one", 1, seed=5)
+    code, _, err = run_cli("eval", "--fakes", one, "--data", folder, "--resolution", 32, "--metrics", "fid",
+                           "--out", tmp_path / "one.json")
+    assert code == 1 and "FID is undefined with 1 fake" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "one.json").exists()
