@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stages.common.devices import resolve_device  # noqa: F401 (export's device check until it moves)
 from stages.common.errors import BadOptionError
 from stages.eval.request import EvalRequest, preflight
 
