@@ -363,7 +363,7 @@ def _mvc(spec, ctx: MetricContext) -> MetricResult | None:
 
 
 def _depth(spec, ctx: MetricContext) -> MetricResult | None:
-    from stages.metrics.geometry import depth_realism
+    from stages.metrics.geometry import depth_realism, planar_depth_baselines
 
     _require_generator(ctx, spec)
     if ctx.reals is None or not hasattr(ctx.reals, "depth_maps") or not ctx.reals.has_depth_maps():
@@ -376,12 +376,14 @@ def _depth(spec, ctx: MetricContext) -> MetricResult | None:
         return None
     fake = fake.cpu()
     real = ctx.reals.depth_maps(spec.num_gen, seed=ctx.fakes.seed)
-    flat = torch.ones_like(fake)
-    details = {"flat_baseline": depth_realism(flat, real)}
+    planes = planar_depth_baselines(fake)
+    details = {"flat_baseline": depth_realism(planes["constant"], real),
+               "planar_baselines": {k: depth_realism(v, real) for k, v in planes.items()}}
     gt = ctx.reals.depth_maps(spec.num_gen, seed=ctx.fakes.seed, key="depth_gt")
     if gt is not None:
         details["vs_ground_truth"] = depth_realism(fake, gt)
-        details["flat_baseline_vs_ground_truth"] = depth_realism(flat, gt)
+        details["flat_baseline_vs_ground_truth"] = depth_realism(planes["constant"], gt)
+        details["planar_baselines_vs_ground_truth"] = {k: depth_realism(v, gt) for k, v in planes.items()}
     return MetricResult(spec.name, spec.kind, depth_realism(fake, real), num_fakes=len(fake), num_reals=len(real),
                         details=details)
 

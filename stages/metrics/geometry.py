@@ -262,3 +262,20 @@ def camera_posterior_stats(posterior: torch.Tensor, prior: torch.Tensor) -> dict
               for f in SPREAD_FIELDS]
     stats["spread"] = float(np.mean(ratios))
     return stats
+
+
+def planar_depth_baselines(like: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Depth maps shaped ``like`` ``[N, 1, H, W]`` that a renderer with no 3D shape would produce, the scale against
+    which depth realism says "more than flat" (issue 21 §3):
+
+    * ``constant``: one depth everywhere (normalises to 0.5: the weakest baseline, which any noise beats);
+    * ``tilted_plane``: a plane at an angle to the image (a ramp down the rows: uniform after normalisation);
+    * ``noisy_plane``: a plane with small random relief (Gaussian after normalisation).
+
+    Depth realism compares distributions of normalised values, so these two cover what a flat-ish renderer's depth
+    can look like; a model's depth is 3D-like only if it is closer to the data than the best of them."""
+    n, _, h, w = like.shape
+    ramp = torch.linspace(1.0, 2.0, h).view(1, 1, h, 1).expand(n, 1, h, w)
+    gen = torch.Generator().manual_seed(seed)
+    noisy = 1.0 + 1e-3 * torch.randn((n, 1, h, w), generator=gen)
+    return {"constant": torch.ones(n, 1, h, w), "tilted_plane": ramp.contiguous(), "noisy_plane": noisy}

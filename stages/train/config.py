@@ -109,6 +109,7 @@ class RunConfig(Checked):
     batch_gpu: int | None = None        # Per-process micro-batch (gradient accumulation); None = batch / gpus.
     kimg: float = 25000.0               # Training length in thousands of real images.
     minutes: float | None = None        # Also stop (cleanly, with a final snapshot) after this many wall-clock minutes.
+    min_kimg: float | None = None       # ... but never before this many kimg (a busy machine trains longer, not less).
     seed: int = 0                       # Global random seed.
     gpus: int = 1                       # Processes to spawn on this node (torchrun sets it by itself).
     tick_kimg: float = 4.0              # Status line / stats.jsonl every tick.
@@ -127,6 +128,7 @@ class RunConfig(Checked):
 
     _RANGES = {"batch": Range(1, 65536), "batch_gpu": Range(1, 65536), "kimg": Range(0, MAX_KIMG, low_open=True),
                "seed": Range(0, 2**32 - 1), "minutes": Range(0, 1e6, low_open=True),
+               "min_kimg": Range(0, MAX_KIMG),
                "gpus": Range(1, 1024), "tick_kimg": Range(0, low_open=True), "state_kimg": _KIMG,
                "snapshot_kimg": _KIMG, "keep_states": Range(1), "image_kimg": _KIMG, "metrics_kimg": _KIMG,
                "max_rollbacks": Range(0), "nonfinite_loss_steps": Range(0),
@@ -152,6 +154,9 @@ class RunConfig(Checked):
                                                   f"`3dgp eval` instead")
 
     def _check_combinations(self) -> None:
+        if self.min_kimg is not None and self.min_kimg > self.kimg:
+            raise ConfigValueError(("min_kimg", "kimg"), f"{self.min_kimg:g} exceeds the run's length {{kimg}} "
+                                                         f"{self.kimg:g}")
         if self.batch % self.gpus:
             raise ConfigValueError(("gpus", "batch"), f"the global batch {{batch}} {self.batch} does not split "
                                                       f"evenly over {self.gpus} processes")

@@ -68,6 +68,7 @@ FLAGS: tuple[Flag | Switch, ...] = (
     Flag("--max-rollbacks", "run.max_rollbacks"),
     Flag("--precision", "run.precision"),
     Flag("--minutes", "run.minutes"),
+    Flag("--min-kimg", "run.min_kimg"),
     Flag("--kd-weight", "loss.kd_weight"),
     Flag("--depth-adaptor-p", "loss.depth_adaptor_p"),
     Flag("--data", "data.path", parse=str),

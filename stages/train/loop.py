@@ -170,8 +170,10 @@ class Trainer:
         return True
 
     def _out_of_time(self, deadline: float, total_nimg: int) -> bool:
-        """At a tick boundary: has ``--minutes`` run out? Rank 0's clock decides for every process."""
-        stop = time.time() >= deadline
+        """At a tick boundary: has ``--minutes`` run out (and ``--min-kimg`` been reached)? Rank 0's clock decides
+        for every process."""
+        min_nimg = int(round((self.cfg.run.min_kimg or 0) * 1000))
+        stop = time.time() >= deadline and self.counters.cur_nimg >= min_nimg
         if self.dist.world_size > 1:
             stop = broadcast_object(stop)
         if stop and self.dist.is_main:

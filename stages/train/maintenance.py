@@ -95,6 +95,8 @@ def report_tick(t, ctx, scalars: dict, sec_per_kimg: float, maintenance_sec: flo
                     "Progress/rollbacks": float(c.rollbacks)})
     t.writer.write(c.cur_nimg / 1000, c.cur_tick, scalars)
     seconds_left = None if t.deadline is None else t.deadline - time.time()
+    if seconds_left is not None and t.cfg.run.min_kimg is not None:  # --min-kimg can outlast --minutes
+        seconds_left = max(seconds_left, (t.cfg.run.min_kimg - c.cur_nimg / 1000) * sec_per_kimg)
     logger.info(reporting.status_line(c.cur_tick, c.cur_nimg / 1000, t.cfg.run.kimg, sec_per_kimg, scalars,
                                       t.device, seconds_left))
     if not t.ops_logged:

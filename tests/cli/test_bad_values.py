@@ -65,6 +65,9 @@ TRAIN = [
     # --minutes
     (["--minutes", "abc"], f"--minutes: Input should be a {BAD_FLOAT}"), (["--minutes", "0"], "--minutes: must be in (0, 1e+06]"),
     (["--minutes", "-1"], "--minutes: must be in (0, 1e+06]"), (["--minutes", "inf"], "--minutes: must be finite"),
+    (["--min-kimg", "abc"], f"--min-kimg: Input should be a {BAD_FLOAT}"),
+    (["--min-kimg", "-1"], "--min-kimg: must be in [0, 1e+06]"), (["--min-kimg", "inf"], "--min-kimg: must be finite"),
+    (["--min-kimg", "5"], "--min-kimg: 5 exceeds the run's length --kimg"),
     (["--set", "run.nonfinite_loss_steps=-1"], "--set run.nonfinite_loss_steps: must be >= 0"),
     # --kd-weight (0 = off is valid)
     (["--kd-weight", "abc"], f"--kd-weight: Input should be a {BAD_FLOAT}"),

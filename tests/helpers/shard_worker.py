@@ -29,6 +29,16 @@ def evaluate(dataset_path: str, names: str) -> tuple[list[dict], dict]:
     """(results as dicts, rank 0's reference info) of ``names`` for a seeded tiny generator, on this process's
     shard of the job (the whole job without a process group)."""
     import stages.metrics.compute as compute
+
+    saved = compute.HASH_BLOCK, compute.DETECTOR_BATCH
+    compute.HASH_BLOCK = compute.DETECTOR_BATCH = SMALL_BLOCK  # reals only: fakes keep their units
+    try:
+        return _evaluate(compute, dataset_path, names)
+    finally:
+        compute.HASH_BLOCK, compute.DETECTOR_BATCH = saved  # the calling test process goes on with the real units
+
+
+def _evaluate(compute, dataset_path: str, names: str) -> tuple[list[dict], dict]:
     from stages.common.seeding import seed_everything
     from stages.data.dataset import LmdbDataset
     from stages.metrics.registry import parse_metric_list
@@ -37,7 +47,7 @@ def evaluate(dataset_path: str, names: str) -> tuple[list[dict], dict]:
     from stages.nn.build import build_camera_prior, build_generator
     from stages.nn.config import get_preset
 
-    compute.HASH_BLOCK = compute.DETECTOR_BATCH = SMALL_BLOCK  # reals only: fakes keep their units
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     cfg = get_preset("tiny")
     seed_everything(0)
@@ -47,6 +57,7 @@ def evaluate(dataset_path: str, names: str) -> tuple[list[dict], dict]:
     ctx = compute.MetricContext(fakes, reals, detector_loader=ProjectionDetector, cache_dir=None, progress=False,
                                 shard=Shard.current())
     results = compute.compute_metrics(parse_metric_list(names), ctx)
+    torch.set_num_threads(threads)
     return [r.to_dict() for r in results], dict(ctx.real_info)
 
 

@@ -149,3 +149,16 @@ def test_precision_and_minutes_in_a_short_run(toy_dataset, tmp_path):
     assert all(isinstance(r["Loss/G/adv"], float) and math.isfinite(r["Loss/G/adv"]) for r in stats)
     assert res.last_snapshot.endswith(f"{res.cur_nimg / 1000:010.3f}.pt")  # final snapshot at the stop point
     assert "--minutes 0.05 reached" in (tmp_path / "log.txt").read_text()
+
+
+def test_min_kimg_outlasts_the_minutes_budget(toy_dataset, tmp_path):
+    """--minutes with --min-kimg: a budget spent before min_kimg does not stop the run (a busy machine trains longer,
+    not less; issue 21 §3), and it stops at the first tick past min_kimg."""
+    from stages.common.stats import read_jsonl
+    from stages.train import launch
+    from train_helpers import tiny_cfg
+
+    cfg = tiny_cfg(toy_dataset, 0.032, "run.minutes=1e-6", "run.min_kimg=0.016")
+    result = launch(cfg, tmp_path, None)
+    assert result.cur_nimg == 16  # not 8 (the budget alone) and not 32 (the length)
+    assert [r["kimg"] for r in read_jsonl(tmp_path / "stats.jsonl")] == [0.008, 0.016]

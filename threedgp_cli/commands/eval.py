@@ -104,11 +104,12 @@ def _notes(result) -> str:
     if result.unavailable:
         return result.unavailable
     d = result.details
-    if result.kind == "depth" and "vs_ground_truth" in d:
-        return (f"vs GT {d['vs_ground_truth']:.4g}; flat baseline {d['flat_baseline']:.4g} "
-                f"(vs GT {d['flat_baseline_vs_ground_truth']:.4g})")
     if result.kind == "depth":
-        return f"flat baseline {d['flat_baseline']:.4g}"
+        planes = d.get("planar_baselines_vs_ground_truth") or d.get("planar_baselines") or {}
+        best = f"; best planar baseline {min(planes.values()):.4g}" if planes else ""
+        if "vs_ground_truth" in d:
+            return f"vs GT {d['vs_ground_truth']:.4g}{best} (vs GT)"
+        return f"flat baseline {d['flat_baseline']:.4g}{best}"
     if result.kind == "mvc":
         return (f"co-visible {d['covisible_fraction']:.0%}; flat-depth error {d['flat_depth_error']:.4g} "
                 f"(parallax ratio {d['parallax_ratio']:.3f})")

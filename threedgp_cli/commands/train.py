@@ -21,6 +21,9 @@ _Precision = Annotated[Optional[str], typer.Option(
 _Minutes = Annotated[Optional[float], typer.Option(
     "--minutes", help="Also stop cleanly after this many wall-clock minutes (final snapshot and state).",
     rich_help_panel=_RUN)]
+_MinKimg = Annotated[Optional[float], typer.Option(
+    "--min-kimg", help="With --minutes: never stop before this many kimg (on a busy machine the run takes longer "
+    "instead of learning less; the status line's ETA says when).", rich_help_panel=_RUN)]
 _DepthAdaptorP = Annotated[Optional[float], typer.Option(
     "--depth-adaptor-p", help="Ablation: fixed probability in [0, 1] that D sees the adapted depth "
     "(0 = raw depth only, i.e. no adaptor; 1 = adapted only; default: the official schedule, 0.75 -> 0.9).",
@@ -65,6 +68,7 @@ def train(
         "--max-rollbacks", help="Give up after this many divergence rollbacks.", rich_help_panel=_RUN)] = None,
     precision: _Precision = None,
     minutes: _Minutes = None,
+    min_kimg: _MinKimg = None,
     kd_weight: Annotated[Optional[float], typer.Option(
         "--kd-weight", help="Knowledge-distillation weight; 0 = off.", rich_help_panel=_ABL)] = None,
     no_depth_adaptor: Annotated[bool, typer.Option(
@@ -84,8 +88,8 @@ def train(
 
     given = {"--data": data, "--kimg": kimg, "--batch": batch, "--batch-gpu": batch_gpu, "--gamma": gamma,
              "--seed": seed, "--gpus": gpus, "--device": device, "--metrics": metrics,
-             "--max-rollbacks": max_rollbacks, "--precision": precision, "--minutes": minutes, "--kd-weight": kd_weight,
-             "--no-depth-adaptor": no_depth_adaptor, "--depth-adaptor-p": depth_adaptor_p,
+             "--max-rollbacks": max_rollbacks, "--precision": precision, "--minutes": minutes, "--min-kimg": min_kimg,
+             "--kd-weight": kd_weight, "--no-depth-adaptor": no_depth_adaptor, "--depth-adaptor-p": depth_adaptor_p,
              "--no-camera-adaptor": no_camera_adaptor, "--no-depth": no_depth}
     request = TrainRequest(preset=preset, outdir=str(outdir), overrides=tuple(flag_overrides(given, set_ or [])),
                            resume=resume, resume_from=str(resume_from) if resume_from is not None else None,
