@@ -54,3 +54,15 @@ def torch_info() -> dict:
     except RuntimeError as exc:  # a broken driver must not break the report
         info["cuda_error"] = str(exc)
     return info
+
+
+def available_memory() -> int | None:
+    """Memory available without swapping: MemAvailable of /proc/meminfo in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -141,6 +141,25 @@ class Checked:
         """Rules over several fields of this dataclass (its nested sections check themselves)."""
 
 
+class CheckedRequest(Checked):
+    """Mixin of a command's request (``EvalRequest``, ``ExportRequest``, ``TrainRequest``): checked like a config,
+    but an error names the option the user typed (field ``num_gen`` -> ``--num-gen``; ``_ARGUMENTS`` names the
+    positional ones, e.g. ``{"ckpt": "CKPT"}``)."""
+
+    _ARGUMENTS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def option_name(cls, field: str) -> str:
+        """How the command line spells the field ``field``."""
+        return cls._ARGUMENTS.get(field, "--" + field.replace("_", "-"))
+
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except ConfigValueError as exc:
+            raise exc.labelled(self.option_name(exc.keys[0]), {k: self.option_name(k) for k in exc.keys}) from None
+
+
 def check_combinations(obj: Any, prefix: str = "") -> None:
     """Run ``_check_combinations`` of ``obj`` and of every nested section, innermost first."""
     if not dataclasses.is_dataclass(obj):

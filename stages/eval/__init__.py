@@ -85,7 +85,8 @@ def _evaluate(specs, fakes, reals, req: EvalRequest, device: str, shard, checkpo
     """The metrics of one target on every rank; the card (rank 0's). The detector loads (and a user's file is
     checked) before anything is said or computed."""
     from stages.metrics.card import build_card, detector_card
-    from stages.metrics.compute import MetricContext, compute_metrics
+    from stages.metrics.compute import compute_metrics
+    from stages.metrics.context import MetricContext
     from stages.metrics.memory import check_memory
 
     if reals is not None and shard.is_main:

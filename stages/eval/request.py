@@ -1,7 +1,7 @@
 """What ``3dgp eval`` is asked to do: a checked request (issue 19 §4, issue 20 §3).
 
 :class:`EvalRequest` validates every field on construction like the train and model configs
-(``stages.common.validate.Checked``): types, ranges, caps, choices and the device's syntax, one line naming the
+(``stages.common.validate.CheckedRequest``): types, ranges, caps, choices and the device's syntax, one line naming the
 option. :func:`preflight` then checks what depends on the file system, before anything is computed: the inputs
 exist, and every place the evaluation will write (metric cards, the run's ``metrics.jsonl``) is writable. So a
 rejected evaluation has written nothing, and a long one cannot fail at its end for a read-only folder.
@@ -18,19 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stages.common.errors import BadFileError, BadOptionError, ConfigValueError
-from stages.common.validate import Checked, Range, one_of
+from stages.common.validate import CheckedRequest, Range, one_of
 from stages.nn.snapshots import SNAPSHOT_CHOICES
 
 RESIZE_CHOICES = ("stylegan", "clean")
 _PATHS = ("ckpt", "fakes", "data", "inception", "is_weights", "out", "cache_dir")
 
 
-def _option(field: str) -> str:
-    return "CKPT" if field == "ckpt" else "--" + field.replace("_", "-")
-
-
 @dataclass(frozen=True)
-class EvalRequest(Checked):
+class EvalRequest(CheckedRequest):
     """Everything the ``3dgp eval`` command line says (None = default)."""
 
     ckpt: str | None = None  # snapshot / training state / run directory
@@ -54,11 +50,7 @@ class EvalRequest(Checked):
     _RANGES = {"seed": Range(0, 2**32 - 1), "truncation": Range(0, 2),
                "gpus": Range(1, 1024), "workers": Range(0, 256), "resolution": Range(8, 4096), "num_gen": Range(2)}
 
-    def __post_init__(self) -> None:
-        try:
-            super().__post_init__()
-        except ConfigValueError as exc:
-            raise exc.labelled(_option(exc.keys[0]), {k: _option(k) for k in exc.keys}) from None
+    _ARGUMENTS = {"ckpt": "CKPT"}
 
     def _check_values(self) -> None:
         from stages.common.devices import check_device_spec
@@ -93,16 +85,21 @@ def _nearest_existing(path: Path) -> Path:
 def check_writable(path: Path, option: str, folder: bool) -> None:
     """One line unless a file (or, with ``folder``, files inside a folder) can be created at ``path``: the nearest
     existing folder on its way must be a folder we can create a file in (probed, then removed)."""
+    def refuse(message: str):
+        # an option's error names the option; the checkpoint's names its own folder
+        return BadOptionError(option, f"{path}: {message}") if option.startswith("-") else BadFileError(path, message)
+
     existing = _nearest_existing(path if folder else path.parent)
     if not existing.is_dir():
-        raise BadOptionError(option, f"{path}: {existing} is a file, not a folder")
+        raise refuse(f"{existing} is a file, not a folder")
     if not folder and path.is_dir():
         return  # a folder given for one card: the card goes inside it
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".3dgp-write-probe-"):
             pass
     except OSError as exc:
-        raise BadOptionError(option, f"{path}: cannot write there ({exc.strerror or exc})") from None
+        raise refuse(f"cannot write there ({exc.strerror or exc}; pass --out to write the card elsewhere)"
+                      if not option.startswith("-") else f"cannot write there ({exc.strerror or exc})") from None
 
 
 def preflight(req: EvalRequest) -> None:

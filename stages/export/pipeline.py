@@ -19,7 +19,7 @@ import torch
 
 from stages.common.devices import check_device_spec
 from stages.common.errors import BadOptionError, ConfigValueError
-from stages.common.validate import Checked, Range, one_of
+from stages.common.validate import CheckedRequest, Range, one_of
 
 logger = logging.getLogger(__name__)
 
@@ -29,20 +29,13 @@ FAR_PLANE_OFFSET = 1.0  # ref §8.1
 STEP_MULTIPLIER = 2  # ref §8.1: 64 + 64 samples for a 32 + 32 model
 VIDEO_KINDS = ("rgb", "depth", "both")
 MESH_FORMATS = ("obj", "ply", "glb")
-_OPTIONS = {"ckpt": "CKPT", "video_format": "--format"}  # request field -> its option (else --field-name)
-
-
-def _option(field: str) -> str:
-    return _OPTIONS.get(field, "--" + field.replace("_", "-"))
-
-
 def _choice(name: str, value: str | None, choices: tuple[str, ...], expected: str) -> None:
     if value is not None and value not in choices:
         raise ConfigValueError(name, f"expected {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
-class ExportRequest(Checked):
+class ExportRequest(CheckedRequest):
     """Everything the ``3dgp export`` command line says (None = default), checked on construction like the configs
     (``stages.common.validate.Checked``: types, ranges, choices, the seeds and the device's syntax; one line naming
     the option). What needs the snapshot or the file system is checked by :func:`run` before anything is written."""
@@ -75,12 +68,7 @@ class ExportRequest(Checked):
     _RANGES = {"truncation": Range(0, 2), "fps": Range(1, 120), "batch": Range(1, 1024), "grid_views": Range(1, 16),
                "mesh_res": Range(16, 1024), "frames": Range(1, 10_000), "resolution": Range(8, 2048),
                "steps": Range(3, 1024)}  # steps: importance sampling needs 3 coarse samples
-
-    def __post_init__(self) -> None:
-        try:
-            super().__post_init__()
-        except ConfigValueError as exc:
-            raise exc.labelled(_option(exc.keys[0]), {k: _option(k) for k in exc.keys}) from None
+    _ARGUMENTS = {"ckpt": "CKPT", "video_format": "--format"}  # fields the command line spells otherwise
 
     def _check_values(self) -> None:
         from stages.export.trajectories import TRAJECTORIES

@@ -43,14 +43,9 @@ def required_bytes(specs, num_reals: int, resolution: int = 256, feature_dim: in
 
 def available_bytes() -> int | None:
     """The kernel's estimate of memory available without swapping (None where unknown)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    from stages.common.sysinfo import available_memory
+
+    return available_memory()
 
 
 def check_memory(specs, num_reals: int, resolution: int = 256) -> int:

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from stages.common.errors import BadOptionError
+from stages.common.sysinfo import available_memory
 from stages.prep.config import MAX_ITEMS, PrepConfig
 from stages.prep.sources.units import SourcePlan
 from stages.prep.workers import PREFETCH_BATCHES
@@ -59,18 +60,6 @@ def check_resources(cfg: PrepConfig, plan: SourcePlan, depth_name: str, done: in
             f"{_size(need_memory)} of memory, but {_size(available)} is available; lower --batch-size, or pass "
             "--no-resource-check if you know better"
         )
-
-
-def available_memory() -> int | None:
-    """MemAvailable from /proc/meminfo in bytes (None where there is no such file)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stages.common.errors import BadOptionError, ConfigValueError
-from stages.common.validate import Checked
+from stages.common.validate import CheckedRequest
 from stages.train.config import TRAIN_PRESETS, TrainConfig, get_train_preset, to_dict
 from stages.train.overrides import Override
 from stages.train.resume import ResumePlan, resolve_new_config, resolve_resume
@@ -28,15 +28,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["TRAIN_PRESETS", "TrainConfig", "TrainRequest", "TrainResult", "ResumePlan", "get_train_preset", "launch",
            "run", "run_loop", "resolve_new_config", "resolve_resume"]
 
-_OPTIONS = {"resume_from": "RESUME_FROM"}  # request field -> how the command line spells it (else --field-name)
-
-
-def _option(field: str) -> str:
-    return _OPTIONS.get(field, "--" + field.replace("_", "-"))
-
-
 @dataclass(frozen=True)
-class TrainRequest(Checked):
+class TrainRequest(CheckedRequest):
     """Everything the ``3dgp train`` command line says; checked on construction (``stages.common.validate``).
     The options that set config values arrive as ``overrides`` (``stages.train.flags.flag_overrides``) and are
     checked when they are applied to the preset or the resumed run's config."""
@@ -49,11 +42,7 @@ class TrainRequest(Checked):
     force_override: bool = False  # --force-override
     dry_run: bool = False  # --dry-run
 
-    def __post_init__(self) -> None:
-        try:
-            super().__post_init__()
-        except ConfigValueError as exc:
-            raise exc.labelled(_option(exc.keys[0]), {k: _option(k) for k in exc.keys}) from None
+    _ARGUMENTS = {"resume_from": "RESUME_FROM"}
 
     def _check_values(self) -> None:
         for name in ("outdir", "resume_from"):

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from stages.common.seeding import derive_seed
-from stages.metrics.compute import MetricContext, compute_metrics
+from stages.metrics.compute import compute_metrics
+from stages.metrics.context import MetricContext
 from stages.metrics.registry import MetricSpec, parse_metric
 from stages.metrics.shard import Shard
 from stages.metrics.sources import DatasetSource, GeneratorSource

@@ -540,9 +540,9 @@ def _card_inputs(tmp_path) -> dict[str, str]:
         d.mkdir(parents=True)
     (bad / "v" / "metrics.json").write_text("{not json")
     metrics = [{"name": k, "kind": k, "value": 1.0, "unavailable": None, "details": {}}
-               for k in ("nfs", "mvc", "depth", "camera")]
+               for k in ("fid", "nfs", "mvc", "depth", "camera")]
     (card_dir / "card.json").write_text(json.dumps({"metrics": metrics}))
-    (card_dir / "partial.json").write_text(json.dumps({"metrics": metrics[:2]}))
+    (card_dir / "partial.json").write_text(json.dumps({"metrics": metrics[:3]}))
     return {"{dir}": str(folder), "{file}": _fill(["{file}"], tmp_path)[0], "{bad}": str(bad),
             "{card}": str(card_dir / "card.json"), "{partial}": str(card_dir / "partial.json")}
 

@@ -28,18 +28,20 @@ class ProjectionDetector:
 def evaluate(dataset_path: str, names: str) -> tuple[list[dict], dict]:
     """(results as dicts, rank 0's reference info) of ``names`` for a seeded tiny generator, on this process's
     shard of the job (the whole job without a process group)."""
-    import stages.metrics.compute as compute
+    import stages.metrics.context as context
 
-    saved = compute.HASH_BLOCK, compute.DETECTOR_BATCH
-    compute.HASH_BLOCK = compute.DETECTOR_BATCH = SMALL_BLOCK  # reals only: fakes keep their units
+    saved = context.HASH_BLOCK, context.DETECTOR_BATCH
+    context.HASH_BLOCK = context.DETECTOR_BATCH = SMALL_BLOCK  # reals only: fakes keep their units
     try:
-        return _evaluate(compute, dataset_path, names)
+        return _evaluate(dataset_path, names)
     finally:
-        compute.HASH_BLOCK, compute.DETECTOR_BATCH = saved  # the calling test process goes on with the real units
+        context.HASH_BLOCK, context.DETECTOR_BATCH = saved  # the calling test process goes on with the real units
 
 
-def _evaluate(compute, dataset_path: str, names: str) -> tuple[list[dict], dict]:
+def _evaluate(dataset_path: str, names: str) -> tuple[list[dict], dict]:
     from stages.common.seeding import seed_everything
+    from stages.metrics import compute
+    from stages.metrics.context import MetricContext
     from stages.data.dataset import LmdbDataset
     from stages.metrics.registry import parse_metric_list
     from stages.metrics.shard import Shard
@@ -54,7 +56,7 @@ def _evaluate(compute, dataset_path: str, names: str) -> tuple[list[dict], dict]
     G = build_generator(cfg).eval().requires_grad_(False)
     reals = DatasetSource(LmdbDataset(dataset_path))
     fakes = GeneratorSource(G, build_camera_prior(cfg), reals.dataset.label_probs, "cpu", seed=5)
-    ctx = compute.MetricContext(fakes, reals, detector_loader=ProjectionDetector, cache_dir=None, progress=False,
+    ctx = MetricContext(fakes, reals, detector_loader=ProjectionDetector, cache_dir=None, progress=False,
                                 shard=Shard.current())
     results = compute.compute_metrics(parse_metric_list(names), ctx)
     torch.set_num_threads(threads)

@@ -49,6 +49,7 @@ def test_a_conditional_model_without_a_dataset_says_its_classes_are_uniform():
 def test_mvc_renders_the_ws_fid_uses(monkeypatch):
     """mvc with psi != 1 truncates towards the per-class mean w (the source's mapping), not the global w_avg."""
     from stages.metrics import compute, geometry
+    from stages.metrics.context import MetricContext
     from stages.metrics.registry import MetricSpec
     from stages.metrics.sources import GeneratorSource
     from stages.nn.camera_prior import CameraPrior
@@ -66,7 +67,7 @@ def test_mvc_renders_the_ws_fid_uses(monkeypatch):
 
     monkeypatch.setattr(geometry, "multiview_consistency", spy)
     src = _Src(_CondG(), CameraPrior(), None, "cpu", truncation=0.7)
-    ctx = compute.MetricContext(src, detector_loader=lambda: None, progress=False)
+    ctx = MetricContext(src, detector_loader=lambda: None, progress=False)
     (result,) = compute.compute_metrics([MetricSpec("mvc4", "mvc", 4)], ctx)
     assert result.value == pytest.approx(0.1) and len(seen) == 1 and torch.all(seen[0] == 7.0)
 

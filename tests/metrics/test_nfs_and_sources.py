@@ -98,7 +98,8 @@ def test_the_generator_runs_on_aligned_units_of_four_and_the_detector_on_batches
 
 
 def test_nfs_card_reports_the_share_of_pixels_the_density_cut_emptied():
-    from stages.metrics.compute import MetricContext, compute_metrics
+    from stages.metrics.compute import compute_metrics
+    from stages.metrics.context import MetricContext
     from stages.metrics.registry import MetricSpec
 
     class _HalfEmptyG(_SpyG):

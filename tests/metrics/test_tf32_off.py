@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from stages.metrics import compute
+from stages.metrics.context import MetricContext
 from stages.metrics.registry import MetricSpec
 
 
@@ -18,7 +19,7 @@ def test_metrics_run_with_tf32_off_and_the_switches_come_back(monkeypatch):
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as --precision tf32 leaves them
     try:
-        ctx = compute.MetricContext(None, detector_loader=lambda: None, progress=False)
+        ctx = MetricContext(None, detector_loader=lambda: None, progress=False)
         (result,) = compute.compute_metrics([MetricSpec("camera", "camera", 4)], ctx)
         after = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     finally:
