@@ -6,7 +6,8 @@ repetitions on request, so that two trees can take turns on the same cores.
 The tree's own ``benchmarks/train_step.py`` builds the SMALL configuration (ref §15) exactly as that commit
 measured it: its ``timed`` is replaced by a recorder, so ``small_step_timings`` hands over its three closures
 ((i) G forward, (ii) G step, (iii) D step + R1) instead of timing them. Then, per line ``k`` on stdin, closure k runs
-once and its seconds are printed. Works for any commit whose train_step.py has ``small_step_timings`` calling
+once and its seconds are printed. Both sides apply ``configure_cpu_training("cpu")`` first, as ``3dgp train`` and
+``train_step.py`` do. Works for any commit whose train_step.py has ``small_step_timings`` calling
 ``timed`` on those three closures in that order (every commit since the benchmark exists).
 """
 from __future__ import annotations
@@ -21,6 +22,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(threads)
+    try:  # as training on CPU does (flush-to-zero on every thread, big blocks kept in the heap), on both sides
+        from stages.ops.cpu_runtime import configure_cpu_training
+    except ImportError:  # a commit from before it existed
+        pass
+    else:
+        configure_cpu_training("cpu")
     import train_step
 
     closures = []

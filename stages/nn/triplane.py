@@ -17,13 +17,11 @@ view-direction input.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stages.nn.layers import FullyConnectedLayer
-
-# Which point coordinates (grid_sample x = width, y = height) index each plane (3DGP ref §1.3).
-PLANE_AXES = ((0, 1), (0, 2), (1, 2))
+from stages.ops import triplane_sample
+from stages.ops.triplane_sample import PLANE_AXES  # noqa: F401 - (width, height) coordinates of each plane
 
 
 def sample_triplane(
@@ -33,20 +31,10 @@ def sample_triplane(
 ) -> torch.Tensor:
     """Bilinearly sample the 3 planes at ``points`` and average them: ``[B, N, F]`` (3DGP ref §1.3).
 
-    Points outside [-cube_scale, cube_scale]^3 (in the coordinates a plane uses) read zeros there.
+    Points outside [-cube_scale, cube_scale]^3 (in the coordinates a plane uses) read zeros there. The op
+    (:mod:`stages.ops.triplane_sample`) runs a fused kernel on CPU and ``grid_sample`` elsewhere.
     """
-    batch_size, num_planes, feat_dim, height, width = planes.shape
-    assert num_planes == 3, planes.shape
-    assert points.ndim == 3 and points.shape[0] == batch_size and points.shape[2] == 3, (points.shape, planes.shape)
-    coords = points.to(planes.dtype) / cube_scale  # [B, N, 3] in grid_sample units
-    grid = torch.stack([coords[..., list(axes)] for axes in PLANE_AXES], dim=1)  # [B, 3, N, 2]
-    grid = grid.reshape(batch_size * 3, 1, -1, 2)  # [B*3, 1, N, 2]
-    feats = F.grid_sample(
-        planes.reshape(batch_size * 3, feat_dim, height, width), grid,
-        mode="bilinear", padding_mode="zeros", align_corners=True,
-    )  # [B*3, F, 1, N]
-    feats = feats.reshape(batch_size, 3, feat_dim, -1).mean(dim=1)  # [B, F, N]
-    return feats.permute(0, 2, 1)  # [B, N, F]
+    return triplane_sample.sample_triplane(planes, points, cube_scale)
 
 
 class TriPlaneMLP(nn.Module):

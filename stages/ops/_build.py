@@ -168,21 +168,21 @@ def _compile(build_dir: Path, verbose: bool):
     )
 
 
-def _build_lock(final_dir: Path) -> FileLock | None:
+def _build_lock(final_dir: Path, what: str = "the CUDA ops") -> FileLock | None:
     """Wait for, then hold, the lock on building ``final_dir`` (module docstring). None if the cache folder cannot
     hold a lock file: building unlocked is then still safe (atomic publish), only wasteful."""
     path = final_dir.parent / f".{final_dir.name}.lock"
     waiting = False
     while True:
         try:
-            return FileLock.acquire(path, "another process ({holder}) is building the CUDA ops", unlink_on_release=True)
+            return FileLock.acquire(path, f"another process ({{holder}}) is building {what}", unlink_on_release=True)
         except BadFileError as busy:
             if not waiting:
                 waiting = True
                 logger.info("%s; waiting for its build", busy.message.split(";")[0])
             time.sleep(LOCK_POLL_S)
         except OSError as exc:
-            logger.debug("building the CUDA ops without a lock (%s)", exc)
+            logger.debug("building %s without a lock (%s)", what, exc)
             return None
 
 
@@ -290,6 +290,9 @@ def ops_status() -> dict:
         status["state"] = "cached" if cached else "not built (builds on first CUDA use)"
         status["cache_dir"] = str(cache_root() / build_key())
     status["fallback"] = "error" if status["strict"] else "reference path, one warning"
+    from stages.ops import _cpu_build
+
+    status["cpu_kernels"] = _cpu_build.status()
     return status
 
 

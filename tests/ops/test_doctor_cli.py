@@ -30,7 +30,8 @@ def test_doctor_json_has_every_key():
     assert report["packages"]["torch"] is not None
     assert set(report["torch"]) >= {"version", "cuda", "cuda_available", "gpus"}
     assert set(report["toolchain"]) == {"nvcc", "cxx", "ninja", "cuda_home"}
-    assert set(report["ops"]) >= {"extension", "state", "strict", "fallback", "impl_report", "cache_root"}
+    assert set(report["ops"]) >= {"extension", "state", "strict", "fallback", "impl_report", "cache_root", "cpu_kernels"}
+    assert report["ops"]["cpu_kernels"]["enabled"] is True
 
 
 def test_build_ops_refuses_clearly_without_cuda_torch(monkeypatch):
