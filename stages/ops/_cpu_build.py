@@ -6,6 +6,9 @@ the first call builds into ``<cache root>/<key>/`` (key = sources' hash, compile
 temporary folder renamed into place under a file lock, so concurrent ranks never see half a library and only one
 of them compiles.
 
+The kernels run on torch's own OpenMP team (:func:`team`): a second thread pool would fight torch's workers, which
+spin for a while after every parallel op (measured: 2.4x slower tri-plane sampling with a Python thread pool).
+
 Policy: the kernels are an optimisation of ops whose reference is PyTorch. When they cannot be built (no C
 compiler, not x86-64/arm64 Linux or macOS, a compiler error) or fail their parity self-check, the ops run the
 reference path and ONE warning says why -- unless ``THREEDGP_STRICT_OPS=1`` (then it raises). ``THREEDGP_CPU_KERNELS=0``
@@ -36,11 +39,21 @@ LIB_NAME = "libthreedgp_cpu.so"
 ENABLE_ENV = "THREEDGP_CPU_KERNELS"
 COMPILE_TIMEOUT_S = 120
 
+
+
+class Team(ctypes.Structure):
+    """``team_t`` of the C sources: the OpenMP runtime's entry points and the thread count (module docstring)."""
+
+    _fields_ = [("parallel", ctypes.c_void_p), ("thread_num", ctypes.c_void_p), ("num_threads", ctypes.c_void_p),
+                ("threads", ctypes.c_int64)]
+
+
 _I64, _PTR, _F32, _INT = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float, ctypes.c_int
+_TEAM = ctypes.POINTER(Team)
 # name -> argtypes of every exported function (checked at load: a stale or foreign library fails loudly)
 SIGNATURES = {
-    "threedgp_triplane_forward": [_PTR, _PTR, _PTR, _I64, _I64, _I64, _F32, _I64, _I64],
-    "threedgp_triplane_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _F32, _INT, _INT, _I64, _I64],
+    "threedgp_triplane_forward": [_PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _F32, _TEAM],
+    "threedgp_triplane_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _F32, _INT, _INT, _TEAM],
 }
 
 _lock = threading.Lock()
@@ -172,6 +185,32 @@ def get_library() -> ctypes.CDLL | None:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
             logger.warning("%s", message)
         return None
+
+
+_team: dict = {"entry": None, "tried": False}
+
+
+def team() -> Team:
+    """The kernels' threads: torch's own intra-op OpenMP team at its current size (``torch.set_num_threads``), so
+    they never compete with a second pool; serial when torch's OpenMP runtime is not found."""
+    import torch
+
+    if not _team["tried"]:
+        _team["tried"] = True
+        from stages.ops.cpu_runtime import _openmp_library
+
+        omp = _openmp_library()
+        try:
+            if omp is not None:
+                _team["entry"] = tuple(ctypes.cast(getattr(omp, name), ctypes.c_void_p).value
+                                       for name in ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"))
+        except AttributeError:
+            _team["entry"] = None
+        if _team["entry"] is None:
+            logger.debug("torch's OpenMP runtime not found: the CPU kernels run on one thread")
+    if _team["entry"] is None:
+        return Team(None, None, None, 1)
+    return Team(*_team["entry"], torch.get_num_threads())
 
 
 def status() -> dict:

@@ -14,9 +14,7 @@ ops do) -- runs the reference. ``impl="ref"`` forces the reference.
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import ctypes
 
 import torch
 import torch.nn.functional as F
@@ -85,8 +83,8 @@ class _TriplaneSample(torch.autograd.Function):
         batch_size, res, _, _, feat_dim = layout.shape
         num = pts.shape[1]
         feats = planes.new_empty(batch_size, num, feat_dim)
-        args = (layout.data_ptr(), pts.data_ptr(), feats.data_ptr(), num, res, feat_dim // 8, 1.0 / cube_scale)
-        _parallel(lib.threedgp_triplane_forward, args, batch_size * num, grain=256)
+        lib.threedgp_triplane_forward(layout.data_ptr(), pts.data_ptr(), feats.data_ptr(), batch_size, num, res,
+                                      feat_dim // 8, 1.0 / cube_scale, _team(batch_size * num // 256))
         ctx.save_for_backward(planes, points)
         ctx.cube_scale, ctx.lib = cube_scale, lib
         return feats
@@ -108,10 +106,10 @@ class _TriplaneSample(torch.autograd.Function):
         num = pts.shape[1]
         grad_layout = torch.zeros_like(layout) if want_planes else None
         grad_part = planes.new_empty(batch_size, 3, num, 2) if want_points else None
-        args = (layout.data_ptr(), pts.data_ptr(), grad.data_ptr(),
-                grad_layout.data_ptr() if want_planes else None, grad_part.data_ptr() if want_points else None,
-                num, res, feat_dim // 8, 1.0 / ctx.cube_scale, int(want_planes), int(want_points))
-        _parallel(ctx.lib.threedgp_triplane_backward, args, batch_size * 3, grain=1)
+        ctx.lib.threedgp_triplane_backward(
+            layout.data_ptr(), pts.data_ptr(), grad.data_ptr(), grad_layout.data_ptr() if want_planes else None,
+            grad_part.data_ptr() if want_points else None, batch_size, num, res, feat_dim // 8, 1.0 / ctx.cube_scale,
+            int(want_planes), int(want_points), _team(batch_size * 3))
         grad_planes = grad_layout.permute(0, 3, 4, 1, 2) if want_planes else None  # [B, 3, F, R, R] view
         grad_points = None
         if want_points:  # each axis is read by two planes: x by planes 0, 1 (u); y by 0 (v), 2 (u); z by 1, 2 (v)
@@ -121,29 +119,13 @@ class _TriplaneSample(torch.autograd.Function):
         return grad_planes, grad_points, None, None
 
 
-_pool: dict = {"executor": None, "size": 0, "pid": None}
-_pool_lock = threading.Lock()
+def _team(max_threads: int):
+    """torch's OpenMP team, at most ``max_threads`` wide (small jobs are not worth waking threads for)."""
+    from stages.ops._cpu_build import team
 
-
-def _executor(size: int) -> ThreadPoolExecutor:
-    with _pool_lock:
-        if _pool["executor"] is None or _pool["size"] != size or _pool["pid"] != os.getpid():
-            _pool.update(executor=ThreadPoolExecutor(size, thread_name_prefix="3dgp-cpu-op"), size=size,
-                         pid=os.getpid())  # a forked child gets its own pool
-        return _pool["executor"]
-
-
-def _parallel(fn, args: tuple, total: int, grain: int) -> None:
-    """Run ``fn(*args, begin, end)`` over [0, total) split into one range per intra-op thread (ctypes releases the
-    GIL during each call, so the ranges run concurrently)."""
-    threads = max(1, min(torch.get_num_threads(), total // max(grain, 1)))
-    if threads == 1:
-        fn(*args, 0, total)
-        return
-    bounds = [total * i // threads for i in range(threads + 1)]
-    futures = [_executor(threads).submit(fn, *args, bounds[i], bounds[i + 1]) for i in range(threads)]
-    for future in futures:
-        future.result()
+    t = team()
+    t.threads = max(1, min(t.threads, max_threads))
+    return ctypes.byref(t)
 
 
 def selfcheck(lib) -> str | None:
