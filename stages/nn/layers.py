@@ -93,16 +93,20 @@ class FullyConnectedLayer(nn.Module):
         x = x.matmul(w.t())  # [B, out]
         return bias_act(x, _like(b, x), act=self.activation)
 
+    def effective_params(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The weight ``[out, in]`` and bias ``[out]`` (or None) the layer applies: equalized-lr gains in, and for
+        relu/lrelu the activation gain too (act(g y) = g act(y), g > 0), so ``act(x w^T + b)`` is the output."""
+        gain = activation_gain(self.activation) if self.activation in _HOMOGENEOUS else 1.0
+        w = self.weight.to(dtype) * (self.weight_gain * gain)  # [out, in]
+        b = self.bias.to(dtype) * (self.bias_gain * gain) if self.bias is not None else None
+        return w, b
+
     def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
         """relu/lrelu off CUDA: act(x W^T + b) * g = act(x (g W)^T + g b) for g > 0, so the activation gain is
         folded into the (small) weight and bias and the big [B, out] output sees one matmul and one in-place
         activation instead of four passes (same values up to float rounding; any order of derivatives)."""
-        gain = activation_gain(self.activation)
-        w = self.weight.to(x.dtype) * (self.weight_gain * gain)  # [out, in]
-        if self.bias is not None:
-            x = torch.addmm((self.bias.to(x.dtype) * (self.bias_gain * gain)).unsqueeze(0), x, w.t())  # [B, out]
-        else:
-            x = x.matmul(w.t())  # [B, out]
+        w, b = self.effective_params(x.dtype)
+        x = torch.addmm(b.unsqueeze(0), x, w.t()) if b is not None else x.matmul(w.t())  # [B, out]
         if self.activation == "relu":
             return torch.relu_(x)
         return F.leaky_relu_(x, 0.2)

@@ -21,6 +21,7 @@ from torch import nn
 
 from stages.nn.layers import FullyConnectedLayer
 from stages.ops import triplane_sample
+from stages.ops.point_mlp import kernel_applies, point_mlp
 from stages.ops.triplane_sample import PLANE_AXES  # noqa: F401 - (width, height) coordinates of each plane
 
 
@@ -57,10 +58,19 @@ class TriPlaneMLP(nn.Module):
             for i in range(num_layers)
         )
 
+    def _fusable(self, x: torch.Tensor) -> bool:
+        first, last = self.layers[0], self.layers[-1]
+        return (len(self.layers) == 2 and first.activation == "lrelu" and last.activation == "linear"
+                and first.bias is not None and last.bias is not None
+                and kernel_applies(x, first.out_features, last.out_features))
+
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """``[B, N, in_features]`` -> ``[B, N, out_features]`` (channels 0-2 raw RGB, 3 raw sigma)."""
         batch_size, num_points, _ = feats.shape
         x = feats.reshape(batch_size * num_points, -1)  # [B*N, F]
+        if self._fusable(x):  # the official two-layer form on CPU: one fused op (stages.ops.point_mlp)
+            (w1, b1), (w2, b2) = (layer.effective_params() for layer in self.layers)
+            return point_mlp(x, w1, b1, w2, b2).reshape(batch_size, num_points, self.out_features)
         for layer in self.layers:
             x = layer(x)
         return x.reshape(batch_size, num_points, self.out_features)  # [B, N, 4]

@@ -54,6 +54,8 @@ _TEAM = ctypes.POINTER(Team)
 SIGNATURES = {
     "threedgp_triplane_forward": [_PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _F32, _TEAM],
     "threedgp_triplane_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _F32, _INT, _INT, _TEAM],
+    "threedgp_mlp_forward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
+    "threedgp_mlp_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
 }
 
 _lock = threading.Lock()
@@ -166,9 +168,9 @@ def get_library() -> ctypes.CDLL | None:
             _state["tried"] = True
             try:
                 lib = build_library()
-                from stages.ops import triplane_sample  # the ops that use the library check it
+                from stages.ops import point_mlp, triplane_sample  # the ops that use the library check it
 
-                failure = triplane_sample.selfcheck(lib)
+                failure = triplane_sample.selfcheck(lib) or point_mlp.selfcheck(lib)
                 if failure:
                     raise OpsBuildError(f"the CPU kernels failed their self-check ({failure})")
                 _state["lib"] = lib

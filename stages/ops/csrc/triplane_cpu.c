@@ -23,6 +23,8 @@ typedef float v8 __attribute__((vector_size(32)));
 
 static inline v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
 static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+typedef int32_t v8i __attribute__((vector_size(32)));
+static inline v8 select8(v8i mask, v8 a, v8 b) { return (v8)(((v8i)a & mask) | ((v8i)b & ~mask)); }
 static inline float hsum8(v8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 
 static const int AXIS_U[3] = {0, 0, 1};
@@ -38,7 +40,7 @@ typedef struct {
 } team_t;
 
 typedef struct {
-    void (*body)(const void *args, int64_t begin, int64_t end);
+    void (*body)(const void *args, int64_t begin, int64_t end, int64_t worker);
     const void *args;
     int64_t total;
     const team_t *team;
@@ -48,14 +50,14 @@ static void job_worker(void *arg) {
     const job_t *job = (const job_t *)arg;
     const int64_t n = job->team->num_threads(), id = job->team->thread_num();
     const int64_t begin = job->total * id / n, end = job->total * (id + 1) / n;
-    if (begin < end) job->body(job->args, begin, end);
+    if (begin < end) job->body(job->args, begin, end, id);
 }
 
-/* body(args, 0, total) split over the team (serially without one). */
-static void run_job(void (*body)(const void *, int64_t, int64_t), const void *args, int64_t total,
+/* body(args, begin, end, worker) over [0, total) split over the team (serially, as worker 0, without one). */
+static void run_job(void (*body)(const void *, int64_t, int64_t, int64_t), const void *args, int64_t total,
                     const team_t *team) {
     if (team == 0 || team->parallel == 0 || team->threads <= 1 || total <= 1) {
-        body(args, 0, total);
+        body(args, 0, total, 0);
         return;
     }
     job_t job = {body, args, total, team};
@@ -81,12 +83,13 @@ typedef struct {
     float inv_scale;
 } forward_args_t;
 
-/* feats[i] for the flat point indices i in [i0, i1) of the B*N points. */
-static void forward_range(const void *raw, int64_t i0, int64_t i1) {
-    const forward_args_t *a = (const forward_args_t *)raw;
+#define INLINE static inline __attribute__((always_inline))
+
+/* feats[i] for the flat point indices i in [i0, i1) of the B*N points (nv a constant after inlining). */
+INLINE void forward_body(const forward_args_t *a, int64_t i0, int64_t i1, const int64_t nv) {
     const float *restrict planes = a->planes, *restrict points = a->points;
     float *restrict feats = a->feats;
-    const int64_t N = a->N, R = a->R, nv = a->nv;
+    const int64_t N = a->N, R = a->R;
     const float inv_scale = a->inv_scale;
     const int64_t F = 8 * nv, sx = 3 * F, sy = R * sx, plane_size = R * sy;
     const float half = 0.5f * (float)(R - 1);
@@ -113,6 +116,18 @@ static void forward_range(const void *raw, int64_t i0, int64_t i1) {
     }
 }
 
+/* The feature widths of the presets (8, 16, 32) get loops the compiler unrolls into registers. */
+static void forward_range(const void *raw, int64_t i0, int64_t i1, int64_t worker) {
+    (void)worker;
+    const forward_args_t *a = (const forward_args_t *)raw;
+    switch (a->nv) {
+        case 1: forward_body(a, i0, i1, 1); break;
+        case 2: forward_body(a, i0, i1, 2); break;
+        case 4: forward_body(a, i0, i1, 4); break;
+        default: forward_body(a, i0, i1, a->nv);
+    }
+}
+
 void threedgp_triplane_forward(const float *planes, const float *points, float *feats, int64_t B, int64_t N,
                                int64_t R, int64_t nv, float inv_scale, const team_t *team) {
     const forward_args_t args = {planes, points, feats, N, R, nv, inv_scale};
@@ -132,11 +147,10 @@ typedef struct {
  *   grad_part   [B, 3, N, 2]: d loss / d (u, v) of the point on plane p (world units) when want_points; the caller
  *               adds the two planes that share each axis.
  */
-static void backward_range(const void *raw, int64_t t0, int64_t t1) {
-    const backward_args_t *a = (const backward_args_t *)raw;
+INLINE void backward_body(const backward_args_t *a, int64_t t0, int64_t t1, const int64_t nv) {
     const float *restrict planes = a->planes, *restrict points = a->points, *restrict grad_feats = a->grad_feats;
     float *restrict grad_planes = a->grad_planes, *restrict grad_part = a->grad_part;
-    const int64_t N = a->N, R = a->R, nv = a->nv;
+    const int64_t N = a->N, R = a->R;
     const float inv_scale = a->inv_scale;
     const int want_planes = a->want_planes, want_points = a->want_points;
     const int64_t F = 8 * nv, sx = 3 * F, sy = R * sx, plane_size = R * sy;
@@ -186,10 +200,154 @@ static void backward_range(const void *raw, int64_t t0, int64_t t1) {
     }
 }
 
+static void backward_range(const void *raw, int64_t t0, int64_t t1, int64_t worker) {
+    (void)worker;
+    const backward_args_t *a = (const backward_args_t *)raw;
+    switch (a->nv) {
+        case 1: backward_body(a, t0, t1, 1); break;
+        case 2: backward_body(a, t0, t1, 2); break;
+        case 4: backward_body(a, t0, t1, 4); break;
+        default: backward_body(a, t0, t1, a->nv);
+    }
+}
+
 void threedgp_triplane_backward(const float *planes, const float *points, const float *grad_feats, float *grad_planes,
                                 float *grad_part, int64_t B, int64_t N, int64_t R, int64_t nv, float inv_scale,
                                 int want_planes, int want_points, const team_t *team) {
     const backward_args_t args = {planes, points, grad_feats, grad_planes, grad_part, N, R, nv, inv_scale,
                                   want_planes, want_points};
     run_job(backward_range, &args, B * 3, team);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * The decoding MLP of 3DGP ref §1.3 for its two-layer form: y = W2 lrelu(W1 x + b1, 0.2) + b2, per point, with the
+ * equalized-lr and activation gains already folded into the weights by the caller. x [M, F], y [M, O]; F, H
+ * multiples of 8 (H <= 128), O <= 8. The [M, H] hidden activations never reach memory: the backward recomputes
+ * them per point.
+ *   w1t [F, H] (W1 transposed), w1 [H, F], b1 [H], w2 [O, H], b2 [O].
+ */
+#define MLP_MAX_HV 16
+#define MLP_BLOCK 64 /* points per partial weight-gradient sum (keeps float sums short) */
+
+typedef struct {
+    const float *x, *w1t, *w1, *b1, *w2, *b2;
+    float *y;
+    const float *grad_y;
+    float *grad_x, *partial;  /* partial: [workers, F*H + H + O*H + O] weight/bias gradient sums */
+    int64_t F, H, O;
+} mlp_args_t;
+
+INLINE void mlp_hidden(const mlp_args_t *a, const float *x, v8 *h, const int64_t F, const int64_t hv) {
+    for (int64_t k = 0; k < hv; ++k) h[k] = load8(a->b1 + 8 * k);
+    for (int64_t f = 0; f < F; ++f) {
+        const float xf = x[f];
+        const float *row = a->w1t + f * 8 * hv;
+        for (int64_t k = 0; k < hv; ++k) h[k] += xf * load8(row + 8 * k);
+    }
+}
+
+INLINE void mlp_forward_body(const mlp_args_t *a, int64_t i0, int64_t i1, const int64_t F, const int64_t hv,
+                             const int64_t O) {
+    v8 h[MLP_MAX_HV];
+    for (int64_t i = i0; i < i1; ++i) {
+        mlp_hidden(a, a->x + i * F, h, F, hv);
+        for (int64_t k = 0; k < hv; ++k) {
+            const v8 zero = {0};
+            h[k] = select8(h[k] > zero, h[k], 0.2f * h[k]);  /* lrelu; the sqrt(2) gain is folded into W1, b1 */
+        }
+        for (int64_t o = 0; o < O; ++o) {
+            v8 acc = {0};
+            const float *row = a->w2 + o * 8 * hv;
+            for (int64_t k = 0; k < hv; ++k) acc += h[k] * load8(row + 8 * k);
+            a->y[i * O + o] = a->b2[o] + hsum8(acc);
+        }
+    }
+}
+
+/* (F, H, O) of the presets -- SMALL and the paper's (16 | 32, 64, 4), tiny/demo (8, 32, 4) -- get constant loop
+ * bounds, so the hidden layer lives in registers; other shapes run the same code with variable bounds. */
+#define MLP_DISPATCH(BODY, a, i0, i1)                                                   \
+    do {                                                                                \
+        if (a->O == 4 && a->H == 64 && a->F == 16) BODY(a, i0, i1, 16, 8, 4);           \
+        else if (a->O == 4 && a->H == 64 && a->F == 32) BODY(a, i0, i1, 32, 8, 4);      \
+        else if (a->O == 4 && a->H == 32 && a->F == 8) BODY(a, i0, i1, 8, 4, 4);        \
+        else BODY(a, i0, i1, a->F, a->H / 8, a->O);                                     \
+    } while (0)
+
+static void mlp_forward_range(const void *raw, int64_t i0, int64_t i1, int64_t worker) {
+    (void)worker;
+    const mlp_args_t *a = (const mlp_args_t *)raw;
+    MLP_DISPATCH(mlp_forward_body, a, i0, i1);
+}
+
+void threedgp_mlp_forward(const float *x, const float *w1t, const float *b1, const float *w2, const float *b2,
+                          float *y, int64_t M, int64_t F, int64_t H, int64_t O, const team_t *team) {
+    const mlp_args_t args = {x, w1t, 0, b1, w2, b2, y, 0, 0, 0, F, H, O};
+    run_job(mlp_forward_range, &args, M, team);
+}
+
+INLINE void mlp_backward_body(const mlp_args_t *a, int64_t i0, int64_t i1, int64_t worker, const int64_t F,
+                              const int64_t hv, const int64_t O) {
+    const int64_t H = 8 * hv;
+    const int64_t size = F * H + H + O * H + O;
+    float *total = a->partial + worker * size;  /* zeroed by the caller */
+    float block[128 * 128 + 128 + 8 * 128 + 8];  /* F*H + H + O*H + O for F, H <= 128, O <= 8 (checked by the caller) */
+    float *gw1t = block, *gb1 = block + F * H, *gw2 = gb1 + H, *gb2 = gw2 + O * H;
+    v8 h[MLP_MAX_HV], gh[MLP_MAX_HV];
+    float ghs[8 * MLP_MAX_HV];
+    for (int64_t start = i0; start < i1; start += MLP_BLOCK) {
+        const int64_t stop = start + MLP_BLOCK < i1 ? start + MLP_BLOCK : i1;
+        memset(block, 0, sizeof(float) * size);
+        for (int64_t i = start; i < stop; ++i) {
+            const float *x = a->x + i * F, *gy = a->grad_y + i * O;
+            mlp_hidden(a, x, h, F, hv);
+            for (int64_t k = 0; k < hv; ++k) gh[k] = (v8){0};
+            for (int64_t o = 0; o < O; ++o) {  /* d y / d h and the second layer's gradients */
+                const float go = gy[o];
+                const float *row = a->w2 + o * H;
+                for (int64_t k = 0; k < hv; ++k) gh[k] += go * load8(row + 8 * k);
+                gb2[o] += go;
+            }
+            for (int64_t k = 0; k < hv; ++k) {
+                const v8 zero = {0}, one = zero + 1.f, slope = zero + 0.2f;
+                const v8i positive = h[k] > zero;
+                const v8 act = select8(positive, h[k], 0.2f * h[k]);
+                for (int64_t o = 0; o < O; ++o) store8(gw2 + o * H + 8 * k, load8(gw2 + o * H + 8 * k) + gy[o] * act);
+                gh[k] *= select8(positive, one, slope);  /* through the lrelu */
+                store8(gb1 + 8 * k, load8(gb1 + 8 * k) + gh[k]);
+                store8(ghs + 8 * k, gh[k]);
+            }
+            for (int64_t f = 0; f < F; ++f) {  /* first layer's weight gradient, W1^T layout */
+                const float xf = x[f];
+                float *row = gw1t + f * H;
+                for (int64_t k = 0; k < hv; ++k) store8(row + 8 * k, load8(row + 8 * k) + xf * gh[k]);
+            }
+            if (a->grad_x) {  /* d y / d x = W1^T (d y / d h) */
+                const int64_t fv = F / 8;
+                v8 gx[16];
+                for (int64_t k = 0; k < fv; ++k) gx[k] = (v8){0};
+                for (int64_t j = 0; j < H; ++j) {
+                    const float g = ghs[j];
+                    const float *row = a->w1 + j * F;
+                    for (int64_t k = 0; k < fv; ++k) gx[k] += g * load8(row + 8 * k);
+                }
+                for (int64_t k = 0; k < fv; ++k) store8(a->grad_x + i * F + 8 * k, gx[k]);
+            }
+        }
+        for (int64_t j = 0; j < size; ++j) total[j] += block[j];
+    }
+}
+
+#define MLP_BACKWARD_BODY(a, i0, i1, F, HV, O) mlp_backward_body(a, i0, i1, worker, F, HV, O)
+
+static void mlp_backward_range(const void *raw, int64_t i0, int64_t i1, int64_t worker) {
+    const mlp_args_t *a = (const mlp_args_t *)raw;
+    MLP_DISPATCH(MLP_BACKWARD_BODY, a, i0, i1);
+}
+
+void threedgp_mlp_backward(const float *x, const float *w1t, const float *w1, const float *b1, const float *w2,
+                           const float *grad_y, float *grad_x, float *partial, int64_t M, int64_t F, int64_t H,
+                           int64_t O, const team_t *team) {
+    const mlp_args_t args = {x, w1t, w1, b1, w2, 0, 0, grad_y, grad_x, partial, F, H, O};
+    run_job(mlp_backward_range, &args, M, team);
 }
