@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stages.ops import bias_act, conv2d_resample, setup_filter
+from stages.ops.act_grad import bias_lrelu_clamp
 
 # Default output gain of each activation, the one bias_act applies when gain=None (3DGP ref §1.1).
 ACTIVATION_GAIN = {
@@ -181,6 +182,9 @@ class Conv2dLayer(nn.Module):
             x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
             padding=self.padding, flip_weight=(self.up == 1),
         )
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        if self.activation == "lrelu" and x.dtype == torch.float32:  # one-pass derivative, cheap R1 (stages.ops.act_grad)
+            return bias_lrelu_clamp(x, self.bias * act_gain if self.bias is not None else None, 0.2, clamp)
         if self.bias is not None:
             x = x + (self.bias.to(x.dtype) * act_gain).reshape(1, -1, 1, 1)
         in_place = self.bias is not None  # x is then our own fresh tensor (no autograd node needs it)

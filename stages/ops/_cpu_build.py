@@ -34,7 +34,7 @@ from stages.ops._build import _build_lock, cache_root, csrc_dir, strict
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("triplane_cpu.c",)
+SOURCES = ("cpu_kernels.c",)
 LIB_NAME = "libthreedgp_cpu.so"
 ENABLE_ENV = "THREEDGP_CPU_KERNELS"
 COMPILE_TIMEOUT_S = 120
@@ -56,6 +56,7 @@ SIGNATURES = {
     "threedgp_triplane_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _F32, _INT, _INT, _TEAM],
     "threedgp_mlp_forward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
     "threedgp_mlp_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
+    "threedgp_act_grad": [_PTR, _PTR, _PTR, _I64, _F32, _F32, _TEAM],
 }
 
 _lock = threading.Lock()

@@ -4,7 +4,7 @@
 with the equalized-lr and activation gains already in the weights (``FullyConnectedLayer.effective_params``). For
 the SMALL configuration M = 131,072 points per pass, F = 16, H = 64, O = 4: as two matmuls this writes and reads
 [M, 64] activations several times and runs the K = 4 matmul of the backward, which MKL does badly. The CPU kernel
-(``csrc/triplane_cpu.c``) keeps each point's hidden layer in registers and recomputes it in the backward; weight
+(``csrc/cpu_kernels.c``) keeps each point's hidden layer in registers and recomputes it in the backward; weight
 gradients are summed in blocks of 64 points per thread, then over threads. Same values as the reference up to float
 rounding (tests). It covers float32 CPU tensors with F, H multiples of 8 up to 128 and O <= 8 and first-order
 gradients; everything else, a ``create_graph`` backward included, runs the reference.

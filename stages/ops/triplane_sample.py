@@ -2,7 +2,7 @@
 
 ``sample_triplane(planes [B, 3, F, R, R], points [B, N, 3], cube_scale) -> [B, N, F]``. The reference is
 ``F.grid_sample`` (bilinear, ``align_corners=True``, zero padding) on the three planes, then the mean. On CPU, a
-fused kernel (``csrc/triplane_cpu.c``, built by :mod:`stages.ops._cpu_build`) computes the same numbers without
+fused kernel (``csrc/cpu_kernels.c``, built by :mod:`stages.ops._cpu_build`) computes the same numbers without
 grid_sample's per-channel strided reads, the stacked coordinate grid, the [B, 3, F, N] intermediate and the
 permute: it reads the channels-last planes the backbone produces (no copy), and its backward writes the planes'
 gradient in that same layout and the points' gradient directly. Values equal the reference up to float rounding

@@ -126,7 +126,7 @@ def test_no_compiler_falls_back_with_one_warning(fresh_build, monkeypatch):
 
 def test_compiler_error_is_named(fresh_build, monkeypatch, tmp_path):
     broken = tmp_path / "cc"
-    broken.write_text("#!/bin/sh\necho 'triplane_cpu.c:1: error: simulated failure' >&2\nexit 1\n")
+    broken.write_text("#!/bin/sh\necho 'cpu_kernels.c:1: error: simulated failure' >&2\nexit 1\n")
     broken.chmod(0o755)
     monkeypatch.setenv("CC", str(broken))
     monkeypatch.setenv("THREEDGP_STRICT_OPS", "1")

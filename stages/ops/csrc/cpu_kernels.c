@@ -1,4 +1,5 @@
-/* CPU kernels of the tri-plane sampler (stages/ops/triplane_sample.py; 3DGP ref §1.3).
+/* CPU kernels of 3dgp's hot ops (issue 21 §1): the tri-plane sampler (stages/ops/triplane_sample.py, 3DGP ref §1.3),
+ * the decoder MLP (stages/ops/point_mlp.py) and the gradient of D's bias + lrelu + clamp (stages/ops/act_grad.py).
  *
  * Plain C99 with GCC/Clang vector extensions: no torch headers, so the system C compiler builds it in about a second
  * (stages/ops/_cpu_build.py) and Python calls it through ctypes. The threads are torch's own intra-op OpenMP team:
@@ -350,4 +351,37 @@ void threedgp_mlp_backward(const float *x, const float *w1t, const float *w1, co
                            int64_t O, const team_t *team) {
     const mlp_args_t args = {x, w1t, w1, b1, w2, 0, 0, grad_y, grad_x, partial, F, H, O};
     run_job(mlp_backward_range, &args, M, team);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Gradient through lrelu + clamp given the activation's OUTPUT y: gx = gy * (y > 0 ? 1 : slope) * (|y| < clamp).
+ * clamp <= 0 means no clamp. Elementwise over n floats (any layout, the same for gy, y and gx).
+ */
+typedef struct {
+    const float *gy, *y;
+    float *gx;
+    float slope, clamp;
+    int64_t n_total;
+} act_args_t;
+
+#define ACT_CHUNK 4096
+
+static void act_grad_range(const void *raw, int64_t c0, int64_t c1, int64_t worker) {
+    (void)worker;
+    const act_args_t *a = (const act_args_t *)raw;
+    const float slope = a->slope, clamp = a->clamp;
+    const int64_t i0 = c0 * ACT_CHUNK, i1 = c1 * ACT_CHUNK;
+    const int64_t n = a->n_total < i1 ? a->n_total : i1;
+    for (int64_t i = i0; i < n; ++i) {
+        const float y = a->y[i];
+        float g = a->gy[i] * (y > 0.f ? 1.f : slope);
+        if (clamp > 0.f && !(fabsf(y) < clamp)) g = 0.f;
+        a->gx[i] = g;
+    }
+}
+
+void threedgp_act_grad(const float *gy, const float *y, float *gx, int64_t n, float slope, float clamp,
+                       const team_t *team) {
+    const act_args_t args = {gy, y, gx, slope, clamp, n};
+    run_job(act_grad_range, &args, (n + ACT_CHUNK - 1) / ACT_CHUNK, team);
 }
