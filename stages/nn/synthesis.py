@@ -24,6 +24,7 @@ from torch import nn
 from stages.nn import rng
 from stages.nn.layers import FullyConnectedLayer, activation_gain
 from stages.ops import bias_act, conv2d_resample, setup_filter, upsample2d
+from stages.ops.modulation import epilogue, modulate
 
 DEMODULATION_EPS = 1e-8
 
@@ -156,14 +157,11 @@ class SynthesisLayer(nn.Module):
         batch_size = x.shape[0]
         w = self.weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [B, O, I, k, k]
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + DEMODULATION_EPS).rsqrt()  # [B, O]
-        x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)  # [B, I, H, W]
+        x = modulate(x, styles.to(x.dtype))  # [B, I, H, W]
         x = conv2d_resample(x, self.weight.to(x.dtype), f=self.resample_filter, up=self.up, padding=self.padding,
                             flip_weight=(self.up == 1))  # [B, O, R, R]
-        bias = (self.bias.to(x.dtype) * act_gain).reshape(1, -1, 1, 1)
-        x = torch.addcmul(bias, x, (dcoefs.to(x.dtype) * act_gain).reshape(batch_size, -1, 1, 1))
-        if noise is not None:
-            x = x.add_(noise.to(x.dtype) * act_gain)
-        x = torch.nn.functional.leaky_relu_(x, 0.2)
+        x = epilogue(x, dcoefs.to(x.dtype) * act_gain, self.bias.to(x.dtype) * act_gain,
+                     noise.to(x.dtype) * act_gain if noise is not None else None)  # one pass each way on CPU
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp * gain, self.conv_clamp * gain)
         return x

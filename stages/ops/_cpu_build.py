@@ -57,6 +57,9 @@ SIGNATURES = {
     "threedgp_mlp_forward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
     "threedgp_mlp_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
     "threedgp_act_grad": [_PTR, _PTR, _PTR, _I64, _F32, _F32, _TEAM],
+    "threedgp_epilogue_forward": [_PTR, _PTR, _PTR, _PTR, _I64, _PTR, _I64, _I64, _I64, _TEAM],
+    "threedgp_epilogue_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _TEAM],
+    "threedgp_modulate_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _TEAM],
 }
 
 _lock = threading.Lock()

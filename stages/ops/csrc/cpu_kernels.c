@@ -385,3 +385,154 @@ void threedgp_act_grad(const float *gy, const float *y, float *gx, int64_t n, fl
     const act_args_t args = {gy, y, gx, slope, clamp, n};
     run_job(act_grad_range, &args, (n + ACT_CHUNK - 1) / ACT_CHUNK, team);
 }
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * The synthesis layer's training path (3DGP ref §1.2, non-fused modconv), channels-last tensors [B, P, C] (P = H*W
+ * pixels, channel innermost, C a multiple of 8, at most 128):
+ *   modulate   x' = x * s[b, :]                            backward: gx = g * s, gs[b, :] = sum_p g * x
+ *   epilogue   y = lrelu(c * d[b, :] + bias + n[b, p], 0.2)  (the gains folded in by the caller; n may be absent
+ *              or shared by the batch) backward: gpre = gy * lrelu'(y); gc = gpre * d; gd[b, :] = sum_p gpre * c;
+ *              gbias = sum_{b, p} gpre; gn[b, p] = sum_c gpre.
+ * Sums over pixels are accumulated per block of PIX_BLOCK pixels, then into the worker's slot of a partial buffer
+ * [workers, B, C] the caller zeroes and sums; work items are blocks of pixels of the flattened B*P.
+ */
+#define PIX_BLOCK 64
+
+typedef struct {
+    const float *a, *b, *scale, *bias, *noise;
+    float *out, *out2, *part, *part2;
+    int64_t B, P, C, noise_mode; /* noise_mode: 0 none, 1 per image [B, P], 2 shared [P] */
+} pix_args_t;
+
+INLINE void epilogue_forward_body(const pix_args_t *g, int64_t k0, int64_t k1, const int64_t cv) {
+    const int64_t P = g->P, C = 8 * cv, total = g->B * P;
+    for (int64_t k = k0; k < k1; ++k) {
+        const int64_t i0 = k * PIX_BLOCK, i1 = i0 + PIX_BLOCK < total ? i0 + PIX_BLOCK : total;
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t bi = i / P, p = i % P;
+            const float n = g->noise_mode == 1 ? g->noise[i] : g->noise_mode == 2 ? g->noise[p] : 0.f;
+            const float *c = g->a + i * C, *d = g->scale + bi * C;
+            float *y = g->out + i * C;
+            for (int64_t v = 0; v < cv; ++v) {
+                const v8 pre = load8(c + 8 * v) * load8(d + 8 * v) + load8(g->bias + 8 * v) + n;
+                const v8 zero = {0};
+                store8(y + 8 * v, select8(pre > zero, pre, 0.2f * pre));
+            }
+        }
+    }
+}
+
+INLINE void epilogue_backward_body(const pix_args_t *g, int64_t k0, int64_t k1, int64_t worker, const int64_t cv) {
+    /* a = gy, b = y, out = gc, out2 = gn (or NULL), scale = d, noise = c (the conv output), part = gd, part2 = gbias */
+    const int64_t P = g->P, B = g->B, C = 8 * cv, total = B * P;
+    float *gd_total = g->part + worker * B * C, *gb_total = g->part2 + worker * C;
+    v8 gd[16], gb[16];
+    for (int64_t k = k0; k < k1; ++k) {
+        const int64_t i0 = k * PIX_BLOCK, i1 = i0 + PIX_BLOCK < total ? i0 + PIX_BLOCK : total;
+        int64_t current = i0 / P;
+        for (int64_t v = 0; v < cv; ++v) gd[v] = gb[v] = (v8){0};
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t bi = i / P;
+            if (bi != current) { /* a block may straddle two images */
+                for (int64_t v = 0; v < cv; ++v) {
+                    store8(gd_total + current * C + 8 * v, load8(gd_total + current * C + 8 * v) + gd[v]);
+                    gd[v] = (v8){0};
+                }
+                current = bi;
+            }
+            const float *gy = g->a + i * C, *y = g->b + i * C, *c = g->noise + i * C, *d = g->scale + bi * C;
+            float *gc = g->out + i * C;
+            v8 gn = {0};
+            for (int64_t v = 0; v < cv; ++v) {
+                const v8 zero = {0}, one = zero + 1.f, slope = zero + 0.2f;
+                const v8 gpre = load8(gy + 8 * v) * select8(load8(y + 8 * v) > zero, one, slope);
+                store8(gc + 8 * v, gpre * load8(d + 8 * v));
+                gd[v] += gpre * load8(c + 8 * v);
+                gb[v] += gpre;
+                gn += gpre;
+            }
+            if (g->out2) g->out2[i] = hsum8(gn);
+        }
+        for (int64_t v = 0; v < cv; ++v) {
+            store8(gd_total + current * C + 8 * v, load8(gd_total + current * C + 8 * v) + gd[v]);
+            store8(gb_total + 8 * v, load8(gb_total + 8 * v) + gb[v]);
+        }
+    }
+}
+
+INLINE void modulate_backward_body(const pix_args_t *g, int64_t k0, int64_t k1, int64_t worker, const int64_t cv) {
+    /* a = g, b = x, scale = s, out = gx, part = gs */
+    const int64_t P = g->P, B = g->B, C = 8 * cv, total = B * P;
+    float *gs_total = g->part + worker * B * C;
+    v8 gs[16];
+    for (int64_t k = k0; k < k1; ++k) {
+        const int64_t i0 = k * PIX_BLOCK, i1 = i0 + PIX_BLOCK < total ? i0 + PIX_BLOCK : total;
+        int64_t current = i0 / P;
+        for (int64_t v = 0; v < cv; ++v) gs[v] = (v8){0};
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t bi = i / P;
+            if (bi != current) {
+                for (int64_t v = 0; v < cv; ++v) {
+                    store8(gs_total + current * C + 8 * v, load8(gs_total + current * C + 8 * v) + gs[v]);
+                    gs[v] = (v8){0};
+                }
+                current = bi;
+            }
+            const float *gg = g->a + i * C, *x = g->b + i * C, *s = g->scale + bi * C;
+            float *gx = g->out + i * C;
+            for (int64_t v = 0; v < cv; ++v) {
+                const v8 gv = load8(gg + 8 * v);
+                store8(gx + 8 * v, gv * load8(s + 8 * v));
+                gs[v] += gv * load8(x + 8 * v);
+            }
+        }
+        for (int64_t v = 0; v < cv; ++v)
+            store8(gs_total + current * C + 8 * v, load8(gs_total + current * C + 8 * v) + gs[v]);
+    }
+}
+
+#define PIX_DISPATCH(BODY, g, k0, k1, ...)                 \
+    do {                                                   \
+        switch ((g)->C / 8) {                              \
+            case 1: BODY(g, k0, k1, __VA_ARGS__ 1); break; \
+            case 2: BODY(g, k0, k1, __VA_ARGS__ 2); break; \
+            case 4: BODY(g, k0, k1, __VA_ARGS__ 4); break; \
+            case 8: BODY(g, k0, k1, __VA_ARGS__ 8); break; \
+            case 16: BODY(g, k0, k1, __VA_ARGS__ 16); break; \
+            default: BODY(g, k0, k1, __VA_ARGS__(g)->C / 8); \
+        }                                                  \
+    } while (0)
+
+static void epilogue_forward_range(const void *raw, int64_t k0, int64_t k1, int64_t worker) {
+    (void)worker;
+    PIX_DISPATCH(epilogue_forward_body, (const pix_args_t *)raw, k0, k1, );
+}
+
+static void epilogue_backward_range(const void *raw, int64_t k0, int64_t k1, int64_t worker) {
+    PIX_DISPATCH(epilogue_backward_body, (const pix_args_t *)raw, k0, k1, worker, );
+}
+
+static void modulate_backward_range(const void *raw, int64_t k0, int64_t k1, int64_t worker) {
+    PIX_DISPATCH(modulate_backward_body, (const pix_args_t *)raw, k0, k1, worker, );
+}
+
+static int64_t pixel_blocks(int64_t B, int64_t P) { return (B * P + PIX_BLOCK - 1) / PIX_BLOCK; }
+
+void threedgp_epilogue_forward(const float *c, const float *d, const float *bias, const float *noise,
+                               int64_t noise_mode, float *y, int64_t B, int64_t P, int64_t C, const team_t *team) {
+    const pix_args_t args = {c, 0, d, bias, noise, y, 0, 0, 0, B, P, C, noise_mode};
+    run_job(epilogue_forward_range, &args, pixel_blocks(B, P), team);
+}
+
+void threedgp_epilogue_backward(const float *gy, const float *y, const float *c, const float *d, float *gc,
+                                float *gn, float *gd_part, float *gbias_part, int64_t B, int64_t P, int64_t C,
+                                const team_t *team) {
+    const pix_args_t args = {gy, y, d, 0, c, gc, gn, gd_part, gbias_part, B, P, C, 0};
+    run_job(epilogue_backward_range, &args, pixel_blocks(B, P), team);
+}
+
+void threedgp_modulate_backward(const float *g, const float *x, const float *s, float *gx, float *gs_part,
+                                int64_t B, int64_t P, int64_t C, const team_t *team) {
+    const pix_args_t args = {g, x, s, 0, 0, gx, 0, gs_part, 0, B, P, C, 0};
+    run_job(modulate_backward_range, &args, pixel_blocks(B, P), team);
+}
