@@ -5,9 +5,10 @@
 Each commit is loaded once, in its own long-lived process (``benchmarks/lockstep_worker.py``), with the same thread
 count and environment. The coordinator asks them in turn for ONE repetition of one timing, in the order A B B A, so
 that whatever else the machine is doing hits both alike; only one process computes at a time. Per timing of the
-SMALL configuration ((i) G forward, (ii) G step, (iii) D step + R1) it reports the median seconds of each side per
+SMALL configuration ((i) G forward, (ii) G step, (iii) D step + R1), and of 16 full training iterations of the tiny
+preset and of the demo's networks (sec/kimg = seconds / 0.128), it reports the median seconds of each side per
 round and the ratio baseline / candidate (> 1: the candidate is faster), plus both sides' parameter counts (they
-must be equal: the same model). The baseline is exported with ``git archive`` into a temporary folder.
+must be equal: the same model). ``--timings 1,2`` picks some (indices into the list above). The baseline is exported with ``git archive`` into a temporary folder.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("(i) G forward", "(ii) G fwd + D fwd + G-loss backward", "(iii) D fwd + bwd on reals with R1")
+NAMES = ("(i) G forward", "(ii) G fwd + D fwd + G-loss backward", "(iii) D fwd + bwd on reals with R1",
+         "tiny preset, 16 iterations", "demo networks (tiny, no depth adaptor), 16 iterations")
+PRESET_KIMG = 16 * 8 / 1000  # the preset timings: 16 iterations at batch 8 (sec/kimg = seconds / this)
 
 
 class Side:
@@ -54,12 +57,14 @@ def export_commit(sha: str, into: Path) -> Path:
     return tree
 
 
-def lockstep(a: Side, b: Side, rounds: int, reps: int, warmup: int = 2) -> dict:
-    for k in range(3):
+def lockstep(a: Side, b: Side, rounds: int, reps: int, warmup: int = 2, timings=range(len(NAMES))) -> dict:
+    for k in timings:
         for _ in range(warmup):
             a.once(k), b.once(k)
     out = {}
     for k, name in enumerate(NAMES):
+        if k not in timings:
+            continue
         per_round = []
         for _ in range(rounds):
             ta, tb = [], []
@@ -82,15 +87,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--timings", default=",".join(str(i) for i in range(len(NAMES))),
+                        help="comma-separated indices: 0 (i), 1 (ii), 2 (iii), 3 tiny, 4 demo networks")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    timings = [int(k) for k in args.timings.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         base = Side("baseline", export_commit(args.baseline, Path(tmp)), args.threads)
         cand = Side("candidate", args.candidate.resolve(), args.threads)
         try:
             result = {"baseline": args.baseline, "candidate": str(args.candidate), "threads": args.threads,
                       "params": {"baseline": base.ready, "candidate": cand.ready},
-                      "timings": lockstep(base, cand, args.rounds, args.reps)}
+                      "timings": lockstep(base, cand, args.rounds, args.reps, timings=timings)}
         finally:
             base.close()
             cand.close()

@@ -69,6 +69,11 @@ def r1_penalty(real_logits: torch.Tensor, real_input: torch.Tensor) -> torch.Ten
 def sanitize_grads_(params) -> torch.Tensor:
     """NaN -> 0, +-inf -> +-1e5 in every gradient, in place (ref §5.3); returns how many entries were non-finite
     (an int64 tensor on the gradients' device: no host sync)."""
+    params = [p for p in params if p.grad is not None]
+    if params and params[0].grad.device.type == "cpu":  # a host check is free on CPU: one foreach op, no passes
+        peaks = torch._foreach_norm([p.grad for p in params], float("inf"))  # NaN and +-inf propagate
+        if bool(torch.stack(peaks).isfinite().all()):
+            return torch.zeros((), dtype=torch.int64)
     counts = []
     for p in params:
         if p.grad is not None:
