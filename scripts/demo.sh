@@ -24,6 +24,9 @@ fi
 MIN_KIMG=$(awk -v a="$MIN_KIMG" -v b="$KIMG" 'BEGIN { print (a < b) ? a : b }')  # never past the length cap
 NUM=${DEMO_NUM:-1000}
 CLI=${THREEDGP:-.venv/bin/3dgp}
+# One thread per core that other programs leave free (re-checked every tick in training): beside a busy program,
+# one thread per core is several times slower (benchmarks/RESULTS.md, "make demo" §8).
+export THREEDGP_THREADS=${THREEDGP_THREADS:-auto}
 mkdir -p "$OUT"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

@@ -219,9 +219,11 @@ def _eval_image_set(req: EvalRequest, specs, device: str, shard) -> EvalResult:
 
 def run_here(req: EvalRequest, specs) -> EvalResult:
     """Evaluate in this process, as one rank of the torchrun / spawned group when there is one."""
+    from stages.common.cpu_share import apply_threads
     from stages.common.distributed import init_distributed
     from stages.metrics.shard import Shard
 
+    apply_threads(None)  # $THREEDGP_THREADS (make demo: auto), else torch's default
     dist = init_distributed(req.device)
     shard = Shard(dist.rank, dist.world_size)
     if req.ckpt is not None:

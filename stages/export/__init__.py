@@ -22,6 +22,8 @@ __all__ = ["run"]
 
 def run(request: ExportRequest) -> ExportResult:
     """Export what ``request`` asks for (see :func:`stages.export.pipeline.run`)."""
+    from stages.common.cpu_share import apply_threads
     from stages.export.pipeline import run as export
 
+    apply_threads(None)  # $THREEDGP_THREADS (make demo: auto), else torch's default
     return export(request)

@@ -168,7 +168,7 @@ def _compile(build_dir: Path, verbose: bool):
     )
 
 
-def _build_lock(final_dir: Path, what: str = "the CUDA ops") -> FileLock | None:
+def build_lock(final_dir: Path, what: str = "the CUDA ops") -> FileLock | None:
     """Wait for, then hold, the lock on building ``final_dir`` (module docstring). None if the cache folder cannot
     hold a lock file: building unlocked is then still safe (atomic publish), only wasteful."""
     path = final_dir.parent / f".{final_dir.name}.lock"
@@ -196,7 +196,7 @@ def build_extension(verbose: bool = False):
     library = cached_library(final_dir)
     if library is None:
         final_dir.parent.mkdir(parents=True, exist_ok=True)
-        lock = _build_lock(final_dir)
+        lock = build_lock(final_dir)
         try:
             library = cached_library(final_dir)  # another rank may have built it while we waited
             if library is None:

@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 
 from stages.common.errors import OpsBuildError
-from stages.ops._build import _build_lock, cache_root, csrc_dir, strict
+from stages.ops._build import build_lock, cache_root, csrc_dir, strict
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def build_library() -> ctypes.CDLL:
     library = final_dir / LIB_NAME
     if not library.exists():
         final_dir.parent.mkdir(parents=True, exist_ok=True)
-        lock = _build_lock(final_dir, "the CPU kernels")
+        lock = build_lock(final_dir, "the CPU kernels")
         try:
             if not library.exists():  # another rank may have built it while we waited
                 tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}-", dir=final_dir.parent))
@@ -203,9 +203,9 @@ def team() -> Team:
 
     if not _team["tried"]:
         _team["tried"] = True
-        from stages.ops.cpu_runtime import _openmp_library
+        from stages.ops.cpu_runtime import openmp_library
 
-        omp = _openmp_library()
+        omp = openmp_library()
         try:
             if omp is not None:
                 _team["entry"] = tuple(ctypes.cast(getattr(omp, name), ctypes.c_void_p).value

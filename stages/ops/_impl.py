@@ -94,3 +94,16 @@ def reset_report() -> None:
     with _lock:
         _used.clear()
         _refusals_logged.clear()
+
+
+def reference_grads(reference, inputs: tuple, needs, grad_out) -> tuple:
+    """Gradients of ``reference(*inputs)`` (a differentiable PyTorch formula of an op) w.r.t. the inputs that
+    ``needs`` marks, with ``create_graph=True``; None for the others. What a kernel op's backward returns when
+    autograd records the backward itself (R1-style higher derivatives): the saved inputs themselves are used, so
+    the new graph links to theirs."""
+    import torch
+
+    wanted = [t for t, want in zip(inputs, needs) if want]
+    with torch.enable_grad():
+        grads = iter(torch.autograd.grad(reference(*inputs), wanted, grad_out, create_graph=True))
+    return tuple(next(grads) if want else None for want in needs)

@@ -56,7 +56,7 @@ def tune_glibc_malloc() -> bool:
     return ok
 
 
-def _openmp_library() -> ctypes.CDLL | None:
+def openmp_library() -> ctypes.CDLL | None:
     """The OpenMP runtime torch loaded (libgomp, or LLVM/Intel's, which export the GOMP ABI too), if any."""
     try:
         with open("/proc/self/maps") as f:
@@ -82,7 +82,7 @@ def flush_denormals_all_threads() -> bool:
     """Set flush-to-zero on this thread and on every OpenMP worker of torch's intra-op pool; True if the workers
     were reached (False: only this thread, e.g. no OpenMP runtime found)."""
     torch.set_flush_denormal(True)
-    lib = _openmp_library()
+    lib = openmp_library()
     if lib is None:
         logger.debug("no OpenMP runtime found; flush-to-zero set on the calling thread only")
         return False

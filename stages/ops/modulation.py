@@ -87,10 +87,7 @@ class _Modulate(torch.autograd.Function):
         x, s = ctx.saved_tensors
         want_x, want_s = ctx.needs_input_grad[:2]
         if torch.is_grad_enabled():  # create_graph: through autograd's ops so the graph continues
-            wanted = [t for t, want in ((x, want_x), (s, want_s)) if want]
-            with torch.enable_grad():
-                grads = iter(torch.autograd.grad(modulate_ref(x, s), wanted, g, create_graph=True))
-            return (next(grads) if want_x else None), (next(grads) if want_s else None), None
+            return _impl.reference_grads(modulate_ref, (x, s), (want_x, want_s), g) + (None,)
         batch_size, channels, height, width = x.shape
         g = _like(g, x)
         gx = torch.empty_like(x)
@@ -123,10 +120,7 @@ class _Epilogue(torch.autograd.Function):
         c, d, bias, noise, y = ctx.saved_tensors
         needs = ctx.needs_input_grad[:4]
         if torch.is_grad_enabled():  # create_graph: through autograd's ops so the graph continues
-            inputs = [t for t, want in zip((c, d, bias, noise), needs) if want]
-            with torch.enable_grad():
-                grads = iter(torch.autograd.grad(epilogue_ref(c, d, bias, noise), inputs, gy, create_graph=True))
-            return tuple(next(grads) if want else None for want in needs) + (None,)
+            return _impl.reference_grads(epilogue_ref, (c, d, bias, noise), needs, gy) + (None,)
         batch_size, channels, height, width = c.shape
         gy = _like(gy, y)
         gc = torch.empty_like(c)

@@ -80,11 +80,7 @@ class _PointMLP(torch.autograd.Function):
         x, w1, b1, w2, b2 = ctx.saved_tensors
         needs = ctx.needs_input_grad[:5]
         if torch.is_grad_enabled():  # create_graph: differentiate the reference so the graph continues
-            inputs = [t for t, want in zip((x, w1, b1, w2, b2), needs) if want]
-            with torch.enable_grad():
-                grads = iter(torch.autograd.grad(point_mlp_ref(x, w1, b1, w2, b2), inputs, grad_y,
-                                                 create_graph=True))
-            return tuple(next(grads) if want else None for want in needs) + (None,)
+            return _impl.reference_grads(point_mlp_ref, (x, w1, b1, w2, b2), needs, grad_y) + (None,)
         num, feat = x.shape
         hidden, out = w1.shape[0], w2.shape[0]
         w1t, w1c, b1c, w2c = w1.t().contiguous(), w1.contiguous(), b1.contiguous(), w2.contiguous()

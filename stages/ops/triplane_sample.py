@@ -49,8 +49,8 @@ def sample_triplane(
     """Bilinear samples of the 3 planes at ``points``, averaged over the planes: ``[B, N, F]`` (module docstring)."""
     if impl not in IMPLS:
         raise ValueError(f"impl: must be one of {', '.join(IMPLS)}, got {impl!r}")
-    batch_size, num_planes, feat_dim, height, width = planes.shape
-    assert num_planes == 3 and height == width, planes.shape
+    batch_size, num_planes = planes.shape[:2]
+    assert num_planes == 3, planes.shape
     assert points.ndim == 3 and points.shape[0] == batch_size and points.shape[2] == 3, (points.shape, planes.shape)
     lib = None
     if impl == "auto" and _kernel_applies(planes, points):
@@ -67,7 +67,8 @@ def _kernel_applies(planes: torch.Tensor, points: torch.Tensor) -> bool:
     feat_dim = planes.shape[2]
     return (planes.device.type == "cpu" and points.device.type == "cpu" and planes.dtype == torch.float32
             and points.dtype == torch.float32 and feat_dim % 8 == 0 and 0 < feat_dim <= MAX_FEATURES
-            and planes.shape[-1] >= 2 and points.shape[1] > 0 and not torch.is_autocast_enabled("cpu"))
+            and planes.shape[-1] == planes.shape[-2] >= 2 and points.shape[1] > 0
+            and not torch.is_autocast_enabled("cpu"))
 
 
 def _channels_last(planes: torch.Tensor) -> torch.Tensor:
@@ -94,11 +95,9 @@ class _TriplaneSample(torch.autograd.Function):
         planes, points = ctx.saved_tensors
         want_planes, want_points = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if torch.is_grad_enabled():  # create_graph: differentiate the reference so the graph continues
-            with torch.enable_grad():  # the saved inputs themselves, so the new graph links to theirs
-                wanted = [t for t, want in ((planes, want_planes), (points, want_points)) if want]
-                grads = iter(torch.autograd.grad(sample_triplane_ref(planes, points, ctx.cube_scale), wanted,
-                                                 grad_feats, create_graph=True))
-            return (next(grads) if want_planes else None), (next(grads) if want_points else None), None, None
+            grads = _impl.reference_grads(lambda p, q: sample_triplane_ref(p, q, ctx.cube_scale), (planes, points),
+                                          (want_planes, want_points), grad_feats)
+            return grads + (None, None)
         layout = _channels_last(planes)
         pts = points.contiguous()
         grad = grad_feats.contiguous()

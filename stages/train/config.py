@@ -125,6 +125,8 @@ class RunConfig(Checked):
     diverge_metric_factor: float = 0.0  # Divergence: first metric worse than best by this factor > 1 (0 = off).
     device: str | None = None           # auto, cpu, cuda (process k on GPU k), cuda:N, mps; None = auto.
     precision: str = "fp32"             # fp32 (official), tf32, bf16 (backbone + tri-plane MLP; stages.nn.precision).
+    threads: str | None = None          # CPU threads: None = torch's default (one per core), N, or auto (the cores
+    #                                     other processes leave free, re-checked every tick; stages.common.cpu_share).
 
     _RANGES = {"batch": Range(1, 65536), "batch_gpu": Range(1, 65536), "kimg": Range(0, MAX_KIMG, low_open=True),
                "seed": Range(0, 2**32 - 1), "minutes": Range(0, 1e6, low_open=True),
@@ -137,6 +139,13 @@ class RunConfig(Checked):
 
     def _check_values(self) -> None:
         one_of("precision", self.precision, PRECISIONS)
+        if self.threads is not None:
+            from stages.common.cpu_share import parse_threads
+
+            try:
+                parse_threads(self.threads)
+            except ValueError as exc:
+                raise ConfigValueError("threads", str(exc)) from None
         if 0 < self.diverge_metric_factor <= 1:
             raise ConfigValueError("diverge_metric_factor",
                                    f"must be 0 (off) or > 1, got {self.diverge_metric_factor:g}")
@@ -234,7 +243,7 @@ def _demo() -> TrainConfig:
         loss=LossConfig(blur_fade_kimg=2.0, nerf_noise_std_init=3.0, nerf_noise_kimg=100.0, patch_beta_kimg=40.0,
                         emd_anneal_kimg=10.0, depth_anneal_kimg=40.0, kd_anneal_kimg=400.0),
         run=RunConfig(batch=8, kimg=60.0, minutes=15.0, tick_kimg=1.0, state_kimg=4.0, snapshot_kimg=10.0,
-                      image_kimg=5.0, metrics=()),
+                      image_kimg=5.0, metrics=(), threads="auto"),
     )
 
 

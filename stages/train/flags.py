@@ -69,6 +69,7 @@ FLAGS: tuple[Flag | Switch, ...] = (
     Flag("--precision", "run.precision"),
     Flag("--minutes", "run.minutes"),
     Flag("--min-kimg", "run.min_kimg"),
+    Flag("--threads", "run.threads", parse=str),
     Flag("--kd-weight", "loss.kd_weight"),
     Flag("--depth-adaptor-p", "loss.depth_adaptor_p"),
     Flag("--data", "data.path", parse=str),

@@ -54,7 +54,8 @@ class Trainer:
                  state: dict | None = None):
         self.cfg, self.run_dir, self.dist, self.dataset = cfg, Path(run_dir), dist, dataset
         self.device = torch.device(dist.device)
-        self.runtime = configure_runtime(self.device, cfg.run.precision)
+        self.runtime = configure_runtime(self.device, cfg.run.precision, cfg.run.threads)
+        self.threads = self.runtime.pop("governor")  # --threads auto on CPU: re-sized at every tick
         seed_everything(derive_seed(cfg.run.seed, INIT_SEED_SALT))  # identical initial weights on every rank
         self.nets = build_networks(cfg, self.device, training=True)
         self.opts = build_optimizers(cfg, self.nets.G, self.nets.D)
@@ -199,6 +200,8 @@ class Trainer:
             if deadline is not None and not done:
                 done = self._out_of_time(deadline, total_nimg)
             kept = self._tick_end(ctx, health, tick_start, done, timer)
+            if self.threads is not None:
+                self.threads.update()
             tick_start = self.counters.cur_nimg
             previous, health = health, StepHealth(self.device)
             if kept:

@@ -4,7 +4,7 @@ overrides) (issue 5; peers-and-user-pain §3 item 5: "resume is broken" that was
 On resume the saved config wins: every option given with ``--resume`` that disagrees with it is reported by name
 (``--batch 32 conflicts with the saved run.batch = 64``) and ignored unless ``--force-override``; architecture
 (``model.*``) can never change on resume. Runtime options (:data:`RUNTIME_KEYS`: device, process count, micro-batch,
-loader workers, the session's ``--minutes`` and ``--min-kimg``) are not part of a run's identity and change freely,
+loader workers, the session's ``--minutes`` and ``--min-kimg``, CPU ``--threads``) are not part of a run's identity and change freely,
 logged (issue 18 row 13); the global batch stays, so another process count splits the same batch differently.
 
 The dataset is stored as an absolute path plus its fingerprint (``data.meta_sha256``, issue 19 §3); a resume checks
@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 # 4 GPUs today, 8 tomorrow). The global batch (run.batch) is part of the run; the process count and the micro-batch
 # only split it (stages.train.step: every micro-batch reseeds from its global slot, the sampler positions itself
 # from cur_nimg), so with the same micro-batch a resume on another process count continues exactly.
-RUNTIME_KEYS = ("run.gpus", "run.device", "run.batch_gpu", "data.workers", "run.minutes", "run.min_kimg")
+RUNTIME_KEYS = ("run.gpus", "run.device", "run.batch_gpu", "data.workers", "run.minutes", "run.min_kimg",
+                "run.threads")
 
 
 @dataclass

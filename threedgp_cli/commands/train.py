@@ -24,6 +24,10 @@ _Minutes = Annotated[Optional[float], typer.Option(
 _MinKimg = Annotated[Optional[float], typer.Option(
     "--min-kimg", help="With --minutes: never stop before this many kimg (on a busy machine the run takes longer "
     "instead of learning less; the status line's ETA says when).", rich_help_panel=_RUN)]
+_Threads = Annotated[Optional[str], typer.Option(
+    "--threads", help="CPU threads: N, or auto = the cores other programs leave free, re-checked every tick (on a "
+    "busy machine one thread per free core is several times faster than one per core). Default: one per core "
+    "(the demo preset: auto).", rich_help_panel=_RUN)]
 _BatchGpu = Annotated[Optional[int], typer.Option(
     "--batch-gpu", help="Per-process micro-batch (gradient accumulation).", rich_help_panel=_RUN)]
 _Gpus = Annotated[Optional[int], typer.Option(
@@ -62,7 +66,7 @@ def train(
         show_default=False)] = None,
     force_override: Annotated[bool, typer.Option(
         "--force-override", help="With --resume: options given now win over the saved config (runtime options "
-        "--gpus, --device, --batch-gpu, --minutes, --min-kimg change without it).",
+        "--gpus, --device, --batch-gpu, --minutes, --min-kimg, --threads change without it).",
         rich_help_panel=_RUN)] = False,
     kimg: Annotated[Optional[float], typer.Option("--kimg", help="Length in kimg (> 0).",
                                                   rich_help_panel=_RUN)] = None,
@@ -81,6 +85,7 @@ def train(
     precision: _Precision = None,
     minutes: _Minutes = None,
     min_kimg: _MinKimg = None,
+    threads: _Threads = None,
     kd_weight: _KdWeight = None,
     no_depth_adaptor: _NoDepthAdaptor = False,
     depth_adaptor_p: _DepthAdaptorP = None,
@@ -97,6 +102,7 @@ def train(
     given = {"--data": data, "--kimg": kimg, "--batch": batch, "--batch-gpu": batch_gpu, "--gamma": gamma,
              "--seed": seed, "--gpus": gpus, "--device": device, "--metrics": metrics,
              "--max-rollbacks": max_rollbacks, "--precision": precision, "--minutes": minutes, "--min-kimg": min_kimg,
+             "--threads": threads,
              "--kd-weight": kd_weight, "--no-depth-adaptor": no_depth_adaptor, "--depth-adaptor-p": depth_adaptor_p,
              "--no-camera-adaptor": no_camera_adaptor, "--no-depth": no_depth}
     request = TrainRequest(preset=preset, outdir=str(outdir), overrides=tuple(flag_overrides(given, set_ or [])),
