@@ -140,9 +140,9 @@ def apply_threads(value: int | str | None, configure=None) -> ThreadGovernor | N
         try:
             value = parse_threads(value)
         except ValueError as exc:
-            from stages.common.errors import BadOptionError
+            from stages.common.errors import ThreeDGPError
 
-            raise BadOptionError(THREADS_ENV, str(exc)) from None
+            raise ThreeDGPError(f"{THREADS_ENV}: {exc}") from None
     if value == "auto":
         governor = ThreadGovernor(configure)
         time.sleep(FIRST_LOOK_S)
