@@ -153,7 +153,7 @@ def sec_per_kimg(preset: str, device: str, iterations: int = 17, batch: int | No
         trainer = Trainer(cfg, Path(tmp), DistInfo(0, 1, 0, device), data, None)
         health = StepHealth(trainer.device)
         trainer._iteration(health)  # warm-up (includes the first Dreg)
-        with FlopCounterMode(display=False) as flops:
+        with FlopCounterMode(display=False) as flops, _cpu_kernels_off():  # the model's FLOPs: every op visible
             trainer._iteration(health)  # a plain iteration (no Dreg): G phase + D phase
         if cuda:
             torch.cuda.synchronize()
@@ -184,6 +184,24 @@ def matmul_tflops(device: str, n: int = 8192, runs: int = 10) -> dict[str, float
         results[name] = 2 * n**3 / t / 1e12
     torch.backends.cuda.matmul.allow_tf32 = before
     return results
+
+
+@contextmanager
+def _cpu_kernels_off():
+    """The CPU kernels (ctypes) are invisible to torch's FLOP counter: count with the reference ops."""
+    import os
+
+    from stages.ops._cpu_build import ENABLE_ENV
+
+    before = os.environ.get(ENABLE_ENV)
+    os.environ[ENABLE_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENABLE_ENV]
+        else:
+            os.environ[ENABLE_ENV] = before
 
 
 @contextmanager

@@ -68,6 +68,11 @@ TRAIN = [
     (["--min-kimg", "abc"], f"--min-kimg: Input should be a {BAD_FLOAT}"),
     (["--min-kimg", "-1"], "--min-kimg: must be in [0, 1e+06]"), (["--min-kimg", "inf"], "--min-kimg: must be finite"),
     (["--min-kimg", "5"], "--min-kimg: 5 exceeds the run's length --kimg"),
+    # --threads
+    (["--threads", "abc"], "--threads: must be 'auto' or a positive number of threads, got 'abc'"),
+    (["--threads", "0"], "--threads: must be 'auto' or a positive number"),
+    (["--threads", "-1"], "--threads: must be 'auto' or a positive number"),
+    (["--threads", "inf"], "--threads: must be 'auto' or a positive number"),
     (["--set", "run.nonfinite_loss_steps=-1"], "--set run.nonfinite_loss_steps: must be >= 0"),
     # --kd-weight (0 = off is valid)
     (["--kd-weight", "abc"], f"--kd-weight: Input should be a {BAD_FLOAT}"),
