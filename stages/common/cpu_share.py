@@ -9,14 +9,13 @@ keeps torch's own choice (one per core) -- results can differ in the last bits b
 split differently), which is why ``auto`` is opt-in (the demo uses it).
 
 The measurement is Linux's ``/proc/stat`` (busy time of the cores this process may run on) minus this process's
-own CPU time (``getrusage``) over the same interval. Where it is unavailable (macOS, Windows), ``auto`` keeps the
+own CPU time (``time.process_time``) over the same interval. Where it is unavailable (macOS, Windows), ``auto`` keeps the
 thread count it has.
 """
 from __future__ import annotations
 
 import logging
 import os
-import resource
 import time
 
 logger = logging.getLogger(__name__)
@@ -54,8 +53,7 @@ def _busy_seconds(cores: list[int]) -> float | None:
 
 
 def _own_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return time.process_time()  # user + system CPU time of every thread of this process
 
 
 class CpuShare:
