@@ -72,9 +72,9 @@ def enabled() -> bool:
 
 
 def find_compiler() -> str | None:
-    """``$CC``, else ``cc``, ``gcc`` or ``clang`` on PATH."""
+    """``$CC`` (a path or a name on PATH), else ``cc``, ``gcc`` or ``clang`` on PATH; None if none runs."""
     if os.environ.get("CC"):
-        return shutil.which(os.environ["CC"]) or os.environ["CC"]
+        return shutil.which(os.environ["CC"])  # None when $CC names nothing runnable
     for name in ("cc", "gcc", "clang"):
         found = shutil.which(name)
         if found:
@@ -137,7 +137,8 @@ def build_library() -> ctypes.CDLL:
     """Load the CPU kernels from the cache, building them first if needed; raise :class:`OpsBuildError`."""
     compiler = find_compiler()
     if compiler is None:
-        raise OpsBuildError("no C compiler found (install gcc or clang, or set CC)")
+        named = f" ($CC={os.environ['CC']} is not runnable)" if os.environ.get("CC") else ""
+        raise OpsBuildError(f"no C compiler found{named} (install gcc or clang, or set CC)")
     final_dir = cache_root() / build_key(compiler)
     library = final_dir / LIB_NAME
     if not library.exists():

@@ -17,6 +17,8 @@ def _autograd_ops(x, b, clamp):
 
 @pytest.fixture(params=["kernel", "torch"])
 def path(request, monkeypatch):
+    if request.param == "kernel":
+        request.getfixturevalue("cpu_kernels")
     if request.param == "torch":
         monkeypatch.setenv(_cpu_build.ENABLE_ENV, "0")
     return request.param

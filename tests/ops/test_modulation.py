@@ -22,7 +22,7 @@ def _grads(fn, tensors, grad):
 
 
 @pytest.mark.parametrize("channels,res", [(8, 5), (32, 9), (128, 4)])
-def test_modulate_equals_reference(channels, res):
+def test_modulate_equals_reference(channels, res, cpu_kernels):
     gen = torch.Generator().manual_seed(0)
     x, s = _cl(torch.randn(3, channels, res, res, generator=gen)), torch.randn(3, channels, generator=gen)
     grad = torch.randn(3, channels, res, res, generator=gen)
@@ -37,7 +37,7 @@ def test_modulate_equals_reference(channels, res):
 
 @pytest.mark.parametrize("noise_kind", ["none", "per_image", "shared"])
 @pytest.mark.parametrize("channels,res,batch", [(16, 7, 3), (64, 16, 2)])
-def test_epilogue_equals_reference(noise_kind, channels, res, batch):
+def test_epilogue_equals_reference(noise_kind, channels, res, batch, cpu_kernels):
     gen = torch.Generator().manual_seed(1)
     c = _cl(torch.randn(batch, channels, res, res, generator=gen))
     d, bias = torch.rand(batch, channels, generator=gen) + 0.5, torch.randn(channels, generator=gen)

@@ -25,7 +25,7 @@ def _run(impl, tensors, grad):
 
 @pytest.mark.parametrize("num,feat,hidden,out", [(3000, 16, 64, 4), (1000, 8, 32, 4), (2000, 32, 64, 4),
                                                  (700, 24, 48, 3), (5, 8, 8, 1)])
-def test_kernel_equals_reference(num, feat, hidden, out):
+def test_kernel_equals_reference(num, feat, hidden, out, cpu_kernels):
     tensors, grad = _tensors(num, feat, hidden, out)
     torch.set_num_threads(2)
     _impl.reset_report()
@@ -62,7 +62,7 @@ def test_second_order_gradients_follow_the_reference():
         torch.testing.assert_close(a, b)
 
 
-def test_triplane_mlp_takes_the_kernel_with_the_same_values():
+def test_triplane_mlp_takes_the_kernel_with_the_same_values(cpu_kernels):
     """TriPlaneMLP on CPU runs the fused op; outputs and every parameter gradient equal the layer-by-layer path."""
     torch.manual_seed(0)
     mlp = TriPlaneMLP(16, 64, 2, 4)

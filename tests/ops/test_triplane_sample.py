@@ -41,7 +41,7 @@ def _run(impl, planes, points, grad, cube_scale=0.5):
 
 @pytest.mark.parametrize("feat,batch,channels_last,cube_scale", [
     (16, 3, False, 0.5), (8, 2, True, 0.5), (32, 1, False, 0.7), (16, 4, True, 0.25)])
-def test_kernel_equals_reference(feat, batch, channels_last, cube_scale):
+def test_kernel_equals_reference(feat, batch, channels_last, cube_scale, cpu_kernels):
     planes, points, grad = _inputs(batch=batch, feat=feat, channels_last=channels_last)
     torch.set_num_threads(2)  # several ranges of points / (image, plane) pairs at once
     kernel = _run("auto", planes, points, grad, cube_scale)
@@ -97,7 +97,7 @@ def test_other_inputs_take_the_reference():
         ts.sample_triplane(planes, points, impl="cuda")
 
 
-def test_build_is_cached_and_reused(fresh_build, monkeypatch):
+def test_build_is_cached_and_reused(fresh_build, monkeypatch, cpu_kernels):
     lib = _cpu_build.get_library()
     assert lib is not None
     built = list(fresh_build.glob("threedgp_cpu-*/" + _cpu_build.LIB_NAME))
@@ -145,7 +145,7 @@ def test_disabled_by_environment(fresh_build, monkeypatch):
     assert _impl.impl_report()["triplane_sample"] == "ref"
 
 
-def test_selfcheck_rejects_a_wrong_kernel(fresh_build, monkeypatch):
+def test_selfcheck_rejects_a_wrong_kernel(fresh_build, monkeypatch, cpu_kernels):
     real = _cpu_build.build_library()
 
     class Wrong:  # forward writes nothing useful: the self-check must catch it
