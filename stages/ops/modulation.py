@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from stages.ops import _impl
 
 GRAIN = 1 << 14  # pixels per thread below which extra threads are not worth waking
+CHUNK_PIXELS = 64 * 64  # = PIX_CHUNK * PIX_BLOCK of csrc/cpu_kernels.c
 
 
 def modulate_ref(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -51,6 +52,12 @@ def _team(pixels: int):
     t = team()
     t.threads = max(1, min(t.threads, pixels // GRAIN))
     return t
+
+
+def _chunks(pixels: int) -> int:
+    """Work items of the backward kernels (4096 pixels each, ``PIX_CHUNK`` x ``PIX_BLOCK`` in the C source), each
+    with its own row of partial sums: the result does not depend on the thread count."""
+    return -(-pixels // CHUNK_PIXELS)
 
 
 def _like(g: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -92,7 +99,7 @@ class _Modulate(torch.autograd.Function):
         g = _like(g, x)
         gx = torch.empty_like(x)
         team = _team(batch_size * height * width)
-        part = x.new_zeros(team.threads, batch_size, channels)
+        part = x.new_zeros(_chunks(batch_size * height * width), batch_size, channels)
         s_c = s.contiguous()
         ctx.lib.threedgp_modulate_backward(g.data_ptr(), x.data_ptr(), s_c.data_ptr(), gx.data_ptr(),
                                            part.data_ptr(), batch_size, height * width, channels, ctypes.byref(team))
@@ -126,8 +133,9 @@ class _Epilogue(torch.autograd.Function):
         gc = torch.empty_like(c)
         gn = c.new_empty(batch_size, height, width) if noise is not None and needs[3] else None
         team = _team(batch_size * height * width)
-        gd = c.new_zeros(team.threads, batch_size, channels)
-        gbias = c.new_zeros(team.threads, channels)
+        chunks = _chunks(batch_size * height * width)
+        gd = c.new_zeros(chunks, batch_size, channels)
+        gbias = c.new_zeros(chunks, channels)
         ctx.lib.threedgp_epilogue_backward(gy.data_ptr(), y.data_ptr(), c.data_ptr(), d.contiguous().data_ptr(),
                                            gc.data_ptr(), gn.data_ptr() if gn is not None else None,
                                            gd.data_ptr(), gbias.data_ptr(), batch_size, height * width, channels,

@@ -5,7 +5,8 @@ with the equalized-lr and activation gains already in the weights (``FullyConnec
 the SMALL configuration M = 131,072 points per pass, F = 16, H = 64, O = 4: as two matmuls this writes and reads
 [M, 64] activations several times and runs the K = 4 matmul of the backward, which MKL does badly. The CPU kernel
 (``csrc/cpu_kernels.c``) keeps each point's hidden layer in registers and recomputes it in the backward; weight
-gradients are summed in blocks of 64 points per thread, then over threads. Same values as the reference up to float
+gradients are summed in blocks of 64 points, per chunk of 4096 points, then over chunks -- the same sums whatever
+the thread count. Same values as the reference up to float
 rounding (tests). It covers float32 CPU tensors with F, H multiples of 8 up to 128 and O <= 8 and first-order
 gradients; everything else, a ``create_graph`` backward included, runs the reference.
 """
@@ -22,6 +23,7 @@ IMPLS = ("auto", "ref")
 MAX_WIDTH = 128
 MAX_OUT = 8
 GRAIN = 512  # points per thread below which extra threads are not worth waking
+CHUNK = 4096  # points per work item of the backward kernel (MLP_CHUNK in csrc/cpu_kernels.c)
 
 
 def point_mlp_ref(x, w1, b1, w2, b2) -> torch.Tensor:
@@ -88,7 +90,7 @@ class _PointMLP(torch.autograd.Function):
         grad_x = x.new_empty(num, feat) if needs[0] else None
         team = _team(num)
         size = feat * hidden + hidden + out * hidden + out
-        partial = x.new_zeros(team.threads, size)
+        partial = x.new_zeros(-(-num // CHUNK), size)  # one row per work item: the same sums for any thread count
         ctx.lib.threedgp_mlp_backward(x.data_ptr(), w1t.data_ptr(), w1c.data_ptr(), b1c.data_ptr(),
                                       w2c.data_ptr(), grad_y.data_ptr(),
                                       grad_x.data_ptr() if grad_x is not None else None, partial.data_ptr(),

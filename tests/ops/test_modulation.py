@@ -56,6 +56,20 @@ def test_epilogue_equals_reference(noise_kind, channels, res, batch, cpu_kernels
     assert (got[0] < 0).any() and (got[0] > 0).any()  # both branches of the lrelu
 
 
+def test_thread_count_does_not_change_anything(cpu_kernels):
+    gen = torch.Generator().manual_seed(2)
+    c = _cl(torch.randn(3, 16, 50, 50, generator=gen))  # 7,500 pixels: two chunks, one straddling two images
+    d, bias = torch.rand(3, 16, generator=gen) + 0.5, torch.randn(16, generator=gen)
+    noise, grad = torch.randn(3, 1, 50, 50, generator=gen), torch.randn(3, 16, 50, 50, generator=gen)
+    s = torch.randn(3, 16, generator=gen)
+    runs = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        runs.append(_grads(mod.epilogue, [c, d, bias, noise], grad) + _grads(mod.modulate, [c, s], grad))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
 def test_other_layouts_and_second_order_take_autograd():
     x, s = torch.randn(2, 8, 4, 4), torch.randn(2, 8)  # NCHW, not channels-last
     _impl.reset_report()

@@ -38,15 +38,16 @@ def test_kernel_equals_reference(num, feat, hidden, out, cpu_kernels):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * max(1.0, b.abs().max().item()), msg=name)
 
 
-def test_thread_count_does_not_change_outputs_and_input_gradients():
-    tensors, grad = _tensors(4096, 16, 64, 4)
+def test_thread_count_does_not_change_anything(cpu_kernels):
+    """Weight gradients are summed per fixed chunk of points, so any thread count gives the same bits (a run's
+    result must not depend on --threads auto's choices)."""
+    tensors, grad = _tensors(3 * 4096 + 100, 16, 64, 4)
     torch.set_num_threads(1)
     one = _run("auto", tensors, grad)
     torch.set_num_threads(2)
     two = _run("auto", tensors, grad)
-    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])  # per point: same arithmetic
-    for a, b in zip(one[2:], two[2:]):  # weight sums split over threads: rounding only
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
 
 
 def test_second_order_gradients_follow_the_reference():

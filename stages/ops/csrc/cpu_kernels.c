@@ -228,14 +228,16 @@ void threedgp_triplane_backward(const float *planes, const float *points, const 
  *   w1t [F, H] (W1 transposed), w1 [H, F], b1 [H], w2 [O, H], b2 [O].
  */
 #define MLP_MAX_HV 16
-#define MLP_BLOCK 64 /* points per partial weight-gradient sum (keeps float sums short) */
+#define MLP_BLOCK 64    /* points per partial weight-gradient sum (keeps float sums short) */
+#define MLP_CHUNK 4096  /* points per work item; each item sums into its own row of the partial buffer, so the
+                           result does not depend on how many threads share the items */
 
 typedef struct {
     const float *x, *w1t, *w1, *b1, *w2, *b2;
     float *y;
     const float *grad_y;
-    float *grad_x, *partial;  /* partial: [workers, F*H + H + O*H + O] weight/bias gradient sums */
-    int64_t F, H, O;
+    float *grad_x, *partial;  /* partial: [chunks, F*H + H + O*H + O] weight/bias gradient sums */
+    int64_t F, H, O, M;
 } mlp_args_t;
 
 INLINE void mlp_hidden(const mlp_args_t *a, const float *x, v8 *h, const int64_t F, const int64_t hv) {
@@ -283,74 +285,76 @@ static void mlp_forward_range(const void *raw, int64_t i0, int64_t i1, int64_t w
 
 void threedgp_mlp_forward(const float *x, const float *w1t, const float *b1, const float *w2, const float *b2,
                           float *y, int64_t M, int64_t F, int64_t H, int64_t O, const team_t *team) {
-    const mlp_args_t args = {x, w1t, 0, b1, w2, b2, y, 0, 0, 0, F, H, O};
+    const mlp_args_t args = {x, w1t, 0, b1, w2, b2, y, 0, 0, 0, F, H, O, M};
     run_job(mlp_forward_range, &args, M, team);
 }
 
-INLINE void mlp_backward_body(const mlp_args_t *a, int64_t i0, int64_t i1, int64_t worker, const int64_t F,
-                              const int64_t hv, const int64_t O) {
+INLINE void mlp_backward_body(const mlp_args_t *a, int64_t c0, int64_t c1, const int64_t F, const int64_t hv,
+                              const int64_t O) {
     const int64_t H = 8 * hv;
     const int64_t size = F * H + H + O * H + O;
-    float *total = a->partial + worker * size;  /* zeroed by the caller */
-    float block[128 * 128 + 128 + 8 * 128 + 8];  /* F*H + H + O*H + O for F, H <= 128, O <= 8 (checked by the caller) */
-    float *gw1t = block, *gb1 = block + F * H, *gw2 = gb1 + H, *gb2 = gw2 + O * H;
-    v8 h[MLP_MAX_HV], gh[MLP_MAX_HV];
-    float ghs[8 * MLP_MAX_HV];
-    for (int64_t start = i0; start < i1; start += MLP_BLOCK) {
-        const int64_t stop = start + MLP_BLOCK < i1 ? start + MLP_BLOCK : i1;
-        memset(block, 0, sizeof(float) * size);
-        for (int64_t i = start; i < stop; ++i) {
-            const float *x = a->x + i * F, *gy = a->grad_y + i * O;
-            mlp_hidden(a, x, h, F, hv);
-            for (int64_t k = 0; k < hv; ++k) gh[k] = (v8){0};
-            for (int64_t o = 0; o < O; ++o) {  /* d y / d h and the second layer's gradients */
-                const float go = gy[o];
-                const float *row = a->w2 + o * H;
-                for (int64_t k = 0; k < hv; ++k) gh[k] += go * load8(row + 8 * k);
-                gb2[o] += go;
-            }
-            for (int64_t k = 0; k < hv; ++k) {
-                const v8 zero = {0}, one = zero + 1.f, slope = zero + 0.2f;
-                const v8i positive = h[k] > zero;
-                const v8 act = select8(positive, h[k], 0.2f * h[k]);
-                for (int64_t o = 0; o < O; ++o) store8(gw2 + o * H + 8 * k, load8(gw2 + o * H + 8 * k) + gy[o] * act);
-                gh[k] *= select8(positive, one, slope);  /* through the lrelu */
-                store8(gb1 + 8 * k, load8(gb1 + 8 * k) + gh[k]);
-                store8(ghs + 8 * k, gh[k]);
-            }
-            for (int64_t f = 0; f < F; ++f) {  /* first layer's weight gradient, W1^T layout */
-                const float xf = x[f];
-                float *row = gw1t + f * H;
-                for (int64_t k = 0; k < hv; ++k) store8(row + 8 * k, load8(row + 8 * k) + xf * gh[k]);
-            }
-            if (a->grad_x) {  /* d y / d x = W1^T (d y / d h) */
-                const int64_t fv = F / 8;
-                v8 gx[16];
-                for (int64_t k = 0; k < fv; ++k) gx[k] = (v8){0};
-                for (int64_t j = 0; j < H; ++j) {
-                    const float g = ghs[j];
-                    const float *row = a->w1 + j * F;
-                    for (int64_t k = 0; k < fv; ++k) gx[k] += g * load8(row + 8 * k);
+    for (int64_t chunk = c0; chunk < c1; ++chunk) {
+        const int64_t i0 = chunk * MLP_CHUNK, i1 = i0 + MLP_CHUNK < a->M ? i0 + MLP_CHUNK : a->M;
+        float *total = a->partial + chunk * size;  /* this chunk's sums, zeroed by the caller */
+        float block[128 * 128 + 128 + 8 * 128 + 8];  /* F*H + H + O*H + O for F, H <= 128, O <= 8 (checked by the caller) */
+        float *gw1t = block, *gb1 = block + F * H, *gw2 = gb1 + H, *gb2 = gw2 + O * H;
+        v8 h[MLP_MAX_HV], gh[MLP_MAX_HV];
+        float ghs[8 * MLP_MAX_HV];
+        for (int64_t start = i0; start < i1; start += MLP_BLOCK) {
+            const int64_t stop = start + MLP_BLOCK < i1 ? start + MLP_BLOCK : i1;
+            memset(block, 0, sizeof(float) * size);
+            for (int64_t i = start; i < stop; ++i) {
+                const float *x = a->x + i * F, *gy = a->grad_y + i * O;
+                mlp_hidden(a, x, h, F, hv);
+                for (int64_t k = 0; k < hv; ++k) gh[k] = (v8){0};
+                for (int64_t o = 0; o < O; ++o) {  /* d y / d h and the second layer's gradients */
+                    const float go = gy[o];
+                    const float *row = a->w2 + o * H;
+                    for (int64_t k = 0; k < hv; ++k) gh[k] += go * load8(row + 8 * k);
+                    gb2[o] += go;
                 }
-                for (int64_t k = 0; k < fv; ++k) store8(a->grad_x + i * F + 8 * k, gx[k]);
+                for (int64_t k = 0; k < hv; ++k) {
+                    const v8 zero = {0}, one = zero + 1.f, slope = zero + 0.2f;
+                    const v8i positive = h[k] > zero;
+                    const v8 act = select8(positive, h[k], 0.2f * h[k]);
+                    for (int64_t o = 0; o < O; ++o) store8(gw2 + o * H + 8 * k, load8(gw2 + o * H + 8 * k) + gy[o] * act);
+                    gh[k] *= select8(positive, one, slope);  /* through the lrelu */
+                    store8(gb1 + 8 * k, load8(gb1 + 8 * k) + gh[k]);
+                    store8(ghs + 8 * k, gh[k]);
+                }
+                for (int64_t f = 0; f < F; ++f) {  /* first layer's weight gradient, W1^T layout */
+                    const float xf = x[f];
+                    float *row = gw1t + f * H;
+                    for (int64_t k = 0; k < hv; ++k) store8(row + 8 * k, load8(row + 8 * k) + xf * gh[k]);
+                }
+                if (a->grad_x) {  /* d y / d x = W1^T (d y / d h) */
+                    const int64_t fv = F / 8;
+                    v8 gx[16];
+                    for (int64_t k = 0; k < fv; ++k) gx[k] = (v8){0};
+                    for (int64_t j = 0; j < H; ++j) {
+                        const float g = ghs[j];
+                        const float *row = a->w1 + j * F;
+                        for (int64_t k = 0; k < fv; ++k) gx[k] += g * load8(row + 8 * k);
+                    }
+                    for (int64_t k = 0; k < fv; ++k) store8(a->grad_x + i * F + 8 * k, gx[k]);
+                }
             }
+            for (int64_t j = 0; j < size; ++j) total[j] += block[j];
         }
-        for (int64_t j = 0; j < size; ++j) total[j] += block[j];
     }
 }
 
-#define MLP_BACKWARD_BODY(a, i0, i1, F, HV, O) mlp_backward_body(a, i0, i1, worker, F, HV, O)
-
-static void mlp_backward_range(const void *raw, int64_t i0, int64_t i1, int64_t worker) {
+static void mlp_backward_range(const void *raw, int64_t c0, int64_t c1, int64_t worker) {
+    (void)worker;
     const mlp_args_t *a = (const mlp_args_t *)raw;
-    MLP_DISPATCH(MLP_BACKWARD_BODY, a, i0, i1);
+    MLP_DISPATCH(mlp_backward_body, a, c0, c1);
 }
 
 void threedgp_mlp_backward(const float *x, const float *w1t, const float *w1, const float *b1, const float *w2,
                            const float *grad_y, float *grad_x, float *partial, int64_t M, int64_t F, int64_t H,
                            int64_t O, const team_t *team) {
-    const mlp_args_t args = {x, w1t, w1, b1, w2, 0, 0, grad_y, grad_x, partial, F, H, O};
-    run_job(mlp_backward_range, &args, M, team);
+    const mlp_args_t args = {x, w1t, w1, b1, w2, 0, 0, grad_y, grad_x, partial, F, H, O, M};
+    run_job(mlp_backward_range, &args, (M + MLP_CHUNK - 1) / MLP_CHUNK, team);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -393,10 +397,14 @@ void threedgp_act_grad(const float *gy, const float *y, float *gx, int64_t n, fl
  *   epilogue   y = lrelu(c * d[b, :] + bias + n[b, p], 0.2)  (the gains folded in by the caller; n may be absent
  *              or shared by the batch) backward: gpre = gy * lrelu'(y); gc = gpre * d; gd[b, :] = sum_p gpre * c;
  *              gbias = sum_{b, p} gpre; gn[b, p] = sum_c gpre.
- * Sums over pixels are accumulated per block of PIX_BLOCK pixels, then into the worker's slot of a partial buffer
- * [workers, B, C] the caller zeroes and sums; work items are blocks of pixels of the flattened B*P.
+ * Sums over pixels are accumulated per block of PIX_BLOCK pixels, then into the row of a partial buffer
+ * [chunks, B, C] that belongs to the block's chunk of PIX_CHUNK blocks (the caller zeroes and sums it).
  */
 #define PIX_BLOCK 64
+#define PIX_CHUNK 64 /* blocks per work item of the backward passes (4096 pixels) */
+
+static int64_t pixel_blocks(int64_t B, int64_t P) { return (B * P + PIX_BLOCK - 1) / PIX_BLOCK; }
+static int64_t pixel_chunks(int64_t B, int64_t P) { return (pixel_blocks(B, P) + PIX_CHUNK - 1) / PIX_CHUNK; }
 
 typedef struct {
     const float *a, *b, *scale, *bias, *noise;
@@ -422,12 +430,12 @@ INLINE void epilogue_forward_body(const pix_args_t *g, int64_t k0, int64_t k1, c
     }
 }
 
-INLINE void epilogue_backward_body(const pix_args_t *g, int64_t k0, int64_t k1, int64_t worker, const int64_t cv) {
+INLINE void epilogue_backward_body(const pix_args_t *g, int64_t k0, int64_t k1, const int64_t cv) {
     /* a = gy, b = y, out = gc, out2 = gn (or NULL), scale = d, noise = c (the conv output), part = gd, part2 = gbias */
     const int64_t P = g->P, B = g->B, C = 8 * cv, total = B * P;
-    float *gd_total = g->part + worker * B * C, *gb_total = g->part2 + worker * C;
     v8 gd[16], gb[16];
     for (int64_t k = k0; k < k1; ++k) {
+        float *gd_total = g->part + (k / PIX_CHUNK) * B * C, *gb_total = g->part2 + (k / PIX_CHUNK) * C;
         const int64_t i0 = k * PIX_BLOCK, i1 = i0 + PIX_BLOCK < total ? i0 + PIX_BLOCK : total;
         int64_t current = i0 / P;
         for (int64_t v = 0; v < cv; ++v) gd[v] = gb[v] = (v8){0};
@@ -460,12 +468,12 @@ INLINE void epilogue_backward_body(const pix_args_t *g, int64_t k0, int64_t k1, 
     }
 }
 
-INLINE void modulate_backward_body(const pix_args_t *g, int64_t k0, int64_t k1, int64_t worker, const int64_t cv) {
+INLINE void modulate_backward_body(const pix_args_t *g, int64_t k0, int64_t k1, const int64_t cv) {
     /* a = g, b = x, scale = s, out = gx, part = gs */
     const int64_t P = g->P, B = g->B, C = 8 * cv, total = B * P;
-    float *gs_total = g->part + worker * B * C;
     v8 gs[16];
     for (int64_t k = k0; k < k1; ++k) {
+        float *gs_total = g->part + (k / PIX_CHUNK) * B * C;
         const int64_t i0 = k * PIX_BLOCK, i1 = i0 + PIX_BLOCK < total ? i0 + PIX_BLOCK : total;
         int64_t current = i0 / P;
         for (int64_t v = 0; v < cv; ++v) gs[v] = (v8){0};
@@ -508,15 +516,21 @@ static void epilogue_forward_range(const void *raw, int64_t k0, int64_t k1, int6
     PIX_DISPATCH(epilogue_forward_body, (const pix_args_t *)raw, k0, k1, );
 }
 
-static void epilogue_backward_range(const void *raw, int64_t k0, int64_t k1, int64_t worker) {
-    PIX_DISPATCH(epilogue_backward_body, (const pix_args_t *)raw, k0, k1, worker, );
+/* The backward passes hand out whole chunks of PIX_CHUNK blocks, each summing into its own row of the partial
+ * buffers: the sums do not depend on how many threads share the work. */
+static void epilogue_backward_range(const void *raw, int64_t c0, int64_t c1, int64_t worker) {
+    (void)worker;
+    const pix_args_t *g = (const pix_args_t *)raw;
+    const int64_t blocks = pixel_blocks(g->B, g->P), k1 = c1 * PIX_CHUNK < blocks ? c1 * PIX_CHUNK : blocks;
+    PIX_DISPATCH(epilogue_backward_body, g, c0 * PIX_CHUNK, k1, );
 }
 
-static void modulate_backward_range(const void *raw, int64_t k0, int64_t k1, int64_t worker) {
-    PIX_DISPATCH(modulate_backward_body, (const pix_args_t *)raw, k0, k1, worker, );
+static void modulate_backward_range(const void *raw, int64_t c0, int64_t c1, int64_t worker) {
+    (void)worker;
+    const pix_args_t *g = (const pix_args_t *)raw;
+    const int64_t blocks = pixel_blocks(g->B, g->P), k1 = c1 * PIX_CHUNK < blocks ? c1 * PIX_CHUNK : blocks;
+    PIX_DISPATCH(modulate_backward_body, g, c0 * PIX_CHUNK, k1, );
 }
-
-static int64_t pixel_blocks(int64_t B, int64_t P) { return (B * P + PIX_BLOCK - 1) / PIX_BLOCK; }
 
 void threedgp_epilogue_forward(const float *c, const float *d, const float *bias, const float *noise,
                                int64_t noise_mode, float *y, int64_t B, int64_t P, int64_t C, const team_t *team) {
@@ -528,11 +542,11 @@ void threedgp_epilogue_backward(const float *gy, const float *y, const float *c,
                                 float *gn, float *gd_part, float *gbias_part, int64_t B, int64_t P, int64_t C,
                                 const team_t *team) {
     const pix_args_t args = {gy, y, d, 0, c, gc, gn, gd_part, gbias_part, B, P, C, 0};
-    run_job(epilogue_backward_range, &args, pixel_blocks(B, P), team);
+    run_job(epilogue_backward_range, &args, pixel_chunks(B, P), team);
 }
 
 void threedgp_modulate_backward(const float *g, const float *x, const float *s, float *gx, float *gs_part,
                                 int64_t B, int64_t P, int64_t C, const team_t *team) {
     const pix_args_t args = {g, x, s, 0, 0, gx, 0, gs_part, 0, B, P, C, 0};
-    run_job(modulate_backward_range, &args, pixel_blocks(B, P), team);
+    run_job(modulate_backward_range, &args, pixel_chunks(B, P), team);
 }
