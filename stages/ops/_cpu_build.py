@@ -197,9 +197,10 @@ def get_library() -> ctypes.CDLL | None:
 _team: dict = {"entry": None, "tried": False}
 
 
-def team() -> Team:
-    """The kernels' threads: torch's own intra-op OpenMP team at its current size (``torch.set_num_threads``), so
-    they never compete with a second pool; serial when torch's OpenMP runtime is not found."""
+def team(limit: int | None = None) -> Team:
+    """The kernels' threads: torch's own intra-op OpenMP team at its current size (``torch.set_num_threads``), at
+    most ``limit`` wide (small jobs are not worth waking threads for), so they never compete with a second pool;
+    serial when torch's OpenMP runtime is not found."""
     import torch
 
     if not _team["tried"]:
@@ -217,7 +218,8 @@ def team() -> Team:
             logger.debug("torch's OpenMP runtime not found: the CPU kernels run on one thread")
     if _team["entry"] is None:
         return Team(None, None, None, 1)
-    return Team(*_team["entry"], torch.get_num_threads())
+    threads = torch.get_num_threads() if limit is None else max(1, min(torch.get_num_threads(), limit))
+    return Team(*_team["entry"], threads)
 
 
 def status() -> dict:

@@ -62,9 +62,7 @@ def _dense(t: torch.Tensor) -> bool:
 def _team(numel: int):
     from stages.ops._cpu_build import team
 
-    t = team()
-    t.threads = max(1, min(t.threads, numel // GRAIN))
-    return t
+    return team(numel // GRAIN)
 
 
 class _BiasAct(torch.autograd.Function):

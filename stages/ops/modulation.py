@@ -49,9 +49,7 @@ def _library(x: torch.Tensor):
 def _team(pixels: int):
     from stages.ops._cpu_build import team
 
-    t = team()
-    t.threads = max(1, min(t.threads, pixels // GRAIN))
-    return t
+    return team(pixels // GRAIN)
 
 
 def _chunks(pixels: int) -> int:

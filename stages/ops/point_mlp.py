@@ -59,9 +59,7 @@ def point_mlp(x, w1, b1, w2, b2, impl: str = "auto") -> torch.Tensor:
 def _team(points: int):
     from stages.ops._cpu_build import team
 
-    t = team()
-    t.threads = max(1, min(t.threads, points // GRAIN))
-    return t
+    return team(points // GRAIN)
 
 
 class _PointMLP(torch.autograd.Function):

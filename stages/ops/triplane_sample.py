@@ -119,12 +119,9 @@ class _TriplaneSample(torch.autograd.Function):
 
 
 def _team(max_threads: int):
-    """torch's OpenMP team, at most ``max_threads`` wide (small jobs are not worth waking threads for)."""
     from stages.ops._cpu_build import team
 
-    t = team()
-    t.threads = max(1, min(t.threads, max_threads))
-    return ctypes.byref(t)
+    return ctypes.byref(team(max_threads))
 
 
 def selfcheck(lib) -> str | None:
