@@ -28,6 +28,8 @@ _Threads = Annotated[Optional[str], typer.Option(
     "--threads", help="CPU threads: N, or auto = the cores other programs leave free, re-checked every tick (on a "
     "busy machine one thread per free core is several times faster than one per core). Default: one per core "
     "(the demo preset: auto).", rich_help_panel=_RUN)]
+_Set = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="section.key=value for any other config field (repeatable).")]
 _BatchGpu = Annotated[Optional[int], typer.Option(
     "--batch-gpu", help="Per-process micro-batch (gradient accumulation).", rich_help_panel=_RUN)]
 _Gpus = Annotated[Optional[int], typer.Option(
@@ -91,8 +93,7 @@ def train(
     depth_adaptor_p: _DepthAdaptorP = None,
     no_camera_adaptor: _NoCameraAdaptor = False,
     no_depth: _NoDepth = False,
-    set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="section.key=value for any other config field (repeatable).")] = None,
+    set_: _Set = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train 3DGP on a prepped dataset in a new numbered run directory (or resume one)."""
@@ -100,9 +101,8 @@ def train(
     from stages.train.flags import flag_overrides
 
     given = {"--data": data, "--kimg": kimg, "--batch": batch, "--batch-gpu": batch_gpu, "--gamma": gamma,
-             "--seed": seed, "--gpus": gpus, "--device": device, "--metrics": metrics,
+             "--seed": seed, "--gpus": gpus, "--device": device, "--metrics": metrics, "--threads": threads,
              "--max-rollbacks": max_rollbacks, "--precision": precision, "--minutes": minutes, "--min-kimg": min_kimg,
-             "--threads": threads,
              "--kd-weight": kd_weight, "--no-depth-adaptor": no_depth_adaptor, "--depth-adaptor-p": depth_adaptor_p,
              "--no-camera-adaptor": no_camera_adaptor, "--no-depth": no_depth}
     request = TrainRequest(preset=preset, outdir=str(outdir), overrides=tuple(flag_overrides(given, set_ or [])),
