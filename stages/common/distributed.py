@@ -66,6 +66,16 @@ class DistInfo:
         return self.rank == 0
 
 
+def local_world_size(dist: DistInfo) -> int:
+    """Processes of this job on this node (torchrun's and :func:`spawn`'s ``LOCAL_WORLD_SIZE``; 1 alone)."""
+    if dist.world_size <= 1:
+        return 1
+    try:
+        return max(1, min(dist.world_size, int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))))
+    except ValueError:
+        return dist.world_size
+
+
 def _dist():
     """``torch.distributed`` when this process is in a group, else None."""
     import torch.distributed as dist

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from stages.common import checkpoint as ckpt
-from stages.common.distributed import DistInfo, barrier, broadcast_object
+from stages.common.distributed import DistInfo, barrier, broadcast_object, local_world_size
 from stages.common.errors import TrainingDiverged
 from stages.common.seeding import derive_seed, seed_everything
 from stages.common.stats import StatsCollector, StatsWriter
@@ -54,7 +54,7 @@ class Trainer:
                  state: dict | None = None):
         self.cfg, self.run_dir, self.dist, self.dataset = cfg, Path(run_dir), dist, dataset
         self.device = torch.device(dist.device)
-        self.runtime = configure_runtime(self.device, cfg.run.precision, cfg.run.threads)
+        self.runtime = configure_runtime(self.device, cfg.run.precision, cfg.run.threads, local_world_size(dist))
         self.threads = self.runtime.pop("governor")  # --threads auto on CPU: re-sized at every tick
         seed_everything(derive_seed(cfg.run.seed, INIT_SEED_SALT))  # identical initial weights on every rank
         self.nets = build_networks(cfg, self.device, training=True)

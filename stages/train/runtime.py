@@ -19,9 +19,10 @@ from stages.ops.cpu_runtime import configure_cpu_training
 logger = logging.getLogger(__name__)
 
 
-def configure_runtime(device: torch.device, precision: str, threads: str | None = None) -> dict:
+def configure_runtime(device: torch.device, precision: str, threads: str | None = None, processes: int = 1) -> dict:
     """Apply the settings above for a run on ``device``; returns (and logs at debug level) what was set, with the
-    thread governor under ``"governor"`` (None unless ``threads`` is auto on CPU)."""
+    thread governor under ``"governor"`` (None unless ``threads`` is auto on CPU; ``processes``: the run's processes
+    on this node, which share the free cores)."""
     configure_matmul_precision(precision)
     torch.backends.cudnn.benchmark = True
     configure_cpu_training(device)  # no-op off CPU
@@ -29,7 +30,7 @@ def configure_runtime(device: torch.device, precision: str, threads: str | None 
     if torch.device(device).type == "cpu":
         from stages.common.cpu_share import apply_threads, parse_threads
 
-        governor = apply_threads(parse_threads(threads), lambda: configure_cpu_training("cpu"))
+        governor = apply_threads(parse_threads(threads), lambda: configure_cpu_training("cpu"), processes)
     settings = {"precision": precision, "tf32": torch.backends.cuda.matmul.allow_tf32,
                 "cudnn_benchmark": torch.backends.cudnn.benchmark, "threads": torch.get_num_threads()}
     logger.debug("runtime: %s", settings)

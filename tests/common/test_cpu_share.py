@@ -42,6 +42,39 @@ def test_threads_for(cores, others, want):
     assert cpu_share.threads_for(cores, others) == want
 
 
+@pytest.mark.parametrize("cores,others,processes,want", [(2, 0.0, 2, 1), (16, 0.0, 4, 4), (16, 3.6, 4, 3),
+                                                         (2, 1.0, 2, 1), (3, 0.0, 2, 1)])
+def test_threads_for_splits_the_free_cores_between_the_runs_processes(cores, others, processes, want):
+    assert cpu_share.threads_for(cores, others, processes) == want
+
+
+def test_governor_counts_its_sibling_processes_as_its_own_run():
+    # Two processes of one run on 2 cores, each at 1 thread: each sees the other's core as busy. Without knowing
+    # about its sibling, each would read "1 core used by others" and keep 1 thread -- right by chance; at the first
+    # look (nothing running yet) it would take both cores, twice over (the measured 142 sec/kimg first tick).
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        share = _Share([0.0, 1.0, 2.0])
+        governor = cpu_share.ThreadGovernor(share=share, processes=2)
+        assert governor.update() == 1  # first look, idle machine: 2 free cores // 2 processes
+        share.own_rate = 1.0  # the sibling is as busy as we are: 1.0 -> nothing outside the run
+        assert governor.update() is None and torch.get_num_threads() == 1
+        assert governor.update() is None  # 2.0 - 1.0: one core to another program, 1 // 2 -> still 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_local_world_size(monkeypatch):
+    from stages.common.distributed import DistInfo, local_world_size
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert local_world_size(DistInfo(0, 1, 0, "cpu")) == 1  # alone
+    assert local_world_size(DistInfo(3, 4, 1, "cpu")) == 2  # 2 nodes x 2
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert local_world_size(DistInfo(1, 2, 1, "cpu")) == 2
+
+
 def test_parse_threads():
     assert cpu_share.parse_threads(None) is None
     assert cpu_share.parse_threads("AUTO") == "auto"
@@ -53,7 +86,7 @@ def test_parse_threads():
 
 class _Share:
     def __init__(self, values, cores=2):
-        self.values, self.cores = iter(values), list(range(cores))
+        self.values, self.cores, self.own_rate = iter(values), list(range(cores)), 0.0
 
     def others(self):
         return next(self.values)
