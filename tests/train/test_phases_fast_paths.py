@@ -70,3 +70,36 @@ def test_kd_head_runs_only_for_the_reals_of_dmain(ctx):
     torch.manual_seed(3)
     phases.d_main_loss(replace(ctx, sched=replace(ctx.sched, kd_weight=0.5)), _reals(ctx))
     assert "Loss/D/kd" in ctx.stats.reduce()  # the reals of Dmain still train the KD head
+
+
+def test_cpu_adam_is_fused_and_equals_the_plain_adam():
+    """build_optimizers picks the fused Adam on CPU (no per-parameter .item()); its updates equal torch's plain
+    per-parameter Adam to float rounding, with the lazy-R1 corrected D settings, and it survives a state round trip."""
+    from stages.train.state import build_optimizers, fast_adam_on_cpu
+
+    cfg = get_train_preset("tiny")
+    torch.manual_seed(0)
+    G, D, _ = build_networks(cfg, torch.device("cpu"))
+    G2, D2, _ = build_networks(cfg, torch.device("cpu"))
+    G2.load_state_dict(G.state_dict()), D2.load_state_dict(D.state_dict())
+    fast = build_optimizers(cfg, G, D)
+    assert all(g["fused"] and not g["foreach"] for o in fast for g in o.param_groups)
+    plain = [torch.optim.Adam(m.parameters(), foreach=False, **{k: o.param_groups[0][k] for k in ("lr", "betas",
+                                                                                                   "eps")})
+             for m, o in ((G2, fast.G), (D2, fast.D))]
+    start = [p.detach().clone() for p in G.parameters()]
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        for a, b in ((G, G2), (D, D2)):
+            for p, q in zip(a.parameters(), b.parameters()):
+                p.grad = torch.randn(p.shape, generator=gen)
+                q.grad = p.grad.clone()
+        for o in (*fast, *plain):
+            o.step()
+    for a, b in ((G, G2), (D, D2)):
+        worst = max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+        assert 0 <= worst < 1e-5
+    assert max((p - q).abs().max().item() for p, q in zip(G.parameters(), start)) > 1e-4  # the steps did something
+    reloaded = torch.optim.Adam(G.parameters(), lr=1.0)
+    fast_adam_on_cpu(reloaded).load_state_dict(fast.G.state_dict())
+    assert fast_adam_on_cpu(reloaded).param_groups[0]["fused"]
