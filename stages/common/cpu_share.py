@@ -9,11 +9,12 @@ keeps torch's own choice (one per core) -- results can differ in the last bits b
 split differently), which is why ``auto`` is opt-in (the demo uses it).
 
 The measurement is Linux's ``/proc/stat`` (busy time of the cores this process may run on) minus this process's
-own CPU time (``time.process_time``) over the same interval. Where it is unavailable (macOS, Windows), ``auto`` keeps the
-thread count it has. Several processes of one run on one node (``train --gpus N`` on a CPU, or torchrun) split the
-free cores between them: each counts its siblings' use (taken to be its own, they run in lockstep) as its own run's,
-not as another program's, and takes ``free // N`` threads -- otherwise each would start with one thread per core
-and the first tick runs N-fold oversubscribed (measured: 142 sec/kimg against 18 for the demo with ``--gpus 2``).
+own CPU time (``time.process_time``) over the same interval. Where it is unavailable (macOS, Windows), ``auto``
+keeps the thread count it has. Several processes of one run on one node (``train --gpus N`` on a CPU, or
+torchrun) split the free cores between them: each counts its siblings' use (taken to be its own, they run in
+lockstep) as its own run's, not as another program's, and takes ``free // N`` threads -- otherwise each would start
+with one thread per core and the first tick runs N-fold oversubscribed (measured: 142 sec/kimg against 18 for the
+demo with ``--gpus 2``).
 """
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ class ThreadGovernor:
         if others is None:
             return None
         cores = len(self.share.cores)
-        siblings = (self.processes - 1) * getattr(self.share, "own_rate", 0.0)  # this run's other processes
+        siblings = (self.processes - 1) * self.share.own_rate  # this run's other processes
         others = max(0.0, others - siblings)
         wanted = threads_for(cores, others, self.processes)
         if wanted == torch.get_num_threads():

@@ -97,8 +97,9 @@ def fast_adam_on_cpu(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """On CPU, the fused Adam (one kernel per parameter, the step counters read without a host round trip each):
     the same update as the default per-parameter loop to float rounding, and cheaper than the multi-tensor
     ("foreach") form, which reads every parameter's step counter with ``.item()`` (RESULTS.md, "Training step
-    against d25bb9d"). On CUDA torch's own choice (foreach) stays. A runtime choice, re-applied after ``load_state_dict`` (which restores
-    the saved groups' flags); the state dict is the same for every form, so resumes cross freely."""
+    against d25bb9d"). On CUDA torch's own choice (foreach) stays. A runtime choice, re-applied after
+    ``load_state_dict`` (which restores the saved groups' flags); the state dict is the same for every form, so
+    resumes cross freely."""
     on_cpu = all(p.device.type == "cpu" for group in opt.param_groups for p in group["params"])
     if on_cpu:
         for group in opt.param_groups:

@@ -61,6 +61,12 @@ def test_governor_counts_its_sibling_processes_as_its_own_run():
         share.own_rate = 1.0  # the sibling is as busy as we are: 1.0 -> nothing outside the run
         assert governor.update() is None and torch.get_num_threads() == 1
         assert governor.update() is None  # 2.0 - 1.0: one core to another program, 1 // 2 -> still 1
+        torch.set_num_threads(1)
+        share = _Share([0.0, 16.0], cores=16)
+        governor = cpu_share.ThreadGovernor(share=share, processes=4)
+        assert governor.update() == 4  # 16 free cores // 4 processes
+        share.own_rate = 4.0  # three siblings at 4 cores each, so 16 - 12 = 4 cores of another program
+        assert governor.update() == 3  # (16 - 4) // 4
     finally:
         torch.set_num_threads(before)
 
