@@ -33,9 +33,13 @@ class StatsCollector:
         if hasattr(value, "detach"):
             import torch
 
-            value = value.detach().float().mean()
+            value = value.detach()
+            if value.ndim or value.dtype != torch.float32:  # a 0-d float32 loss is its own mean
+                value = value.float().mean()
             finite = torch.isfinite(value)
-            value, count = torch.where(finite, value, 0.0) * weight, finite.float() * weight
+            value, count = torch.where(finite, value, 0.0), finite.float()
+            if weight != 1.0:
+                value, count = value * weight, count * weight
         else:
             value = float(value)
             count = float(weight) if math.isfinite(value) else 0.0

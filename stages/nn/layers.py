@@ -90,8 +90,8 @@ class FullyConnectedLayer(nn.Module):
             if self.bias_gain != 1:
                 b = b * self.bias_gain
         if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())  # [B, out]
-        x = x.matmul(w.t())  # [B, out]
+            return F.linear(x, w, b)  # [B, out]; = addmm(b, x, w^T), bitwise, in one call
+        x = F.linear(x, w)  # [B, out]
         return bias_act(x, _like(b, x), act=self.activation)
 
     def effective_params(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -107,7 +107,7 @@ class FullyConnectedLayer(nn.Module):
         folded into the (small) weight and bias and the big [B, out] output sees one matmul and one in-place
         activation instead of four passes (same values up to float rounding; any order of derivatives)."""
         w, b = self.effective_params(x.dtype)
-        x = torch.addmm(b.unsqueeze(0), x, w.t()) if b is not None else x.matmul(w.t())  # [B, out]
+        x = F.linear(x, w, b)  # [B, out]
         if self.activation == "relu":
             return torch.relu_(x)
         return F.leaky_relu_(x, 0.2)

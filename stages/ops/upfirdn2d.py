@@ -144,7 +144,9 @@ def upfirdn2d_ref(
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     pads = parse_padding(padding)
     # conv2d correlates; flip the taps unless asked to correlate.  Separable filters scale by sqrt(gain) per axis.
-    f = f.to(device=x.device, dtype=x.dtype) * (gain ** (f.ndim / 2))
+    f = f.to(device=x.device, dtype=x.dtype)
+    if gain != 1:
+        f = f * (gain ** (f.ndim / 2))
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))  # the correlation taps
     if f.requires_grad:  # a filter being learnt: the literal pipeline with grouped convolutions

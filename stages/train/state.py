@@ -110,7 +110,7 @@ def fast_adam_on_cpu(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
 @torch.no_grad()
 def ema_update_(G_ema, G, beta: float) -> None:
     """G_ema <- lerp(G, G_ema, beta) for parameters; buffers are copied (w_avg, depth progress, ...) (ref §5.4)."""
-    ema, live = list(G_ema.parameters()), [p.detach() for p in G.parameters()]
+    ema, live = list(G_ema.parameters()), list(G.parameters())  # no_grad: no detach needed
     torch._foreach_copy_(ema, torch._foreach_lerp(live, ema, beta))  # per tensor: p.lerp(p_ema, beta), 2 calls
     buffers = list(G_ema.buffers())
     if buffers:
