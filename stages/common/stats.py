@@ -19,14 +19,19 @@ logger = logging.getLogger(__name__)
 class StatsCollector:
     """Running mean of named scalars between two :meth:`reduce` calls, kept on the tensors' device.
 
-    Tensor observations are summed where they are (no host sync per report: issue 12 §3); :meth:`reduce` brings
-    every sum to the host in one transfer. Non-finite observations are left out of the mean (they are counted by
+    Tensor observations stay where they are (no host sync per report: issue 12 §3): each report only keeps the
+    detached value, and the finiteness test and the sums run once per name, vectorised, when :meth:`reduce` comes
+    (or every ``FOLD_EVERY`` observations of a name, which bounds the memory of a long tick); ``reduce`` brings every
+    sum to the host in one transfer. Non-finite observations are left out of the mean (they are counted by
     :class:`stages.train.divergence.StepHealth`); a name whose every observation was non-finite reduces to NaN."""
+
+    FOLD_EVERY = 256  # pending tensor observations of one name before they are summed
 
     def __init__(self, device=None) -> None:
         self.device = device  # where the reduction runs: the process's compute device, the same kind on every rank
         self._sums: dict[str, Any] = {}
         self._counts: dict[str, Any] = {}
+        self._pending: dict[str, tuple[list, list[float]]] = {}  # name -> (0-d float32 tensors, weights)
 
     def report(self, name: str, value: Any, weight: float = 1.0) -> None:
         """Add one observation (a python number or a tensor; tensors are averaged over their elements)."""
@@ -36,16 +41,34 @@ class StatsCollector:
             value = value.detach()
             if value.ndim or value.dtype != torch.float32:  # a 0-d float32 loss is its own mean
                 value = value.float().mean()
-            finite = torch.isfinite(value)
-            value, count = torch.where(finite, value, 0.0), finite.float()
-            if weight != 1.0:
-                value, count = value * weight, count * weight
-        else:
-            value = float(value)
-            count = float(weight) if math.isfinite(value) else 0.0
-            value = value * weight if count else 0.0
+            values, weights = self._pending.setdefault(name, ([], []))
+            values.append(value)
+            weights.append(float(weight))
+            if len(values) >= self.FOLD_EVERY:
+                self._fold(name)
+            self._sums.setdefault(name, 0.0)
+            self._counts.setdefault(name, 0.0)
+            return
+        value = float(value)
+        count = float(weight) if math.isfinite(value) else 0.0
+        value = value * weight if count else 0.0
+        self._add(name, value, count)
+
+    def _add(self, name: str, value: Any, count: Any) -> None:
         self._sums[name] = self._sums[name] + value if name in self._sums else value
         self._counts[name] = self._counts[name] + count if name in self._counts else count
+
+    def _fold(self, name: str) -> None:
+        """Sum ``name``'s pending tensor observations (finite ones only) into its running sums."""
+        import torch
+
+        values, weights = self._pending.pop(name, ([], []))
+        if not values:
+            return
+        v = torch.stack(values)  # [n] on the values' device
+        w = torch.tensor(weights, dtype=v.dtype).to(v.device, non_blocking=True)  # [n]
+        finite = torch.isfinite(v)
+        self._add(name, (torch.where(finite, v, 0.0) * w).sum(), (finite * w).sum())
 
     def _table(self, names: list[str]):
         """``[2, len(names)]`` float64 sums and counts (0 when absent) on :attr:`device`."""
@@ -65,6 +88,8 @@ class StatsCollector:
         issue 18 row 1; every rank uses the same kind of device), and brought to the host in one transfer."""
         from stages.common.distributed import all_gather_object, all_reduce_sum_
 
+        for name in list(self._pending):
+            self._fold(name)
         names = sorted(self._sums)
         if world_size > 1:
             names = sorted(set().union(*all_gather_object(names)))
