@@ -53,7 +53,9 @@ def coerce_value(value: Any, tp: Any, name: str, flag: str | None = None, strict
     text_value = isinstance(value, str) and not strict
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (text_value and value.strip().lower() in NONE_WORDS):
+        # "auto" means None ("chosen for you") except where the field is text that says auto itself (--threads auto)
+        none_words = NONE_WORDS - {"auto"} if args == [str] else NONE_WORDS
+        if value is None or (text_value and value.strip().lower() in none_words):
             return None
         assert len(args) == 1, tp
         return coerce_value(value, args[0], name, flag, strict)

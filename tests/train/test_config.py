@@ -49,6 +49,19 @@ def test_typed_overrides_and_round_trip():
             apply_overrides(get_train_preset("tiny"), [parse_set(text)])
 
 
+def test_threads_auto_is_kept_as_auto_not_read_as_none():
+    """`--threads auto` once became None (torch's default, one thread per core) because "auto" is a none-word for
+    optional fields: the run then thrashed beside a busy program. Text fields keep "auto"; numbers still read it
+    as None."""
+    from stages.train.flags import flag_overrides
+
+    for overrides in (flag_overrides({"--threads": "auto"}), [parse_set("run.threads=auto")]):
+        cfg = apply_overrides(get_train_preset("tiny"), overrides)
+        assert cfg.run.threads == "auto"
+    cfg = apply_overrides(get_train_preset("demo"), [parse_set("run.threads=none"), parse_set("loss.gamma=auto")])
+    assert cfg.run.threads is None and cfg.loss.gamma is None
+
+
 def test_every_section_validates_itself_and_options_are_named_as_typed():
     from stages.common.errors import ConfigValueError
     from stages.train.config import EmaConfig, LossConfig, RunConfig, TrainConfig
