@@ -26,8 +26,11 @@ def _literal_conv(layer: Conv2dLayer, x, gain):
     return bias_act_ref(x, layer.bias, act=layer.activation, gain=layer.act_gain * gain, clamp=clamp)
 
 
-@pytest.mark.parametrize("activation,bias", [("lrelu", True), ("relu", True), ("lrelu", False)])
+@pytest.mark.parametrize("activation,bias", [("lrelu", True), ("relu", True), ("lrelu", False), ("linear", True),
+                                             ("linear", False), ("softplus", True)])
 def test_fc_fold_matches_bias_act(activation, bias):
+    """The CPU path (gains as addmm's alpha/beta, activation gain folded) equals the literal layer, and so do its
+    first and second derivatives w.r.t. the input and the parameters."""
     torch.manual_seed(0)
     layer = FullyConnectedLayer(5, 7, bias=bias, activation=activation, lr_multiplier=0.1, bias_init=0.3).double()
     x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
@@ -37,6 +40,16 @@ def test_fc_fold_matches_bias_act(activation, bias):
     g1 = torch.autograd.grad(out.square().sum(), [x, layer.weight])
     g2 = torch.autograd.grad(want.square().sum(), [x, layer.weight])
     for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+    params = [x, layer.weight] + ([layer.bias] if bias else [])
+    gg = []
+    for y in (layer(x), _literal_fc(layer, x)):  # R1-style: the input gradient's norm, differentiated w.r.t. every parameter
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        gg.append(torch.autograd.grad(gx.square().sum(), params, allow_unused=True))
+    for a, b in zip(*gg):
+        if a is None or b is None:
+            assert a is None or not a.abs().sum(), "one form has a second derivative, the other none"
+            continue
         torch.testing.assert_close(a, b)
 
 
