@@ -81,10 +81,15 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not x.is_cuda and x.ndim == 2:
-            return self._forward_scaled_addmm(x)
-        if self.activation in _HOMOGENEOUS and not x.is_cuda:
-            return self._forward_folded(x)
+        if not x.is_cuda:
+            if x.ndim == 2:
+                return self._forward_scaled_addmm(x)
+            if self.activation in _HOMOGENEOUS:
+                return self._forward_folded(x)
+        return self._forward_general(x)
+
+    def _forward_general(self, x: torch.Tensor) -> torch.Tensor:
+        """The literal layer (CUDA, where ``bias_act`` is one fused kernel): scaled weight, matmul, bias + act."""
         w = self.weight.to(x.dtype) * self.weight_gain  # [out, in]
         b = self.bias
         if b is not None:

@@ -29,8 +29,10 @@ def seen(monkeypatch):
 def test_fully_connected_bias_matches_the_bf16_output(seen):
     layer = FullyConnectedLayer(8, 6, activation="softplus", lr_multiplier=0.5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = layer(torch.randn(4, 8))  # float32 input, like the tri-plane features of the MLP
-    assert seen == [(torch.bfloat16, torch.bfloat16)] and y.dtype == torch.bfloat16
+        y = layer._forward_general(torch.randn(4, 8))  # CUDA's path; float32 input, like the MLP's features
+        y_cpu = layer(torch.randn(4, 8))  # CPU: the bias rides on the bf16 addmm, bias_act gets none
+    assert seen == [(torch.bfloat16, torch.bfloat16), (torch.bfloat16, None)]
+    assert y.dtype == y_cpu.dtype == torch.bfloat16
 
 
 def test_conv_bias_matches_the_bf16_output(seen):
@@ -43,6 +45,7 @@ def test_conv_bias_matches_the_bf16_output(seen):
 def test_float32_is_unchanged(seen):
     layer = FullyConnectedLayer(8, 6, activation="softplus")
     x = torch.randn(4, 8)
-    y = layer(x)
-    assert seen == [(torch.float32, torch.float32)]
-    torch.testing.assert_close(y, torch.nn.functional.softplus(x @ (layer.weight * layer.weight_gain).t() + layer.bias))
+    want = torch.nn.functional.softplus(x @ (layer.weight * layer.weight_gain).t() + layer.bias)
+    for y in (layer._forward_general(x), layer(x)):  # CUDA's path, then CPU's (bias inside the addmm)
+        torch.testing.assert_close(y, want)
+    assert seen == [(torch.float32, torch.float32), (torch.float32, None)]

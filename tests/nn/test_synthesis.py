@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from stages.nn.synthesis import SynthesisLayer, ToRGBLayer, TriPlaneSynthesis, block_channels, modulated_conv2d
+from stages.nn.synthesis import DEMODULATION_EPS, SynthesisLayer, demodulation_coefficients, ToRGBLayer, TriPlaneSynthesis, block_channels, modulated_conv2d
 
 DOGS = dict(cbase=32768, cmax=512, tri_plane_res=512, feat_dim=32)
 IMAGENET = dict(cbase=65536, cmax=1024, tri_plane_res=512, feat_dim=32)
@@ -64,6 +64,30 @@ def test_modulated_conv_demodulation_golden():
         torch.testing.assert_close(y, torch.full([1, 1, 2, 2], 10 / math.sqrt(52)))  # w = [6, 4] / sqrt(52)
         y = modulated_conv2d(x, weight, torch.tensor([[2.0, 1.0]]), demodulate=False, fused_modconv=fused)
         torch.testing.assert_close(y, torch.full([1, 1, 2, 2], 10.0))
+
+
+def _literal_dcoefs(weight, styles):  # StyleGAN2's form: the [B, O, I, k, k] modulated weight, squared and summed
+    w = weight.unsqueeze(0) * styles.reshape(styles.shape[0], 1, -1, 1, 1)
+    return (w.square().sum(dim=[2, 3, 4]) + DEMODULATION_EPS).rsqrt()
+
+
+def test_demodulation_as_matmul_equals_the_modulated_weight_sum_to_second_order():
+    torch.manual_seed(0)
+    weight = torch.randn(5, 6, 3, 3, dtype=torch.float64, requires_grad=True)
+    styles = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(demodulation_coefficients(weight, styles), _literal_dcoefs(weight, styles))
+    grads = []
+    for fn in (demodulation_coefficients, _literal_dcoefs):
+        (gs,) = torch.autograd.grad(fn(weight, styles).sin().sum(), styles, create_graph=True)
+        grads.append((gs, *torch.autograd.grad(gs.square().sum(), [weight, styles])))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    # float32 under bf16 autocast: the coefficients stay float32 and as exact as without autocast
+    w32, s32 = weight.detach().float(), styles.detach().float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d = demodulation_coefficients(w32, s32)
+    assert d.dtype == torch.float32
+    torch.testing.assert_close(d, _literal_dcoefs(w32, s32), rtol=1e-5, atol=0)
 
 
 @pytest.mark.parametrize("up, demodulate", [(1, True), (2, True), (1, False)])
