@@ -86,8 +86,10 @@ def test_demodulation_as_matmul_equals_the_modulated_weight_sum_to_second_order(
     w32, s32 = weight.detach().float(), styles.detach().float()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         d = demodulation_coefficients(w32, s32)
-    assert d.dtype == torch.float32
+        d_bf16_styles = demodulation_coefficients(w32, s32.bfloat16())  # an affine's output under autocast
+    assert d.dtype == d_bf16_styles.dtype == torch.float32
     torch.testing.assert_close(d, _literal_dcoefs(w32, s32), rtol=1e-5, atol=0)
+    torch.testing.assert_close(d_bf16_styles, _literal_dcoefs(w32, s32.bfloat16()), rtol=1e-5, atol=0)
 
 
 @pytest.mark.parametrize("up, demodulate", [(1, True), (2, True), (1, False)])
