@@ -8,13 +8,16 @@
 #   DEMO_MINUTES=15                  training minutes (the demo preset's schedules are sized for ~15)
 #   DEMO_MIN_KIMG=16                 ... but never fewer kimg than this: on a busy machine training takes longer
 #                                    (the ETA says so) instead of stopping before the model is 3D
+#   DEMO_KIMG=50                     ... and never more: the preset's density noise fades over 100 kimg and the
+#                                    geometry is best while it lasts (parallax ratio 0.69 at 40 kimg, 0.72 at 50,
+#                                    0.77 at 60, 0.80 at 68: benchmarks/RESULTS.md, "make demo" §14)
 #   DEMO_NUM=1000                    toy scenes
 #   THREEDGP=.venv/bin/3dgp          the CLI to use
 #   DEMO_SMOKE=1                     seconds-long smoke mode (tests): a few kimg, small metrics and exports
 set -euo pipefail
 OUT=${1:-out/demo}
 MINUTES=${DEMO_MINUTES:-15}
-KIMG=$(( MINUTES * 5 ))  # a length cap that scales with the minutes (2 CPU cores do 2-3.5 kimg a minute; a GPU more)
+KIMG=${DEMO_KIMG:-50}  # the length cap (2 CPU cores do 3-5 kimg a minute, a GPU more: a fast machine stops early)
 MIN_KIMG=${DEMO_MIN_KIMG:-16}
 METRICS=fid1k,nfs256,mvc,depth,camera
 SEEDS=0-7 FRAMES=48 MESH_RES=96 GIF_SEEDS=0-3 GIF_FRAMES=24
@@ -33,7 +36,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "1/5 prep: $NUM simple toy scenes at 32x32 with ground-truth depth -> $OUT/toy"
 "$CLI" prep toy "$OUT/toy" --scenes simple --num "$NUM" --resolution 32 --seed 0 --preview "$OUT/toy_preview.png"
 
-say "2/5 train: the demo preset for $MINUTES minutes (at least $MIN_KIMG kimg) -> $OUT/runs"
+say "2/5 train: the demo preset, $KIMG kimg or $MINUTES minutes, whichever comes first (but at least $MIN_KIMG kimg) -> $OUT/runs"
 if [ ! -f "$OUT/.trained" ]; then
   if ls -d "$OUT"/runs/*/training-state-* >/dev/null 2>&1; then
     "$CLI" train --resume --outdir "$OUT/runs" --minutes "$MINUTES" --min-kimg "$MIN_KIMG" --kimg "$KIMG" \

@@ -224,8 +224,8 @@ def _tiny() -> TrainConfig:
 
 
 def _demo() -> TrainConfig:
-    # `make demo`: the tiny networks on `prep toy --scenes simple` at 32^2, sized for ~15 CPU minutes (~50 kimg at
-    # 2 cores; `--minutes` ends it). Against the camera collapse of short runs (measurements §1) the adaptor starts
+    # `make demo`: the tiny networks on `prep toy --scenes simple` at 32^2, 50 kimg or ~15 CPU minutes (`--minutes`
+    # ends it; past ~50 kimg the fading density noise lets the geometry flatten, RESULTS.md "make demo" §14). Against the camera collapse of short runs (measurements §1) the adaptor starts
     # at the identity (residual) and the prior matches the simple scenes (seen from above, centred, FoV 25-35);
     # D sees the raw rendered depth (no depth adaptor: the toy depth is close to the truth, and raw depth teaches
     # geometry fastest, benchmarks/RESULTS.md "make demo"); every schedule is compressed to the run's length, except
@@ -242,7 +242,7 @@ def _demo() -> TrainConfig:
         data=DataConfig(workers=0),
         loss=LossConfig(blur_fade_kimg=2.0, nerf_noise_std_init=3.0, nerf_noise_kimg=100.0, patch_beta_kimg=40.0,
                         emd_anneal_kimg=10.0, depth_anneal_kimg=40.0, kd_anneal_kimg=400.0),
-        run=RunConfig(batch=8, kimg=60.0, minutes=15.0, tick_kimg=1.0, state_kimg=4.0, snapshot_kimg=10.0,
+        run=RunConfig(batch=8, kimg=50.0, minutes=15.0, tick_kimg=1.0, state_kimg=4.0, snapshot_kimg=10.0,
                       image_kimg=5.0, metrics=(), threads="auto"),
     )
 
