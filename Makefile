@@ -27,10 +27,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The whole chain on a CPU in about 20 minutes, install included (scripts/demo.sh): prep -> train -> eval -> export,
-# then the 3D verdict (out/demo/summary.md). DEMO_MINUTES=N sets the training minutes; rerunning continues.
+# The whole chain on a CPU in about 15 minutes, install included (scripts/demo.sh): prep -> train -> eval -> export,
+# then the 3D verdict (out/demo/summary.md). DEMO_KIMG=N sets the training length (40); rerunning continues.
 demo: install
-	DEMO_MINUTES=$${DEMO_MINUTES:-15} THREEDGP=$(BIN)/3dgp PYTHON=$(BIN)/python bash scripts/demo.sh out/demo
+	THREEDGP=$(BIN)/3dgp PYTHON=$(BIN)/python bash scripts/demo.sh out/demo
 
 bench: install
 	$(BIN)/python benchmarks/prep_throughput.py
