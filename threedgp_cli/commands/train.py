@@ -58,7 +58,7 @@ def train(
     outdir: Annotated[Path, typer.Option("--outdir", parser=nonempty_path,
                                          help="Parent of the numbered run directories.")] = Path("runs"),
     preset: Annotated[Optional[str], typer.Option(
-        "--preset", help="tiny (CPU, minutes), demo (make demo: toy --scenes simple, 15 CPU minutes), toy64, "
+        "--preset", help="tiny (CPU, minutes), demo (make demo: toy --scenes simple, 40 kimg, ~10 CPU minutes), toy64, "
         "dogs, elephants, horses, imagenet.")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Resume the latest run under --outdir, or the run dir / checkpoint given as RESUME_FROM.",
