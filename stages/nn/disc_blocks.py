@@ -93,6 +93,10 @@ class MinibatchStdLayer(nn.Module):
     its G members is averaged over channels (within each of ``num_channels`` channel slices) and pixels, then
     broadcast to every member as ``num_channels`` constant maps. Input ``[B, C, H, W]``, output
     ``[B, C + num_channels, H, W]``.
+
+    ``parts`` > 1 says the batch is that many independent batches stacked along dim 0 (Dmain's fakes and reals in
+    one call): the groups are then formed inside each part exactly as if it came alone, so the result equals
+    ``parts`` separate calls.
     """
 
     def __init__(
@@ -104,20 +108,22 @@ class MinibatchStdLayer(nn.Module):
         self.group_size = group_size
         self.num_channels = num_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, parts: int = 1) -> torch.Tensor:
         batch_size, channels, height, width = x.shape
-        group = min(self.group_size, batch_size)
-        if batch_size % group != 0:
-            raise ValueError(f"batch: the per-device batch ({batch_size}) must be a multiple of the "
-                                 f"minibatch-stddev group size ({group})")
+        assert parts >= 1 and batch_size % parts == 0, (batch_size, parts)
+        per_part = batch_size // parts
+        group = min(self.group_size, per_part)
+        if per_part % group != 0:
+            raise ValueError(f"batch: the per-device batch ({per_part}) must be a multiple of the "
+                             f"minibatch-stddev group size ({group})")
         feats = self.num_channels
         assert channels % feats == 0, (channels, feats)
-        y = x.float().reshape(group, -1, feats, channels // feats, height, width)  # [G, M, F, c, H, W]
-        y = y - y.mean(dim=0)  # [G, M, F, c, H, W]
-        y = (y.square().mean(dim=0) + 1e-8).sqrt()  # [M, F, c, H, W]
-        y = y.mean(dim=[2, 3, 4])  # [M, F]
-        y = y.reshape(-1, feats, 1, 1).repeat(group, 1, height, width)  # [B, F, H, W]
-        return torch.cat([x, y.to(x.dtype)], dim=1)  # [B, C + F, H, W]
+        y = x.float().reshape(parts, group, -1, feats, channels // feats, height, width)  # [P, G, M, F, c, H, W]
+        y = y - y.mean(dim=1, keepdim=True)  # [P, G, M, F, c, H, W]
+        y = (y.square().mean(dim=1) + 1e-8).sqrt()  # [P, M, F, c, H, W]
+        y = y.mean(dim=[3, 4, 5])  # [P, M, F]
+        y = y.reshape(parts, 1, -1, feats, 1, 1).repeat(1, group, 1, 1, height, width)  # [P, G, M, F, H, W]
+        return torch.cat([x, y.reshape(batch_size, feats, height, width).to(x.dtype)], dim=1)  # [B, C + F, H, W]
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}, num_channels={self.num_channels}"
@@ -161,16 +167,19 @@ class DiscriminatorEpilogue(nn.Module):
         x: torch.Tensor,                    # [B, C, 4, 4]
         cmap: torch.Tensor,                 # [B, cmap_dim]
         predict_feat: bool = True,          # Evaluate the KD head (else kd_features is None).
+        parts: int = 1,                     # Independent batches stacked along dim 0 (MinibatchStdLayer).
+        kd_rows: slice | None = None,       # Rows the KD head is evaluated on (None: all).
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Projection logits ``[B]`` and, if built and ``predict_feat``, KD features ``[B, kd_dim]`` (ref §4.3)."""
+        """Projection logits ``[B]`` and, if built and ``predict_feat``, KD features ``[B, kd_dim]`` (ref §4.3), or
+        ``[len(kd_rows), kd_dim]`` for the rows ``kd_rows`` selects."""
         assert x.shape[1:] == (self.in_channels, self.resolution, self.resolution), list(x.shape)
         x = x.float()
         if self.mbstd is not None:
-            x = self.mbstd(x)  # [B, C + F, 4, 4]
+            x = self.mbstd(x, parts)  # [B, C + F, 4, 4]
         x = self.conv(x).flatten(1)  # [B, C * 16]
         kd_features = None
         if predict_feat and self.kd_fc is not None:
-            kd_features = self.kd_out(self.kd_fc(x))  # [B, kd_dim]
+            kd_features = self.kd_out(self.kd_fc(x if kd_rows is None else x[kd_rows]))  # [B or rows, kd_dim]
         out = self.out(self.fc(x))  # [B, cmap_dim]
         logits = (out * cmap.float()).sum(dim=1) / math.sqrt(self.cmap_dim)  # [B]
         return logits, kd_features

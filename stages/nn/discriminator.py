@@ -11,8 +11,9 @@ A StyleGAN2 ResNet discriminator over the 4-channel (RGB + depth) patch, with:
   both mappings are built with ``w_avg_beta=None`` like the official code: no ``w_avg`` buffer, nothing tracked;
 * a knowledge-distillation head regressing the ResNet-50 embedding of the real image (ref §4.3), built only when
   kd_dim > 0 and evaluated only when ``forward(..., predict_feat=True)`` (the default). The official code computes
-  it only for the reals of the D-main pass, so the training loop passes ``predict_feat=False`` for fakes and for
-  the R1 pass (kd_features is then None);
+  it only for the reals of the D-main pass, so the training loop runs it on those rows only (``kd_rows``; Dmain
+  sends fakes and reals through D in one call) and passes ``predict_feat=False`` for the G pass and the R1 pass
+  (kd_features is then None);
 * mixed precision: the blocks at the highest ``num_fp16_res`` virtual resolutions run in fp16 on CUDA; everything
   runs in fp32 on CPU. conv_clamp applies to every conv of D (ref §4.1).
 
@@ -151,10 +152,16 @@ class Discriminator(nn.Module):
         patch_params: torch.Tensor,         # [B, 3] = [scale, offset_x, offset_y], each in [0, 1].
         force_fp32: bool = False,           # Run every block in fp32 even on CUDA.
         predict_feat: bool = True,          # Evaluate the KD head (reals of D-main only; False for fakes and R1).
+        parts: int = 1,                     # Independent batches stacked along dim 0 (e.g. Dmain's fakes + reals).
+        kd_rows: slice | None = None,       # Rows the KD head runs on (None: all rows).
     ) -> dict[str, torch.Tensor | None]:
         """Logits ``[B]`` and KD features ``[B, kd_dim]`` for a batch of patches (ref §4, §4.3).
 
-        ``kd_features`` is None when kd_dim = 0 or ``predict_feat=False`` (the head is then not evaluated at all).
+        ``kd_features`` is None when kd_dim = 0 or ``predict_feat=False`` (the head is then not evaluated at all);
+        with ``kd_rows`` it holds those rows only. ``parts`` > 1: the batch is that many equal batches stacked, each
+        with its own minibatch-stddev groups, so one call equals ``parts`` calls (every other layer is per
+        sample); the training loop sends Dmain's fakes and reals through D together this way (half the per-call
+        cost of the small presets).
         """
         expected = (self.img_channels, self.patch_resolution, self.patch_resolution)
         assert img.ndim == 4 and tuple(img.shape[1:]) == expected, f"D input {list(img.shape)}, want [B, {expected}]"
@@ -165,7 +172,7 @@ class Discriminator(nn.Module):
         x = None
         for block in self.blocks.values():
             x = block(x, img, h, force_fp32=force_fp32)
-        logits, kd_features = self.epilogue(x, cmap, predict_feat=predict_feat)
+        logits, kd_features = self.epilogue(x, cmap, predict_feat=predict_feat, parts=parts, kd_rows=kd_rows)
         return {"logits": logits, "kd_features": kd_features}
 
     def extra_repr(self) -> str:

@@ -27,8 +27,8 @@ from stages.train.metrics import MetricRunner
 from stages.train.phases import PhaseContext
 from stages.train.runtime import configure_runtime
 from stages.train.schedules import crossed, ema_beta, r1_gamma, schedule_state
-from stages.train.state import Counters, build_networks, build_optimizers, camera_prior_for, ema_update_, \
-    load_state, save_snapshot, save_state
+from stages.train.state import Counters, build_networks, build_optimizers, camera_prior_for, ema_tensors, \
+    ema_update_, load_state, save_snapshot, save_state
 from stages.train.step import plan_batch, train_step
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Trainer:
         seed_everything(derive_seed(cfg.run.seed, INIT_SEED_SALT))  # identical initial weights on every rank
         self.nets = build_networks(cfg, self.device, training=True)
         self.opts = build_optimizers(cfg, self.nets.G, self.nets.D)
+        self._ema_tensors = ema_tensors(self.nets.G_ema, self.nets.G)  # loads and rollbacks copy in place
         self.counters = load_state(resume_path, self.nets, self.opts, self.device, state) if resume_path \
             else Counters()
         self.resumed = resume_path is not None
@@ -103,7 +104,7 @@ class Trainer:
         train_step(ctx, reals, self.opts, self.plan, self.cfg.run.seed, c.seed_stream, c.cur_nimg, c.batch_idx,
                    health)
         beta = ema_beta(c.cur_nimg, self.cfg.run.batch, self.cfg.ema.ema_kimg, self.cfg.ema.rampup)
-        ema_update_(self.nets.G_ema, self.nets.G, beta)
+        ema_update_(self.nets.G_ema, self.nets.G, beta, self._ema_tensors)
         c.cur_nimg += self.cfg.run.batch
         c.batch_idx += 1
         return ctx

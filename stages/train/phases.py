@@ -77,11 +77,13 @@ def run_G(ctx: PhaseContext, z, c, cameras, patch, update_emas: bool = False) ->
     return fake_d_input(out, ctx.has_depth, ctx.G.ray_start, ctx.G.ray_end), out
 
 
-def run_D(ctx: PhaseContext, img: torch.Tensor, c, patch, predict_feat: bool = False) -> dict:
-    """D on a blurred input (blur warm-up, ref §5.2). The KD head runs only with ``predict_feat`` (the reals of
-    Dmain, ref §4.3); fakes and the R1 pass skip it, so ``kd_features`` is then None."""
+def run_D(ctx: PhaseContext, img: torch.Tensor, c, patch, predict_feat: bool = False, parts: int = 1,
+          kd_rows: slice | None = None) -> dict:
+    """D on a blurred input (blur warm-up, ref §5.2). The KD head runs only with ``predict_feat`` (on ``kd_rows``:
+    the reals of Dmain, ref §4.3); fakes and the R1 pass skip it, so ``kd_features`` is then None. ``parts``: see
+    ``Discriminator.forward``."""
     img = L.blur_d_input(img, ctx.sched.blur_sigma, ctx.has_depth)
-    return ctx.D(img, c, patch, predict_feat=predict_feat)
+    return ctx.D(img, c, patch, predict_feat=predict_feat, parts=parts, kd_rows=kd_rows)
 
 
 def report_camera(stats: StatsCollector, cameras: torch.Tensor) -> None:
@@ -144,20 +146,31 @@ def real_patches(ctx: PhaseContext, reals: dict) -> tuple[torch.Tensor, torch.Te
     return extract_patches(images, patch, ctx.patch_res), patch
 
 
+def _stack_rows(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """``cat([a, b])`` along dim 0; None when either is None (unconditional: no labels)."""
+    return None if a is None or b is None else torch.cat([a, b.to(a.dtype)])
+
+
 def d_main_loss(ctx: PhaseContext, reals: dict) -> torch.Tensor:
-    """Dmain: softplus(D(fake)) + softplus(-D(real)) + lambda(t) KD (ref §5.1, §4.3)."""
+    """Dmain: softplus(D(fake)) + softplus(-D(real)) + lambda(t) KD (ref §5.1, §4.3).
+
+    Fakes and reals go through D in one call of twice the batch (``parts=2``: each half keeps its own
+    minibatch-stddev groups, the KD head runs on the reals only), which equals the official two calls to float
+    rounding and halves D's per-call cost (RESULTS.md, "Training step against d25bb9d")."""
     n = reals["img"].shape[0]
     with torch.no_grad():
         z, c, cameras, patch = sample_fake_inputs(ctx, n)
         fake, _ = run_G(ctx, z, c, cameras, patch, update_emas=True)
-    fake_logits = run_D(ctx, fake, c, patch)["logits"]
-    loss_fake = L.d_fake_loss(fake_logits).mean()
     real, real_patch = real_patches(ctx, reals)
-    out = run_D(ctx, real.detach(), reals["c"], real_patch, predict_feat=True)
-    loss_real = L.d_real_loss(out["logits"])
+    both = torch.cat([fake, real.detach()])  # [2n, C, r, r] (cat promotes a mixed pair to the wider dtype)
+    out = run_D(ctx, both, _stack_rows(c, reals["c"]), torch.cat([patch, real_patch]), predict_feat=True,
+                parts=2, kd_rows=slice(n, None))
+    fake_logits, real_logits = out["logits"][:n], out["logits"][n:]
+    loss_fake = L.d_fake_loss(fake_logits).mean()
+    loss_real = L.d_real_loss(real_logits)
     ctx.stats.report("Loss/D/fake", loss_fake)
     ctx.stats.report("Loss/D/real", loss_real.mean())
-    ctx.stats.report("Scores/real", out["logits"])
+    ctx.stats.report("Scores/real", real_logits)
     total = loss_fake + loss_real.mean()
     kd_w = ctx.sched.kd_weight
     if out.get("kd_features") is not None and reals.get("embedding") is not None and kd_w > 0:

@@ -217,6 +217,32 @@ def test_minibatch_std_group_capped_at_batch_and_two_channels():
     torch.testing.assert_close(out[1, 4:, 1, 1], expected)
 
 
+def test_minibatch_std_with_parts_equals_separate_calls():
+    """parts=2 (Dmain's fakes and reals in one call): each half keeps its own groups, as two calls would."""
+    torch.manual_seed(4)
+    layer = MinibatchStdLayer(group_size=4, num_channels=2)
+    a, b = torch.randn(8, 6, 4, 4), torch.randn(8, 6, 4, 4) * 3 + 1
+    both = layer(torch.cat([a, b]), parts=2)
+    torch.testing.assert_close(both, torch.cat([layer(a), layer(b)]), rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(both, layer(torch.cat([a, b])))  # one batch of 16 groups across the halves
+    with pytest.raises(ValueError, match="per-device batch \\(6\\)"):
+        layer(torch.randn(12, 6, 4, 4), parts=2)
+
+
+def test_discriminator_parts_and_kd_rows_equal_separate_calls():
+    torch.manual_seed(5)
+    D = Discriminator(img_resolution=32, patch_resolution=16, cbase=256, cmax=16, hyper_mod_dim=8,
+                      patch_const_emb_dim=4, kd_dim=6)
+    img = torch.randn(16, 4, 16, 16)
+    patch = torch.rand(16, 3)
+    fakes = D(img[:8], None, patch[:8], predict_feat=False)
+    reals = D(img[8:], None, patch[8:], predict_feat=True)
+    both = D(img, None, patch, predict_feat=True, parts=2, kd_rows=slice(8, None))
+    torch.testing.assert_close(both["logits"], torch.cat([fakes["logits"], reals["logits"]]), rtol=1e-5, atol=1e-6)
+    assert both["kd_features"].shape == (8, 6)
+    torch.testing.assert_close(both["kd_features"], reals["kd_features"], rtol=1e-5, atol=1e-6)
+
+
 # --- ref §4.2: hyper-modulation ------------------------------------------------------------------------------------
 
 def _block_pair():

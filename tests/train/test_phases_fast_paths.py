@@ -72,6 +72,42 @@ def test_kd_head_runs_only_for_the_reals_of_dmain(ctx):
     assert "Loss/D/kd" in ctx.stats.reduce()  # the reals of Dmain still train the KD head
 
 
+def _d_main_two_calls(ctx, reals):
+    """Dmain as the official code runs it: D on the fakes, then D on the reals (ref §5.1)."""
+    from stages.train import loss as L
+
+    n = reals["img"].shape[0]
+    with torch.no_grad():
+        z, c, cameras, patch = phases.sample_fake_inputs(ctx, n)
+        fake, _ = phases.run_G(ctx, z, c, cameras, patch, update_emas=True)
+    loss_fake = L.d_fake_loss(phases.run_D(ctx, fake, c, patch)["logits"]).mean()
+    real, real_patch = phases.real_patches(ctx, reals)
+    out = phases.run_D(ctx, real, reals["c"], real_patch, predict_feat=True)
+    kd = L.kd_loss(out["kd_features"], reals["embedding"], real_patch[:, 0]).mean()
+    return loss_fake + L.d_real_loss(out["logits"]).mean() + ctx.sched.kd_weight * kd
+
+
+def test_dmain_in_one_d_call_equals_the_two_calls(ctx):
+    """Fakes and reals through D together (parts=2) give the official loss and D gradients to float rounding."""
+    c2 = replace(ctx, sched=replace(ctx.sched, kd_weight=0.5))
+    reals = _reals(ctx, n=8)
+    results = []
+    for fn in (phases.d_main_loss, _d_main_two_calls):
+        ctx.D.requires_grad_(True)
+        torch.manual_seed(7)
+        loss = fn(c2, reals)
+        grads = torch.autograd.grad(loss, list(ctx.D.parameters()), allow_unused=True)
+        ctx.D.requires_grad_(False)
+        results.append((loss.detach(), grads))
+    (loss_one, g_one), (loss_two, g_two) = results
+    torch.testing.assert_close(loss_one, loss_two, rtol=1e-5, atol=1e-6)
+    assert sum(g is not None for g in g_one) > 10
+    for a, b in zip(g_one, g_two):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_cpu_adam_is_fused_and_equals_the_plain_adam():
     """build_optimizers picks the fused Adam on CPU (no per-parameter .item()); its updates equal torch's plain
     per-parameter Adam to float rounding, with the lazy-R1 corrected D settings, and it survives a state round trip."""
@@ -103,3 +139,40 @@ def test_cpu_adam_is_fused_and_equals_the_plain_adam():
     reloaded = torch.optim.Adam(G.parameters(), lr=1.0)
     fast_adam_on_cpu(reloaded).load_state_dict(fast.G.state_dict())
     assert fast_adam_on_cpu(reloaded).param_groups[0]["fused"]
+
+
+def test_run_phase_switches_exactly_the_modules_parameters_and_ema_with_cached_lists():
+    """run_phase toggles requires_grad through the optimizer's list: it must hold every parameter of its module,
+    and nothing else; the EMA with ema_tensors' cached lists equals the one that walks the modules."""
+    from stages.train.state import build_optimizers, ema_tensors, ema_update_
+    from stages.train.step import StepPlan, run_phase
+    from stages.train.divergence import StepHealth
+
+    cfg = get_train_preset("tiny")
+    torch.manual_seed(0)
+    G, D, G_ema = build_networks(cfg, torch.device("cpu"))
+    opts = build_optimizers(cfg, G, D)
+    for module, opt in ((G, opts.G), (D, opts.D)):
+        listed = [p for g in opt.param_groups for p in g["params"]]
+        assert [id(p) for p in listed] == [id(p) for p in module.parameters()]
+    seen = {}
+
+    def loss_fn(k):
+        seen["G"] = all(p.requires_grad for p in G.parameters())
+        seen["D"] = any(p.requires_grad for p in D.parameters())
+        return sum(p.float().square().sum() for p in list(G.parameters())[:3])
+
+    G.requires_grad_(False), D.requires_grad_(False)
+    plan = StepPlan(batch=8, batch_gpu=8, rounds=1, rank=0, world_size=1)
+    run_phase("Gall", loss_fn, G, opts.G, plan, 0, 0, 0, StepHealth(torch.device("cpu")))
+    assert seen == {"G": True, "D": False}
+    assert not any(p.requires_grad for p in G.parameters())
+
+    cached = ema_tensors(G_ema, G)
+    twin = build_networks(cfg, torch.device("cpu"))[2]
+    twin.load_state_dict(G_ema.state_dict())
+    ema_update_(G_ema, G, 0.9, cached)
+    ema_update_(twin, G, 0.9)
+    for a, b in zip(G_ema.state_dict().values(), twin.state_dict().values()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(G_ema.parameters(), G.parameters()))
