@@ -114,26 +114,24 @@ class CameraPrior:
     ) -> torch.Tensor:
         """Draw ``[batch_size, 8]`` prior cameras (3DGP ref §2.2). Roll is 0 and radius is constant."""
         u = rng.rand((batch_size, 6), generator, device, dtype)  # [B, 6], drawn on the generator's device
-        camera = torch.zeros(batch_size, 8, device=device, dtype=dtype)
-        if self.angle_dist == "uniform":
-            camera[:, CAM_YAW] = self.yaw_min + u[:, 0] * (self.yaw_max - self.yaw_min)
-            camera[:, CAM_PITCH] = self.pitch_min + u[:, 1] * (self.pitch_max - self.pitch_min)
-        else:  # [quirk] truncnorm angles are centred on the range mid-point, whatever the configured mean
+        # Every uniform column is low + u * span: one multiply and one add for all six (span 1 and low 0 where the
+        # column is mapped otherwise below), the same float32 arithmetic as column by column, in ~12 dispatched
+        # ops instead of ~34 (the small presets sample cameras 4 times an iteration).
+        lows = (self.yaw_min, self.pitch_min, self.fov_min_deg, LA_YAW_RANGE[0], 0.0, self.la_radius_min)
+        spans = (self.yaw_max - self.yaw_min, self.pitch_max - self.pitch_min, self.fov_max_deg - self.fov_min_deg,
+                 LA_YAW_RANGE[1] - LA_YAW_RANGE[0], 1.0, self.la_radius_max - self.la_radius_min)
+        yaw, pitch, fov, la_yaw, v, la_radius = (u * _constant(spans, u.device, dtype)
+                                                 + _constant(lows, u.device, dtype)).unbind(1)  # [B] each
+        if self.angle_dist != "uniform":  # [quirk] truncnorm angles are centred on the range mid-point
             yaw_mid, pitch_mid = self.mean_angles_list()[:2]
-            camera[:, CAM_YAW] = _truncnorm_icdf(u[:, 0], yaw_mid, self.yaw_std, self.yaw_min, self.yaw_max)
-            camera[:, CAM_PITCH] = _truncnorm_icdf(u[:, 1], pitch_mid, self.pitch_std, self.pitch_min,
-                                                   self.pitch_max)
-        camera[:, CAM_PITCH] = camera[:, CAM_PITCH].clamp(PITCH_EPS, math.pi - PITCH_EPS)
-        if self.fov_dist == "uniform":
-            camera[:, CAM_FOV] = self.fov_min_deg + u[:, 2] * (self.fov_max_deg - self.fov_min_deg)
-        else:
-            camera[:, CAM_FOV] = _truncnorm_icdf(u[:, 2], self.fov_mean_deg, self.fov_std_deg, self.fov_min_deg,
-                                                 self.fov_max_deg)
-        camera[:, CAM_RADIUS] = self.radius
-        camera[:, CAM_LA_YAW] = LA_YAW_RANGE[0] + u[:, 3] * (LA_YAW_RANGE[1] - LA_YAW_RANGE[0])
-        v = u[:, 4].clamp(PITCH_EPS, 1.0 - PITCH_EPS)
-        camera[:, CAM_LA_PITCH] = torch.arccos(1.0 - 2.0 * v)  # spherical-uniform direction
-        camera[:, CAM_LA_RADIUS] = self.la_radius_min + u[:, 5] * (self.la_radius_max - self.la_radius_min)
+            yaw = _truncnorm_icdf(u[:, 0], yaw_mid, self.yaw_std, self.yaw_min, self.yaw_max)
+            pitch = _truncnorm_icdf(u[:, 1], pitch_mid, self.pitch_std, self.pitch_min, self.pitch_max)
+        pitch = pitch.clamp(PITCH_EPS, math.pi - PITCH_EPS)
+        if self.fov_dist != "uniform":
+            fov = _truncnorm_icdf(u[:, 2], self.fov_mean_deg, self.fov_std_deg, self.fov_min_deg, self.fov_max_deg)
+        la_pitch = torch.arccos(1.0 - 2.0 * v.clamp(PITCH_EPS, 1.0 - PITCH_EPS))  # spherical-uniform direction
+        roll, radius = torch.zeros_like(yaw), torch.full_like(yaw, self.radius)
+        camera = torch.stack([yaw, pitch, roll, fov, radius, la_yaw, la_pitch, la_radius], dim=1)  # [B, 8]
         return camera
 
     def mean_angles_list(self) -> list[float]:

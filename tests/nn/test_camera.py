@@ -61,6 +61,37 @@ def test_prior_sampling_is_seeded():
     torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("kw", [{}, {"angle_dist": "truncnorm", "fov_dist": "truncnorm", "yaw_std": 0.3,
+                                       "pitch_std": 0.2, "fov_std_deg": 3.0, "fov_mean_deg": 15.0},
+                                {"pitch_min": 0.2, "pitch_max": 1.5, "la_radius_max": 0.05}])
+def test_prior_columns_are_the_inverse_cdfs_of_one_uniform_draw(kw):
+    """Bitwise the column-by-column definition of ref §2.2 on the [B, 6] uniform draw (the sampler computes the
+    uniform columns in one multiply-add)."""
+    from stages.nn.camera_prior import _truncnorm_icdf
+
+    prior = CameraPrior(**kw)
+    cam = prior.sample(257, generator=torch.Generator().manual_seed(11))
+    u = torch.rand(257, 6, generator=torch.Generator().manual_seed(11))
+    if prior.angle_dist == "uniform":
+        yaw = prior.yaw_min + u[:, 0] * (prior.yaw_max - prior.yaw_min)
+        pitch = prior.pitch_min + u[:, 1] * (prior.pitch_max - prior.pitch_min)
+    else:
+        yaw = _truncnorm_icdf(u[:, 0], 0.0, prior.yaw_std, prior.yaw_min, prior.yaw_max)
+        pitch_mid = (prior.pitch_min + prior.pitch_max) / 2  # [quirk] the range mid-point, not a mean
+        pitch = _truncnorm_icdf(u[:, 1], pitch_mid, prior.pitch_std, prior.pitch_min, prior.pitch_max)
+    if prior.fov_dist == "uniform":
+        fov = prior.fov_min_deg + u[:, 2] * (prior.fov_max_deg - prior.fov_min_deg)
+    else:
+        fov = _truncnorm_icdf(u[:, 2], prior.fov_mean_deg, prior.fov_std_deg, prior.fov_min_deg, prior.fov_max_deg)
+    expected = torch.zeros(257, 8)
+    expected[:, CAM_YAW], expected[:, CAM_PITCH] = yaw, pitch.clamp(1e-5, math.pi - 1e-5)
+    expected[:, CAM_FOV], expected[:, CAM_RADIUS] = fov, prior.radius
+    expected[:, CAM_LA_YAW] = -math.pi + u[:, 3] * (2 * math.pi)
+    expected[:, CAM_LA_PITCH] = torch.arccos(1.0 - 2.0 * u[:, 4].clamp(1e-5, 1.0 - 1e-5))
+    expected[:, CAM_LA_RADIUS] = prior.la_radius_min + u[:, 5] * (prior.la_radius_max - prior.la_radius_min)
+    assert torch.equal(cam, expected)
+
+
 def test_truncnorm_angles_centre_on_the_range_midpoint():
     prior = CameraPrior(yaw_min=-0.5, yaw_max=1.5, angle_dist="truncnorm", yaw_std=0.3, pitch_std=0.2,
                         fov_dist="truncnorm", fov_mean_deg=15.0, fov_std_deg=2.0)

@@ -98,3 +98,22 @@ def test_no_weight_gradients_really_skips_them_and_restores_the_state():
         conv2d_gradfix.conv2d(x, w).sum().backward()
     assert not conv2d_gradfix.weight_gradients_disabled()
     assert w.grad is None and x.grad is not None
+
+
+def test_cpu_filter_weights_are_kept_per_values_width_and_dtype():
+    """The per-channel filter is built once per (channels, dtype, taps) on CPU and reused; other taps, widths or
+    dtypes get their own, and results stay those of the grouped convolution."""
+    from stages.ops import _fir
+
+    _fir._CPU_WEIGHTS.clear()
+    x = torch.randn(2, 3, 9, 9)
+    k = torch.tensor([[1.0, 3.0, 3.0, 1.0]]) / 8
+    first = _fir._weight(x, k)
+    assert _fir._weight(x, k.clone()) is first  # same values: the kept tensor
+    assert _fir._weight(x, k * 2) is not first and _fir._weight(torch.randn(1, 5, 4, 4), k).shape == (5, 1, 1, 4)
+    assert _fir._weight(x.double(), k).dtype == torch.float64
+    assert len(_fir._CPU_WEIGHTS) == 4
+    for scale in (1.0, 2.0):
+        got = _fir.fir_correlate(x, k * scale, 1, (0, 1))
+        want = torch.nn.functional.conv2d(x, (k * scale).repeat(3, 1, 1, 1), padding=(0, 1), groups=3)
+        torch.testing.assert_close(got, want)
