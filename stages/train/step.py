@@ -60,13 +60,13 @@ def reduce_grads_(params: list[torch.nn.Parameter], world_size: int) -> None:
         offset += p.numel()
 
 
-def run_phase(name: str, loss_fn, module, opt, plan: StepPlan, seed: int, stream: int, cur_nimg: int,
+def run_phase(name: str, loss_fn, opt, plan: StepPlan, seed: int, stream: int, cur_nimg: int,
               health: StepHealth) -> None:
     """Accumulate ``loss_fn(round)`` over the rounds, reduce, sanitise, and take one optimizer step.
 
-    ``opt`` holds every parameter of ``module`` (``stages.train.state.build_optimizers``): its list is what gets
-    switched on and off, which costs a few µs against ~1 ms for walking the module tree per switch on the small
-    presets (RESULTS.md, "Training step against d25bb9d")."""
+    ``opt`` holds every parameter of the network being trained (``stages.train.state.build_optimizers``): its list
+    is what gets switched on and off, which costs a few µs against ~1 ms for walking the module tree per switch on
+    the small presets (RESULTS.md, "Training step against d25bb9d")."""
     trained = [p for group in opt.param_groups for p in group["params"]]
     for p in trained:
         p.requires_grad_(True)
@@ -93,10 +93,10 @@ def train_step(ctx: phases.PhaseContext, reals: dict, opts: tuple, plan: StepPla
     def part(k: int) -> dict:
         return slice_reals(reals, k * bg, (k + 1) * bg)
 
-    run_phase("Gall", lambda k: phases.g_loss(ctx, bg), ctx.G, opt_G, plan, seed, stream, cur_nimg, health)
-    run_phase("Dmain", lambda k: phases.d_main_loss(ctx, part(k)), ctx.D, opt_D, plan, seed, stream, cur_nimg,
+    run_phase("Gall", lambda k: phases.g_loss(ctx, bg), opt_G, plan, seed, stream, cur_nimg, health)
+    run_phase("Dmain", lambda k: phases.d_main_loss(ctx, part(k)), opt_D, plan, seed, stream, cur_nimg,
               health)
     if ctx.r1_interval > 0 and ctx.gamma > 0 and batch_idx % ctx.r1_interval == 0:
-        run_phase("Dreg", lambda k: phases.d_reg_loss(ctx, part(k)), ctx.D, opt_D, plan, seed, stream, cur_nimg,
+        run_phase("Dreg", lambda k: phases.d_reg_loss(ctx, part(k)), opt_D, plan, seed, stream, cur_nimg,
                   health)
     health.end_step()

@@ -164,7 +164,7 @@ def test_run_phase_switches_exactly_the_modules_parameters_and_ema_with_cached_l
 
     G.requires_grad_(False), D.requires_grad_(False)
     plan = StepPlan(batch=8, batch_gpu=8, rounds=1, rank=0, world_size=1)
-    run_phase("Gall", loss_fn, G, opts.G, plan, 0, 0, 0, StepHealth(torch.device("cpu")))
+    run_phase("Gall", loss_fn, opts.G, plan, 0, 0, 0, StepHealth(torch.device("cpu")))
     assert seen == {"G": True, "D": False}
     assert not any(p.requires_grad for p in G.parameters())
 
