@@ -6,9 +6,11 @@ Each commit is loaded once, in its own long-lived process (``benchmarks/lockstep
 count and environment. The coordinator asks them in turn for ONE repetition of one timing, in the order A B B A, so
 that whatever else the machine is doing hits both alike; only one process computes at a time. Per timing of the
 SMALL configuration ((i) G forward, (ii) G step, (iii) D step + R1), and of 16 full training iterations of the tiny
-preset and of the demo's networks (sec/kimg = seconds / 0.128), it reports the median seconds of each side per
-round and the ratio baseline / candidate (> 1: the candidate is faster), plus both sides' parameter counts (they
-must be equal: the same model). ``--timings 1,2`` picks some (indices into the list above). The baseline is exported with ``git archive`` into a temporary folder.
+preset, of the demo's networks and of the demo preset (sec/kimg = seconds / 0.128), it reports the median seconds
+of each side per round and the ratio baseline / candidate (> 1: the candidate is faster), plus both sides'
+parameter counts (they must be equal: the same model). ``--timings 1,2`` picks some (indices into the list above);
+the default is the first five (the demo preset, index 5, exists only since 2026-12-03: ``--baseline 2f45cbc
+--timings 5``). The baseline is exported with ``git archive`` into a temporary folder.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("(i) G forward", "(ii) G fwd + D fwd + G-loss backward", "(iii) D fwd + bwd on reals with R1",
-         "tiny preset, 16 iterations", "demo networks (tiny, no depth adaptor), 16 iterations")
+         "tiny preset, 16 iterations", "demo networks (tiny, no depth adaptor), 16 iterations",
+         "demo preset (24 + 24 samples per ray), 16 iterations")
 PRESET_KIMG = 16 * 8 / 1000  # the preset timings: 16 iterations at batch 8 (sec/kimg = seconds / this)
 
 
@@ -87,8 +90,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--timings", default=",".join(str(i) for i in range(len(NAMES))),
-                        help="comma-separated indices: 0 (i), 1 (ii), 2 (iii), 3 tiny, 4 demo networks")
+    parser.add_argument("--timings", default="0,1,2,3,4",
+                        help="comma-separated indices: 0 (i), 1 (ii), 2 (iii), 3 tiny, 4 demo networks, "
+                             "5 demo preset (newer than d25bb9d)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     timings = [int(k) for k in args.timings.split(",")]

@@ -5,13 +5,15 @@ repetitions on request, so that two trees can take turns on the same cores.
 
 The tree's own ``benchmarks/train_step.py`` builds the SMALL configuration (ref §15) exactly as that commit
 measured it: its ``timed`` is replaced by a recorder, so ``small_step_timings`` hands over its three closures
-((i) G forward, (ii) G step, (iii) D step + R1) instead of timing them. Two more closures run 16 full training
-iterations (one lazy R1 included) of (3) the ``tiny`` preset and (4) the demo's networks (``tiny`` without the depth
-adaptor, what ``make demo`` trains; the demo preset itself is newer than some baselines) on the in-memory random
-dataset of ``train_step.py``, built by the tree's own Trainer. Then, per line ``k`` on stdin, closure k runs once
-and its seconds are printed. Both sides apply ``configure_cpu_training("cpu")`` first, as ``3dgp train`` and
-``train_step.py`` do. Works for any commit whose train_step.py has ``small_step_timings`` calling ``timed`` on those
-three closures in that order, and ``RandomDataset`` (every commit since the benchmark exists).
+((i) G forward, (ii) G step, (iii) D step + R1) instead of timing them. Three more closures run 16 full training
+iterations (one lazy R1 included) of (3) the ``tiny`` preset, (4) the demo's networks (``tiny`` without the depth
+adaptor, what ``make demo`` trained before the demo preset existed) and (5) the ``demo`` preset itself (24 + 24
+samples per ray; commits older than 2026-12-03 lack it, and asking them for it stops the run with the reason) on
+the in-memory random dataset of ``train_step.py``, built by the tree's own Trainer. Then, per line ``k`` on stdin,
+closure k runs once and its seconds are printed. Both sides apply ``configure_cpu_training("cpu")`` first, as
+``3dgp train`` and ``train_step.py`` do. Works for any commit whose train_step.py has ``small_step_timings``
+calling ``timed`` on those three closures in that order, and ``RandomDataset`` (every commit since the benchmark
+exists).
 """
 from __future__ import annotations
 
@@ -51,6 +53,13 @@ def preset_closure(preset: str, model_overrides: dict):
     return run, cfg.run.batch
 
 
+def _unavailable(reason: str):
+    def run():
+        raise SystemExit(f"timing unavailable in this tree ({reason})")
+
+    return run
+
+
 def main() -> None:
     tree, threads = sys.argv[1], int(sys.argv[2])
     sys.path[:0] = [tree, f"{tree}/benchmarks"]
@@ -75,8 +84,11 @@ def main() -> None:
     info = train_step.small_step_timings(batch=8)
     assert len(closures) == 3, f"{tree}: expected 3 timed closures, got {len(closures)}"
     batches = []
-    for preset, overrides in (("tiny", {}), ("tiny", {"depth_adaptor": {"enabled": False}})):
-        fn, batch = preset_closure(preset, overrides)
+    for preset, overrides in (("tiny", {}), ("tiny", {"depth_adaptor": {"enabled": False}}), ("demo", {})):
+        try:
+            fn, batch = preset_closure(preset, overrides)
+        except Exception as exc:  # noqa: BLE001 -- a commit older than the preset: fail only if asked for
+            fn, batch = _unavailable(f"{tree}: preset {preset!r}: {type(exc).__name__}: {exc}"), None
         closures.append(fn)
         batches.append(batch)
     print(f"ready G={info.get('G_params')} D={info.get('D_params')} batches={batches}", flush=True)
