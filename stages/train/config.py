@@ -234,8 +234,8 @@ def _demo() -> TrainConfig:
     # density cut (RESULTS.md "make demo" §5). 24 + 24 samples per ray (not tiny's 12 + 12: the marcher's grain was a
     # quarter of the FID gap, 8 % more per kimg), learning rates 0.001 (batch 8, not the paper's 64: the paper's rates
     # halve the samples' diversity by 50 kimg) and noise std 4.5 (more samples per ray average the noise out, so it
-    # needs to be stronger): FID 152 at 40 kimg against 206 at 50 before, the geometry kept (RESULTS.md "make demo"
-    # §16).
+    # needs to be stronger): FID 151-159 at 40 kimg with seed 0 (175-179 with seeds 1 and 2) against 206 at 50
+    # before, the geometry kept (RESULTS.md "make demo" §16, §19).
     model = model_config.with_overrides(
         model_config.MODEL_PRESETS["tiny"],
         camera={"adaptor_residual": True, "pitch_min": 0.785398163, "pitch_max": 1.570796327, "fov_min_deg": 20.0,
