@@ -99,7 +99,10 @@ def test_stream_and_paths_match_call(detector, tmp_path):
         Image.fromarray(image).save(paths[-1])
     expected = np.concatenate([detector(torch.from_numpy(image).permute(2, 0, 1)[None]).numpy() for image in images])
     done = []
-    np.testing.assert_allclose(detector.extract_from_paths(paths, batch=2, progress=done.append), expected, atol=1e-5)
+    # batch 2 against batch 1: oneDNN may pick another convolution algorithm per batch size, so features of size ~3
+    # differ by float rounding (1.5e-5 seen on a 2-core VM); a wrong image or order differs by far more
+    np.testing.assert_allclose(detector.extract_from_paths(paths, batch=2, progress=done.append), expected,
+                               rtol=1e-4, atol=1e-5)
     assert done == [2, 1]
     batches = [torch.from_numpy(image).permute(2, 0, 1)[None] for image in images]
     streamed = torch.cat(list(detector.extract_stream(iter(batches), prefetch=1, workers=2))).numpy()
