@@ -232,12 +232,13 @@ def _demo() -> TrainConfig:
     # teaches geometry fastest, RESULTS.md "make demo"); every schedule is compressed to the run's length, except the
     # density noise, which keeps soft, fog-like densities useless so that G makes opaque surfaces that survive NFS's
     # density cut (RESULTS.md "make demo" §5). 24 + 24 samples per ray (not tiny's 12 + 12: the marcher's grain was a
-    # quarter of the FID gap, 8 % more per kimg), learning rates 0.001 (batch 8, not the paper's 64: the paper's rates
-    # halve the samples' diversity by 50 kimg) and noise std 4.5 (more samples per ray average the noise out, so it
-    # needs to be stronger): FID 151-159 at 40 kimg with seed 0 (175-179 with seeds 1 and 2) against 206 at 50
+    # quarter of the FID gap, 8 % more per kimg), G's learning rate 0.001 (batch 8, not the paper's 64: the paper's
+    # rates halve the samples' diversity by 50 kimg) and noise std 4.5 (more samples per ray average the noise out, so
+    # it needs to be stronger): FID 151-159 at 40 kimg with seed 0, 175-179 with seeds 1 and 2, against 206 at 50
     # before, the geometry kept (RESULTS.md "make demo" §16, §19). D's minibatch std over the whole batch in 4 channel
-    # slices (not groups of 4 in 1) and D at twice G's learning rate: seeds 1 and 2 from 179 / 175 to 157 / 159, the
-    # samples' colours less alike, the geometry thicker (§21).
+    # slices (not groups of 4 in 1; a per-device batch above 8 must be a multiple of 8) and D at twice G's learning
+    # rate: 166 / 157 / 159 for seeds 0 / 1 / 2, less dependent on the seed, the samples' colours less alike, the
+    # geometry thicker (§21, §22).
     model = model_config.with_overrides(
         model_config.MODEL_PRESETS["tiny"],
         camera={"adaptor_residual": True, "pitch_min": 0.785398163, "pitch_max": 1.570796327, "fov_min_deg": 20.0,
