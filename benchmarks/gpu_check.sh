@@ -16,10 +16,11 @@
 #   ddp        benchmarks/ddp_rehearsal.py: two processes on the one GPU (gloo carrying CUDA tensors), a few ticks
 #              of the imagenet preset at 64x64 with metrics in the middle, a resume with one process, eval with 2
 #              and 1 process(es) (equal cards); every collective of training and eval recorded per rank
-#   train-step benchmarks/train_step.py: imagenet (and dogs) presets, sec/kimg with reference vs CUDA ops and at each
-#              precision (fp32, tf32, bf16), peak memory, achieved TFLOP/s vs the matmul rate measured alongside
 #   toy64      a short toy64 training run on the GPU: finite losses, a metric at start and end (fid1k, falling, when
 #              the packaged Inception is installed; else depth256, which needs none)
+#   train-step benchmarks/train_step.py: imagenet (and dogs) presets, sec/kimg with reference ops at fp32, then CUDA
+#              ops at each precision (fp32, tf32, bf16; --quick: bf16), peak memory, achieved TFLOP/s vs the matmul
+#              rate measured alongside (a row takes about a minute on an H200)
 #   render     benchmarks/render_throughput.py --device cuda: reference vs fused compositor
 #   fid        benchmarks/fid_throughput.py on the GPU (needs the packaged Inception)
 # --dry-run prints the commands instead of running them (tested on CPU: tests/benchmarks/test_gpu_check.py).
@@ -50,6 +51,8 @@ case "$VENV" in /*) ;; *) VENV=$PWD/$VENV ;; esac  # the wrappers below hold abs
 WHEELS=${GPU_WHEELS:-wheels/gpu}
 TOY_KIMG=$([ "$QUICK" = 1 ] && echo 2 || echo 6)
 PRESETS=$([ "$QUICK" = 1 ] && echo imagenet || echo imagenet,dogs)
+PRECISIONS=$([ "$QUICK" = 1 ] && echo bf16 || echo fp32,tf32,bf16)  # after the reference-ops fp32 row
+ITERATIONS=$([ "$QUICK" = 1 ] && echo 9 || echo 17)
 DDP_KIMG=$([ "$QUICK" = 1 ] && echo 0.256 || echo 0.512)
 { echo "# 3dgp GPU check"; echo; echo "date: $(date -u +%FT%TZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo -)"
   echo "quick: $QUICK  dry-run: $DRY  budget: ${BUDGET}s"
@@ -99,7 +102,8 @@ SH
   chmod +x "$B/python" "$B/3dgp"
   cat "$B/python" "$B/3dgp"
   "$B/python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
-  "$B/python" -c 'import lmdb, zstandard, cleanfid, trimesh, typer, rich, scipy, skimage, tensorboard; print("imports ok")'
+  "$B/python" -c 'import lmdb, zstandard, cleanfid, trimesh, typer, rich, pydantic, scipy, skimage, tensorboard; print("imports ok")'
+  "$B/python" -m pip check || true  # unmet requirements of what is on the path (a report: the image's own may be listed)
   "$B/3dgp" --version
 }
 export PY VENV B WHEELS
@@ -109,8 +113,6 @@ step doctor 240 "$B/3dgp doctor --build-ops --json > '$OUT/doctor.json'; rc=\$?;
 step gpu-tests 150 "$B/python -m pytest -q -p no:cacheprovider -m gpu tests/ops"
 step ddp 200 "$B/python benchmarks/ddp_rehearsal.py '$OUT/ddp' --device cuda:0 --preset imagenet --resolution 64 \
   --kimg $DDP_KIMG"
-step train-step 240 "$B/python benchmarks/train_step.py --skip-small --skip-tiny --device cuda --presets $PRESETS \
-  --precisions fp32,tf32,bf16 --json '$OUT/train_step.json'"
 step toy64 240 "
   set -e
   export THREEDGP_CACHE_DIR='$OUT/cache' THREEDGP_NO_PROGRESS=1
@@ -132,6 +134,8 @@ print('losses finite:', finite, f'| {name}:', [round(v, 3) for v in values],
 falling = name != 'fid1k' or (len(values) >= 2 and values[-1] < values[0])  # FID must fall; depth256 is reported
 sys.exit(0 if finite and len(values) >= 2 and all(math.isfinite(v) for v in values) and falling else 1)
 PYEOF"
+step train-step 240 "$B/python benchmarks/train_step.py --skip-small --skip-tiny --device cuda --presets $PRESETS \
+  --precisions $PRECISIONS --iterations $ITERATIONS --json '$OUT/train_step.json'"
 step render 60 "$B/python benchmarks/render_throughput.py --device cuda"
 step fid 90 "$B/python benchmarks/fid_throughput.py --num 256"
 echo "summary: $SUMMARY"

@@ -18,12 +18,16 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp_min(1e-12))
 
 
-def _grads(fn, inputs, create_graph=False):
+def _grads(fn, inputs, create_graph=False, upstream_dtype=None):
+    """Outputs, input gradients for a seeded random upstream gradient (drawn in float32, rounded through
+    ``upstream_dtype`` -- default each output's own -- so paths of different precision see the same values)."""
     inputs = [x.detach().clone().requires_grad_(True) for x in inputs]
     outs = fn(*inputs)
     outs = outs if isinstance(outs, tuple) else (outs,)
     gen = torch.Generator(device=outs[0].device).manual_seed(0)
-    loss = sum((o * torch.randn(o.shape, generator=gen, device=o.device, dtype=o.dtype)).sum() for o in outs)
+    upstream = [torch.randn(o.shape, generator=gen, device=o.device).to(upstream_dtype or o.dtype).to(o.dtype)
+                for o in outs]
+    loss = sum((o * g).sum() for o, g in zip(outs, upstream))
     grads = torch.autograd.grad(loss, inputs, create_graph=create_graph)
     return outs, grads, inputs
 
@@ -31,11 +35,16 @@ def _grads(fn, inputs, create_graph=False):
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("dtype,bound", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
 def test_bias_act_parity(act, dtype, bound):
+    """The kernel computes in float32 whatever the storage type, so its half-precision results are compared with
+    the reference run in float32 on the same (half-valued) inputs: the half-precision reference rounds ``x + b``
+    before the clamp, and elements whose float32 value lies within half an ulp of the clamp then pass the gradient
+    in one path and not in the other (seen on an H200: 2.3 % relative error from ~20 such elements of 131k)."""
     x = torch.randn(8, 64, 16, 16, device="cuda", dtype=dtype)
     b = torch.randn(64, device="cuda", dtype=dtype)
     for clamp in (None, 1.5):
         cuda = _grads(lambda x, b: bias_act(x, b, act=act, clamp=clamp, impl="cuda"), [x, b])
-        ref = _grads(lambda x, b: bias_act(x, b, act=act, clamp=clamp, impl="ref"), [x, b])
+        ref = _grads(lambda x, b: bias_act(x, b, act=act, clamp=clamp, impl="ref"), [x.float(), b.float()],
+                     upstream_dtype=dtype)
         assert rel_err(cuda[0][0].float(), ref[0][0].float()) < bound
         for gc, gr in zip(cuda[1], ref[1]):
             assert rel_err(gc.float(), gr.float()) < 10 * bound
