@@ -18,9 +18,10 @@
 #              and 1 process(es) (equal cards); every collective of training and eval recorded per rank
 #   toy64      a short toy64 training run on the GPU: finite losses, a metric at start and end (fid1k, falling, when
 #              the packaged Inception is installed; else depth256, which needs none)
-#   train-step benchmarks/train_step.py: imagenet (and dogs) presets, sec/kimg with reference ops at fp32, then CUDA
-#              ops at each precision (fp32, tf32, bf16; --quick: bf16), peak memory, achieved TFLOP/s vs the matmul
-#              rate measured alongside (a row takes about a minute on an H200)
+#   train-step benchmarks/train_step.py: the imagenet preset (GPU_PRESETS), sec/kimg with reference ops at fp32,
+#              then CUDA ops at each precision (fp32, tf32, bf16; --quick: bf16), then (not --quick) each op alone
+#              on its CUDA kernel at fp32; peak memory, achieved TFLOP/s vs the matmul rate measured alongside (a
+#              row takes about a minute on an H200 at 17 iterations)
 #   render     benchmarks/render_throughput.py --device cuda: reference vs fused compositor
 #   fid        benchmarks/fid_throughput.py on the GPU (needs the packaged Inception)
 # --dry-run prints the commands instead of running them (tested on CPU: tests/benchmarks/test_gpu_check.py).
@@ -50,9 +51,11 @@ VENV=${GPU_VENV:-.gpuvenv}
 case "$VENV" in /*) ;; *) VENV=$PWD/$VENV ;; esac  # the wrappers below hold absolute paths
 WHEELS=${GPU_WHEELS:-wheels/gpu}
 TOY_KIMG=$([ "$QUICK" = 1 ] && echo 2 || echo 6)
-PRESETS=$([ "$QUICK" = 1 ] && echo imagenet || echo imagenet,dogs)
+PRESETS=${GPU_PRESETS:-imagenet}  # a row takes about a minute: GPU_PRESETS=imagenet,dogs doubles the step
 PRECISIONS=$([ "$QUICK" = 1 ] && echo bf16 || echo fp32,tf32,bf16)  # after the reference-ops fp32 row
 ITERATIONS=$([ "$QUICK" = 1 ] && echo 9 || echo 17)
+# Full check: one row per op on its CUDA kernel alone (THREEDGP_OPS=op), to find the op that lost 7 % on the H200
+OPS_ROWS=$([ "$QUICK" = 1 ] || echo "--ops-policy bias_act --ops-policy upfirdn2d --ops-policy composite")
 DDP_KIMG=$([ "$QUICK" = 1 ] && echo 0.256 || echo 0.512)
 { echo "# 3dgp GPU check"; echo; echo "date: $(date -u +%FT%TZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo -)"
   echo "quick: $QUICK  dry-run: $DRY  budget: ${BUDGET}s"
@@ -134,8 +137,8 @@ print('losses finite:', finite, f'| {name}:', [round(v, 3) for v in values],
 falling = name != 'fid1k' or (len(values) >= 2 and values[-1] < values[0])  # FID must fall; depth256 is reported
 sys.exit(0 if finite and len(values) >= 2 and all(math.isfinite(v) for v in values) and falling else 1)
 PYEOF"
-step train-step 240 "$B/python benchmarks/train_step.py --skip-small --skip-tiny --device cuda --presets $PRESETS \
-  --precisions $PRECISIONS --iterations $ITERATIONS --json '$OUT/train_step.json'"
+step train-step 420 "$B/python benchmarks/train_step.py --skip-small --skip-tiny --device cuda --presets $PRESETS \
+  --precisions $PRECISIONS --iterations $ITERATIONS $OPS_ROWS --json '$OUT/train_step.json'"
 step render 60 "$B/python benchmarks/render_throughput.py --device cuda"
 step fid 90 "$B/python benchmarks/fid_throughput.py --num 256"
 echo "summary: $SUMMARY"

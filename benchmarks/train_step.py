@@ -12,10 +12,13 @@
 3. On a CUDA machine (or ``--device``): sec/kimg of the paper presets (``--presets imagenet,dogs``) with the reference
    ops and with the CUDA ops side by side at fp32, then the CUDA ops at each ``--precisions`` entry (tf32, bf16);
    peak memory; achieved TFLOP/s (FLOPs of one iteration counted by ``torch.utils.flop_counter``) against the
-   device's dense matmul rate measured in the same run (fp32, tf32, bf16).
+   device's dense matmul rate measured in the same run (fp32, tf32, bf16). ``--ops-policy P`` (repeatable) adds a
+   row per ``THREEDGP_OPS`` value at the first precision (e.g. ``ref``, ``bias_act``, ``upfirdn2d``, ``composite``):
+   which op's kernel gains or loses in a whole iteration (on the first H200 run all CUDA ops together lost 7 %).
 
 Usage: python benchmarks/train_step.py [--skip-small] [--skip-tiny] [--threads 2] [--device cuda]
-           [--presets imagenet,dogs] [--precisions fp32,tf32,bf16] [--batch 16] [--iterations 17] [--json out.json]
+           [--presets imagenet,dogs] [--precisions fp32,tf32,bf16] [--ops-policy P ...] [--batch 16]
+           [--iterations 17] [--json out.json]
 """
 from __future__ import annotations
 
@@ -205,16 +208,22 @@ def _cpu_kernels_off():
 
 
 @contextmanager
-def forced_ref_ops():
-    """Make every op take the reference path (for the ref-vs-CUDA comparison)."""
-    import stages.ops._impl as impl
+def ops_policy(policy: str):
+    """Run with ``THREEDGP_OPS=policy`` (``ref``: every op takes the reference path), restored after."""
+    import os
 
-    original = impl.choose
-    impl.choose = lambda op, which, x, cuda_ok=True, **kw: original(op, "ref", x, cuda_ok, **kw)
+    from stages.ops._impl import POLICY_ENV, cuda_policy
+
+    before = os.environ.get(POLICY_ENV)
+    os.environ[POLICY_ENV] = policy
     try:
+        cuda_policy()  # a bad value fails here, before the minute a row takes
         yield
     finally:
-        impl.choose = original
+        if before is None:
+            del os.environ[POLICY_ENV]
+        else:
+            os.environ[POLICY_ENV] = before
 
 
 def main() -> None:
@@ -226,6 +235,8 @@ def main() -> None:
                         help="device of section 3 (default: cuda when present, else section 3 is skipped)")
     parser.add_argument("--presets", default="imagenet,dogs", help="section 3 presets")
     parser.add_argument("--precisions", default="fp32,tf32,bf16", help="section 3 precisions (CUDA ops)")
+    parser.add_argument("--ops-policy", action="append", default=[], metavar="P",
+                        help="section 3: one more row per THREEDGP_OPS value P at the first precision (repeatable)")
     parser.add_argument("--batch", type=int, default=16, help="section 3 batch")
     parser.add_argument("--iterations", type=int, default=17, help="section 3 iterations per measurement")
     parser.add_argument("--matmul-n", type=int, default=8192, help="matrix size of the matmul-rate measurement")
@@ -264,12 +275,11 @@ def preset_table(args) -> dict:
     print(f"{name}: dense matmul " + ", ".join(f"{k} {v:.1f} TFLOP/s" for k, v in rates.items()))
     table: dict = {"device": name, "matmul_tflops": rates, "rows": []}
     for preset in args.presets.split(","):
-        runs = [("ref", "fp32")] + [("cuda", p) for p in args.precisions.split(",")]
-        for ops, precision in runs:
-            if ops == "ref":
-                with forced_ref_ops():
-                    row = sec_per_kimg(preset, device, args.iterations, args.batch, precision)
-            else:
+        precisions = args.precisions.split(",")
+        runs = ([("ref", "fp32", "ref")] + [("cuda", p, "auto") for p in precisions] +
+                [(f"THREEDGP_OPS={q}", precisions[0], q) for q in args.ops_policy])
+        for ops, precision, policy in runs:
+            with ops_policy(policy):
                 row = sec_per_kimg(preset, device, args.iterations, args.batch, precision)
             row["ops"] = ops
             row["fraction_of_matmul_rate"] = row["achieved_tflops"] / rates["bf16" if precision == "bf16" else

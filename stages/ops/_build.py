@@ -274,10 +274,12 @@ def reset() -> None:
 
 def ops_status() -> dict:
     """What ``3dgp doctor`` shows about the ops: build state, reason, cache folder, strict mode, impl report."""
-    from stages.ops._impl import impl_report
+    from stages.ops._impl import OPS, cuda_policy, impl_report
 
+    allowed = cuda_policy()
     status = {"extension": EXT_NAME, "sources": str(csrc_dir()), "cache_root": str(cache_root()),
-              "strict": strict(), "impl_report": impl_report()}
+              "strict": strict(), "impl_report": impl_report(),
+              "cuda_policy": [op for op in OPS if op in allowed]}
     reason = why_cannot_build()
     if _state["module"] is not None:
         status["state"] = "loaded"

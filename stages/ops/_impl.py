@@ -7,7 +7,10 @@ Every public op takes ``impl in ("auto", "ref", "cuda")`` and asks :func:`choose
 * ``"ref"`` always takes the reference path.
 * ``"auto"`` on a CUDA tensor builds the extension on the first such call (never at import) and uses it; if the
   build fails it warns once and falls back to ``ref`` -- or raises :class:`OpsBuildError` under
-  ``THREEDGP_STRICT_OPS=1``.
+  ``THREEDGP_STRICT_OPS=1``. ``THREEDGP_OPS`` narrows what ``"auto"`` may run on the extension, process-wide:
+  ``auto`` (every op; the default), ``ref`` (none) or a comma list of op names (:data:`OPS`), e.g.
+  ``THREEDGP_OPS=composite``. On the first H200 run the CUDA ops made the imagenet step 7 % slower at fp32
+  (benchmarks/RESULTS.md "GPU check"), so the choice is the user's until each op is measured.
 * ``"cuda"`` on a CUDA tensor is an explicit request: a failed build raises :class:`OpsBuildError`.
 * Before an op first runs on the extension on a device, ``stages.ops.selfcheck.verify`` compares it with the
   reference (forward and backward, a small input); a kernel that fails runs the reference instead (one warning).
@@ -19,12 +22,18 @@ Every public op takes ``impl in ("auto", "ref", "cuda")`` and asks :func:`choose
 """
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
+
+from stages.common.errors import ThreeDGPError
 
 logger = logging.getLogger(__name__)
 
 IMPLS = ("auto", "ref", "cuda")
+OPS = ("bias_act", "upfirdn2d", "composite")  # the ops with a CUDA kernel
+POLICY_ENV = "THREEDGP_OPS"
 
 _lock = threading.Lock()
 _used: dict[str, set[str]] = {}  # op name -> {"ref", "cuda"} actually run in this process
@@ -37,6 +46,25 @@ def check_impl(impl: str) -> None:
         raise ValueError(f"impl: must be one of {', '.join(IMPLS)}, got {impl!r}")
 
 
+def cuda_policy() -> frozenset[str]:
+    """The ops that ``impl="auto"`` may run on the CUDA extension, from ``$THREEDGP_OPS`` (module docstring)."""
+    return _parse_policy(os.environ.get(POLICY_ENV, "auto").strip().lower() or "auto")
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_policy(raw: str) -> frozenset[str]:
+    if raw in ("auto", "cuda"):
+        return frozenset(OPS)
+    if raw in ("ref", "none"):
+        return frozenset()
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    unknown = sorted(names - set(OPS))
+    if unknown:
+        raise ThreeDGPError(f"{POLICY_ENV}={raw}: unknown op {', '.join(unknown)} (expected auto, ref or a comma "
+                            f"list of {', '.join(OPS)})")
+    return frozenset(names)
+
+
 def choose(op: str, impl: str, x, cuda_ok: bool = True, why: str | None = None):
     """Return the loaded CUDA extension module if ``op`` should run on it for tensor ``x``, else ``None`` (= ref).
 
@@ -46,6 +74,8 @@ def choose(op: str, impl: str, x, cuda_ok: bool = True, why: str | None = None):
     :func:`impl_report`.
     """
     check_impl(impl)
+    if impl == "auto" and op not in cuda_policy():
+        impl = "ref"
     module = None
     if impl != "ref" and not cuda_ok and why and _is_cuda(x):
         _log_refusal(op, why)

@@ -60,6 +60,7 @@ def _render(report: dict) -> None:
     ops = report["ops"]
     table.add_row("ops", f"{ops['state']}" + (f": {ops['reason']}" if ops.get("reason") else ""))
     table.add_row("ops fallback", f"{ops['fallback']} (THREEDGP_STRICT_OPS={'1' if ops['strict'] else '0'})")
+    table.add_row("ops on CUDA", ", ".join(ops["cuda_policy"]) or "none: reference path (THREEDGP_OPS)")
     table.add_row("ops cache", ops["cache_root"])
     console.print(table)
     if "build" in report:
