@@ -15,12 +15,12 @@ def test_preset_table_on_cpu(tmp_path):
     proc = subprocess.run(
         [sys.executable, "benchmarks/train_step.py", "--skip-small", "--skip-tiny", "--device", "cpu", "--presets",
          "tiny", "--precisions", "fp32,bf16", "--batch", "4", "--iterations", "3", "--matmul-n", "256", "--threads",
-         "1", "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+         "1", "--ops-policy", "composite", "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = json.loads(out.read_text())["presets"]
     assert set(table["matmul_tflops"]) == {"fp32", "tf32", "bf16"}
     assert [(r["ops"], r["precision"]) for r in table["rows"]] == [("ref", "fp32"), ("cuda", "fp32"),
-                                                                    ("cuda", "bf16")]
+                                                                    ("cuda", "bf16"), ("THREEDGP_OPS=composite", "fp32")]
     for row in table["rows"]:
         assert row["flops_per_iter"] > 1e8 and row["sec_per_kimg"] > 0 and math.isfinite(row["achieved_tflops"])
     # The same model and batch: the FLOP count does not depend on the ops or the precision.
