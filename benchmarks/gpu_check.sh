@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # One prepared GPU check (issue 12 §2): run it in ONE call on a fresh GPU machine with no internet.
 #
-#   bash benchmarks/gpu_check.sh OUTDIR [--quick] [--dry-run]
+#   bash benchmarks/gpu_check.sh OUTDIR [--quick] [--dry-run] [--budget SECONDS]
+#
+# Through the device tool (at most 8 files come back): run it outside $OUT and bring back the summary and the pack,
+#   bash benchmarks/gpu_check.sh /tmp/gc --quick; cp /tmp/gc/summary.md /tmp/gc/gpu_check.tgz $OUT/
+# with wheels/gpu carried. OUTDIR/gpu_check.tgz holds every log and JSON (no datasets, runs or caches).
 #
 # Writes OUTDIR/summary.md (one section per step: exit code, seconds, the log's tail) and OUTDIR/<step>.log /
 # OUTDIR/*.json (raw). Every step has its own time limit, cut to what is left of --budget SECONDS (default 540: one
 # device call of at most 10 minutes), and a failing step does not stop the others, so one call always brings back
 # everything it could measure. The steps run most-important first:
-#   install    a venv over the machine's own python3 (a .pth file puts that python's site-packages, torch included,
-#              on the venv's path: --system-site-packages alone reaches only the base interpreter's, not those of
-#              a venv the image's python3 may itself be); this project with --no-deps --no-build-isolation; the
-#              packages the image lacks from wheels/gpu (made beforehand by scripts/gpu_wheels.sh); no network
+#   install    no venv (one made from the image's python3, itself a venv, would not see its torch): the packages
+#              the image lacks go from wheels/gpu (made beforehand by scripts/gpu_wheels.sh; no network) into
+#              .gpuvenv/site, and the wrappers .gpuvenv/bin/python and .gpuvenv/bin/3dgp put that folder and this
+#              checkout on PYTHONPATH in front of the image's own packages
 #   doctor     3dgp doctor --build-ops --json: builds the CUDA ops and runs their parity self-checks
 #   gpu-tests  pytest -m gpu (CUDA kernels vs reference, forward and backward)
 #   ddp        benchmarks/ddp_rehearsal.py: two processes on the one GPU (gloo carrying CUDA tensors), a few ticks
@@ -141,4 +145,9 @@ step train-step 420 "$B/python benchmarks/train_step.py --skip-small --skip-tiny
   --precisions $PRECISIONS --iterations $ITERATIONS $OPS_ROWS --json '$OUT/train_step.json'"
 step render 60 "$B/python benchmarks/render_throughput.py --device cuda"
 step fid 90 "$B/python benchmarks/fid_throughput.py --num 256"
+if [ "$DRY" = 0 ]; then
+  (cd "$OUT" && find . -maxdepth 3 \( -name '*.log' -o -name '*.json' -o -name '*.md' -o -name 'rank*.txt' \) \
+      -not -path './toy/*' -not -path './runs/*' -not -path './cache/*' -not -path './ddp/toy/*' -print0 |
+    tar czf gpu_check.tgz --null -T -)
+fi
 echo "summary: $SUMMARY"
