@@ -235,9 +235,9 @@ def _demo() -> TrainConfig:
     # quarter of the FID gap, 8 % more per kimg), G's learning rate 0.001 (batch 8, not the paper's 64: the paper's
     # rates halve the samples' diversity by 50 kimg) and noise std 4.5 (more samples per ray average the noise out, so
     # it needs to be stronger; 4.0 since §23): FID 151-159 at 40 kimg with seed 0, 175-179 with seeds 1 and 2, against
-    # 206 at 50 before, the geometry kept (RESULTS.md "make demo" §16, §19). D's minibatch std over the whole batch in 4 channel
-    # slices (not groups of 4 in 1; a per-device batch above 8 must be a multiple of 8) and D at twice G's learning
-    # rate: 166 / 157 / 159 for seeds 0 / 1 / 2, less dependent on the seed, the samples' colours less alike, the
+    # 206 at 50 before, the geometry kept (RESULTS.md "make demo" §16, §19). D's minibatch std over the whole batch
+    # in 4 channel slices (not groups of 4 in 1; a per-device batch above 8 must be a multiple of 8) and D at twice
+    # G's learning rate: 166 / 157 / 159 for seeds 0 / 1 / 2, less dependent on the seed, the samples' colours less alike, the
     # geometry thicker (§21, §22). With that thicker geometry the noise std can come down to 4.0: seeds 0 / 1 at
     # 157.0 / 151.5 against 165.7 / 157.0, every geometry criterion still passing (§23).
     model = model_config.with_overrides(
