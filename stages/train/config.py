@@ -237,9 +237,9 @@ def _demo() -> TrainConfig:
     # it needs to be stronger; 4.0 since §23): FID 151-159 at 40 kimg with seed 0, 175-179 with seeds 1 and 2, against
     # 206 at 50 before, the geometry kept (RESULTS.md "make demo" §16, §19). D's minibatch std over the whole batch
     # in 4 channel slices (not groups of 4 in 1; a per-device batch above 8 must be a multiple of 8) and D at twice
-    # G's learning rate: 166 / 157 / 159 for seeds 0 / 1 / 2, less dependent on the seed, the samples' colours less alike, the
-    # geometry thicker (§21, §22). With that thicker geometry the noise std can come down to 4.0: seeds 0 / 1 at
-    # 157.0 / 151.5 against 165.7 / 157.0, every geometry criterion still passing (§23).
+    # G's learning rate: 166 / 157 / 159 for seeds 0 / 1 / 2, less dependent on the seed, the samples' colours less
+    # alike, the geometry thicker (§21, §22). With that thicker geometry the noise std can come down to 4.0: seeds
+    # 0 / 1 at 157.0 / 151.5 against 165.7 / 157.0, every geometry criterion still passing (§23).
     model = model_config.with_overrides(
         model_config.MODEL_PRESETS["tiny"],
         camera={"adaptor_residual": True, "pitch_min": 0.785398163, "pitch_max": 1.570796327, "fov_min_deg": 20.0,
