@@ -99,7 +99,9 @@ install() {  # no venv: wrappers that put the wheels and this checkout on PYTHON
   local py
   py=$(command -v "$PY")
   rm -rf "$VENV" && mkdir -p "$B" "$VENV/site"
-  if [ -d "$WHEELS" ]; then "$py" -m pip install -q --no-index --no-deps --no-compile --target "$VENV/site" "$WHEELS"/*.whl; fi
+  if [ -d "$WHEELS" ]; then
+    "$py" -m pip install -q --no-index --no-deps --no-compile --target "$VENV/site" "$WHEELS"/*.whl
+  fi
   cat > "$B/python" <<SH
 #!/bin/sh
 export PYTHONPATH="$VENV/site:$PWD\${PYTHONPATH:+:\$PYTHONPATH}"
@@ -109,8 +111,9 @@ SH
   chmod +x "$B/python" "$B/3dgp"
   cat "$B/python" "$B/3dgp"
   "$B/python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
-  "$B/python" -c 'import lmdb, zstandard, cleanfid, trimesh, typer, rich, pydantic, scipy, skimage, tensorboard; print("imports ok")'
-  "$B/python" -m pip check || true  # unmet requirements of what is on the path (a report: the image's own may be listed)
+  "$B/python" -c 'import lmdb, zstandard, cleanfid, trimesh, typer, rich, pydantic, scipy, skimage, tensorboard'
+  echo "imports ok"
+  "$B/python" -m pip check || true  # unmet requirements on the path (a report: the image's own may be listed)
   "$B/3dgp" --version
 }
 export PY VENV B WHEELS

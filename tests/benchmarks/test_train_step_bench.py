@@ -19,8 +19,8 @@ def test_preset_table_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = json.loads(out.read_text())["presets"]
     assert set(table["matmul_tflops"]) == {"fp32", "tf32", "bf16"}
-    assert [(r["ops"], r["precision"]) for r in table["rows"]] == [("ref", "fp32"), ("cuda", "fp32"),
-                                                                    ("cuda", "bf16"), ("THREEDGP_OPS=composite", "fp32")]
+    assert [(r["ops"], r["precision"]) for r in table["rows"]] == [
+        ("ref", "fp32"), ("cuda", "fp32"), ("cuda", "bf16"), ("THREEDGP_OPS=composite", "fp32")]
     for row in table["rows"]:
         assert row["flops_per_iter"] > 1e8 and row["sec_per_kimg"] > 0 and math.isfinite(row["achieved_tflops"])
     # The same model and batch: the FLOP count does not depend on the ops or the precision.

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+
 from stages.common.errors import ThreeDGPError
 from stages.ops import _build, _impl, bias_act, composite, impl_report
 
