@@ -74,7 +74,7 @@ def choose(op: str, impl: str, x, cuda_ok: bool = True, why: str | None = None):
     :func:`impl_report`.
     """
     check_impl(impl)
-    if impl == "auto" and op not in cuda_policy():
+    if impl == "auto" and _is_cuda(x) and op not in cuda_policy():  # CPU tensors never read the policy
         impl = "ref"
     module = None
     if impl != "ref" and not cuda_ok and why and _is_cuda(x):
