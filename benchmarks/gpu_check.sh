@@ -18,8 +18,11 @@
 #   doctor     3dgp doctor --build-ops --json: builds the CUDA ops and runs their parity self-checks
 #   gpu-tests  pytest -m gpu (CUDA kernels vs reference, forward and backward)
 #   ddp        benchmarks/ddp_rehearsal.py: two processes on the one GPU (gloo carrying CUDA tensors), a few ticks
-#              of the imagenet preset at 64x64 with metrics in the middle, a resume with one process, eval with 2
-#              and 1 process(es) (equal cards); every collective of training and eval recorded per rank
+#              of the imagenet preset at 64x64 (batch 16: 8 per process) with metrics in the middle, a resume with
+#              one process, eval with 2 and 1 process(es) (equal cards); every collective of training and eval
+#              recorded per rank; the step's time shared among those five, a step out of its share leaves its
+#              processes' stacks (py-spy from the wheels) in ddp/<step>.stacks, and cuDNN autotuning off (at batch
+#              32 per process it kept the first tick busy for over 70 s: RESULTS.md "GPU check", second run)
 #   toy64      a short toy64 training run on the GPU: finite losses, a metric at start and end (fid1k, falling, when
 #              the packaged Inception is installed; else depth256, which needs none)
 #   train-step benchmarks/train_step.py: the imagenet preset (GPU_PRESETS), sec/kimg with reference ops at fp32,
@@ -84,7 +87,7 @@ step() {  # step NAME SECONDS COMMAND...
     return 0
   fi
   [ "$left" -lt "$limit" ] && limit=$left
-  timeout "$limit" bash -c "$*" > "$OUT/$name.log" 2>&1
+  STEP_LIMIT=$limit timeout "$limit" bash -c "$*" > "$OUT/$name.log" 2>&1
   rc=$?
   { echo "exit $rc after $(( $(date +%s) - start )) s (limit ${limit}s)"; echo '```'; tail -n 25 "$OUT/$name.log"
     echo '```'; echo; } >> "$SUMMARY"
@@ -121,8 +124,8 @@ export -f install
 step install 120 install
 step doctor 240 "$B/3dgp doctor --build-ops --json > '$OUT/doctor.json'; rc=\$?; tail -n 40 '$OUT/doctor.json'; exit \$rc"
 step gpu-tests 150 "$B/python -m pytest -q -p no:cacheprovider -m gpu tests/ops"
-step ddp 200 "$B/python benchmarks/ddp_rehearsal.py '$OUT/ddp' --device cuda:0 --preset imagenet --resolution 64 \
-  --kimg $DDP_KIMG"
+step ddp 240 "PATH=$VENV/site/bin:\$PATH $B/python benchmarks/ddp_rehearsal.py '$OUT/ddp' \
+  --device cuda:0 --preset imagenet --resolution 64 --kimg $DDP_KIMG --batch 16 --budget \$((STEP_LIMIT - 15))"
 step toy64 240 "
   set -e
   export THREEDGP_CACHE_DIR='$OUT/cache' THREEDGP_NO_PROGRESS=1

