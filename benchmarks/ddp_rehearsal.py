@@ -111,7 +111,7 @@ class _Budget:
     """Seconds for each step from what is left of ``--budget``, in proportion to the steps' weights (time a
     step leaves unused goes to the later ones); no limits without a budget."""
 
-    WEIGHTS = {"prep": 0.5, "train-2proc": 5.0, "resume-1proc": 2.0, "eval-2proc": 2.0, "eval-1proc": 1.5}
+    WEIGHTS = {"prep": 1.0, "train-2proc": 5.0, "resume-1proc": 2.0, "eval-2proc": 2.0, "eval-1proc": 1.5}
 
     def __init__(self, seconds: float | None):
         self.deadline = time.time() + seconds if seconds else None

@@ -62,6 +62,6 @@ def test_the_budget_is_shared_by_weight_and_unused_time_moves_on():
     reh = _rehearsal_module()
     budget = reh._Budget(230.0)
     first = budget.limit("prep")
-    assert first == pytest.approx(230.0 * 0.5 / 11.0, rel=0.01)
+    assert first == pytest.approx(230.0 * 1.0 / 11.5, rel=0.01)
     assert budget.limit("train-2proc") == pytest.approx(230.0 * 5.0 / 10.5, rel=0.01)
     assert reh._Budget(None).limit("prep") is None
