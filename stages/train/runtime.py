@@ -17,6 +17,7 @@ import os
 
 import torch
 
+from stages.common.errors import ThreeDGPError
 from stages.nn.precision import configure_matmul_precision
 from stages.ops.cpu_runtime import configure_cpu_training
 
@@ -27,8 +28,6 @@ CUDNN_BENCHMARK_ENV = "THREEDGP_CUDNN_BENCHMARK"
 def cudnn_benchmark_wanted() -> bool:
     """Whether cuDNN autotuning is on for training: yes unless ``$THREEDGP_CUDNN_BENCHMARK`` is 0 / false / no / off
     (a clear error for any other value)."""
-    from stages.common.errors import ThreeDGPError
-
     raw = os.environ.get(CUDNN_BENCHMARK_ENV, "1").strip().lower()
     if raw in ("", "1", "true", "yes", "on"):
         return True

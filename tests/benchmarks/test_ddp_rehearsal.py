@@ -4,6 +4,7 @@ what only a GPU can show."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_a_step_out_of_time_leaves_its_stacks_and_stops_every_process(tmp_path, 
               "print('started', child.pid, flush=True)\n"
               "child.wait()\n")
     log: dict = {"steps": {}}
-    rc = reh._run("stuck", [sys.executable, "-c", script], tmp_path, dict(__import__("os").environ), log, limit=3.0)
+    rc = reh._run("stuck", [sys.executable, "-c", script], tmp_path, dict(os.environ), log, limit=3.0)
     assert rc == 124
     step = log["steps"]["stuck"]
     assert step["timed_out"] is True and step["limit"] == 3.0 and 3.0 <= step["seconds"] < 30
