@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     is a bug and keeps its traceback. ``THREEDGP_DEBUG=1`` always shows tracebacks. ``--help`` and ``--version``
     exit 0. This function always ends in ``SystemExit``.
     """
+    from stages.common.allocator import tune_glibc_malloc
     from threedgp_cli.errors import click_errors, describe, describe_usage, one_line
 
+    tune_glibc_malloc()  # before torch starts its threads, so that they share the reusable heap (the module says why)
     try:
         code = app(args=argv, prog_name="3dgp", standalone_mode=False)
     except SystemExit:

@@ -7,53 +7,21 @@ Two things made the SMALL training step much slower than it needs to be on CPU, 
   threads that run the other halves of every parallel op inherit them only if they are created afterwards. So we
   also set them inside one OpenMP parallel region of torch's own OpenMP runtime (via ``GOMP_parallel``), which
   reaches the workers that already exist;
-* glibc ``malloc`` returns every freed block above its mmap threshold (at most 32 MiB by default, i.e. exactly the
-  size of a [131072, 64] float tensor of the tri-plane MLP) to the kernel, so every training step page-faults its
-  big temporaries in again (a third of (ii) went to first-touch page faults). Raising the mmap and trim
-  thresholds keeps that memory in the heap for reuse; the process then holds on to its peak working set.
+* glibc ``malloc`` returns big freed blocks to the kernel, so every training step page-faulted its big temporaries
+  in again (a third of (ii)): :func:`stages.common.allocator.tune_glibc_malloc` keeps them in the heap.
 
 :func:`configure_cpu_training` applies both; it is idempotent, and a no-op on non-glibc systems for the second.
 """
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 import torch
 
+from stages.common.allocator import tune_glibc_malloc
+
 logger = logging.getLogger(__name__)
-
-M_TRIM_THRESHOLD = -1  # glibc mallopt parameter ids (malloc.h)
-M_TOP_PAD = -2
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 1 << 30  # allocations below 1 GiB come from the reusable heap
-TRIM_THRESHOLD_BYTES = 1 << 30  # give memory back to the kernel only above 1 GiB of free heap top
-TOP_PAD_BYTES = 256 << 20  # grow the heap in 256 MiB steps
-
-_malloc_tuned: bool | None = None  # None = not tried yet
-
-
-def tune_glibc_malloc() -> bool:
-    """Keep large freed blocks in the glibc heap instead of unmapping them; True if applied (once per process)."""
-    global _malloc_tuned
-    if _malloc_tuned is not None:
-        return _malloc_tuned
-    _malloc_tuned = False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
-        logger.debug("mallopt unavailable; keeping the default allocator settings")
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    ok = all(mallopt(param, value) == 1 for param, value in (
-        (M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
-        (M_TOP_PAD, TOP_PAD_BYTES)))
-    _malloc_tuned = ok
-    logger.debug("glibc malloc thresholds %s", "raised" if ok else "could not be raised")
-    return ok
 
 
 def openmp_library() -> ctypes.CDLL | None:

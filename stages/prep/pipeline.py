@@ -106,7 +106,10 @@ def _load(cfg: PrepConfig, unit: Unit, depth_mode: str, keep_array: bool):
 
 def run_prep(cfg: PrepConfig) -> PrepResult:
     """Build (or resume, or confirm) the dataset ``cfg`` describes; see the module docstring (3DGP ref §7)."""
+    from stages.common.allocator import tune_glibc_malloc
+
     cfg.validate()
+    tune_glibc_malloc()  # the embedder's and depth model's activations stay in the heap (41 -> 21 s for `prep toy`)
     started = time.perf_counter()
     check_output_paths(cfg)
     with lock_output(cfg):
