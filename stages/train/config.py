@@ -224,23 +224,23 @@ def _tiny() -> TrainConfig:
 
 
 def _demo() -> TrainConfig:
-    # `make demo`: the tiny networks on `prep toy --scenes simple` at 32^2 for 40 kimg (~10 minutes on 2 quiet CPU
-    # cores): the verdict's criteria hold from ~40 kimg on, and past ~50 the fading density noise lets the geometry
-    # flatten (RESULTS.md "make demo" §14, §16). Against the camera collapse of short runs (measurements §1) the
-    # adaptor starts at the identity (residual) and the prior matches the simple scenes (seen from above, centred, FoV
-    # 25-35); D sees the raw rendered depth (no depth adaptor: the toy depth is close to the truth, and raw depth
-    # teaches geometry fastest, RESULTS.md "make demo"); every schedule is compressed to the run's length, except the
-    # density noise, which keeps soft, fog-like densities useless so that G makes opaque surfaces that survive NFS's
-    # density cut (RESULTS.md "make demo" §5). 24 + 24 samples per ray (not tiny's 12 + 12: the marcher's grain was a
-    # quarter of the FID gap, 8 % more per kimg), G's learning rate 0.001 (batch 8, not the paper's 64: the paper's
-    # rates halve the samples' diversity by 50 kimg) and noise std 4.5 (more samples per ray average the noise out, so
-    # it needs to be stronger; 4.0 since §23): FID 151-159 at 40 kimg with seed 0, 175-179 with seeds 1 and 2, against
-    # 206 at 50 before, the geometry kept (RESULTS.md "make demo" §16, §19). D's minibatch std over the whole batch
-    # in 4 channel slices (not groups of 4 in 1; a per-device batch above 8 must be a multiple of 8) and D at twice
-    # G's learning rate: 166 / 157 / 159 for seeds 0 / 1 / 2, less dependent on the seed, the samples' colours less
-    # alike, the geometry thicker (§21, §22). With that thicker geometry the noise std can come down to 4.0: seeds
-    # 0 / 1 at 157.0 / 151.5 against 165.7 / 157.0, every geometry criterion still passing (§23). R1 gamma 0.1 (auto
-    # would give 0.0002 * 32^2 / 8 = 0.026): seed 0 at 152.4 against 157.0, parallax 0.755 (§26).
+    # `make demo`: the tiny networks on `prep toy --scenes simple` at 32^2 for 40 kimg (12-25 minutes on 2 quiet CPU
+    # cores, RESULTS.md "make demo" §27, §30): the verdict's criteria hold from ~40 kimg on, and past ~50 the fading
+    # density noise lets the geometry flatten (RESULTS.md "make demo" §14, §16). Against the camera collapse of short
+    # runs (measurements §1) the adaptor starts at the identity (residual) and the prior matches the simple scenes (seen
+    # from above, centred, FoV 25-35); D sees the raw rendered depth (no depth adaptor: the toy depth is close to the
+    # truth, and raw depth teaches geometry fastest, RESULTS.md "make demo"); every schedule is compressed to the run's
+    # length, except the density noise, which keeps soft, fog-like densities useless so that G makes opaque surfaces
+    # that survive NFS's density cut (RESULTS.md "make demo" §5). 24 + 24 samples per ray (not tiny's 12 + 12: the
+    # marcher's grain was a quarter of the FID gap, 8 % more per kimg), G's learning rate 0.001 (batch 8, not the
+    # paper's 64: the paper's rates halve the samples' diversity by 50 kimg) and noise std 4.5 (more samples per ray
+    # average the noise out, so it needs to be stronger; 4.0 since §23): FID 151-159 at 40 kimg with seed 0, 175-179
+    # with seeds 1 and 2, against 206 at 50 before, the geometry kept (RESULTS.md "make demo" §16, §19). D's minibatch
+    # std over the whole batch in 4 channel slices (not groups of 4 in 1; a per-device batch above 8 must be a multiple
+    # of 8) and D at twice G's learning rate: 166 / 157 / 159 for seeds 0 / 1 / 2, less dependent on the seed, the
+    # samples' colours less alike, the geometry thicker (§21, §22). With that thicker geometry the noise std can come
+    # down to 4.0: seeds 0 / 1 at 157.0 / 151.5 against 165.7 / 157.0, every geometry criterion still passing (§23). R1
+    # gamma 0.1 (auto would give 0.0002 * 32^2 / 8 = 0.026): seed 0 at 152.4 against 157.0, parallax 0.755 (§26).
     model = model_config.with_overrides(
         model_config.MODEL_PRESETS["tiny"],
         camera={"adaptor_residual": True, "pitch_min": 0.785398163, "pitch_max": 1.570796327, "fov_min_deg": 20.0,

@@ -36,7 +36,10 @@ def test_two_processes_compute_the_same_metrics_as_one(eval_dataset):
     assert [r["name"] for r in rank0] == [r["name"] for r in single] == NAMES.split(",")
     for one, two in zip(single, rank0):
         assert one["unavailable"] is None and two["unavailable"] is None, (one, two)
-        assert two["value"] == pytest.approx(one["value"], rel=1e-9, abs=1e-12), one["name"]
+        # FID's matrix square root of 12 reals' singular covariance amplifies the summation order's float64
+        # rounding: 1.4e-9 relative on an AMD EPYC (below 1e-9 on the Intel Xeon); a wrong shard moves it by percents.
+        rel = 1e-7 if one["name"].startswith("fid") else 1e-9
+        assert two["value"] == pytest.approx(one["value"], rel=rel, abs=1e-12), one["name"]
         assert two["num_fakes"] == one["num_fakes"] and two["num_reals"] == one["num_reals"]
     assert info0["images_sha256"] == single_info["images_sha256"]  # the reals' digest does not depend on N
     assert info0["num_items"] == single_info["num_items"] == 12
