@@ -7,9 +7,9 @@ temporaries in again (a third of (ii) went to first-touch page faults). Raising 
 that memory in the heap; the process then holds on to its peak working set. A thread other than the main one
 allocates from its own arena, whose heaps hold at most 64 MiB: bigger blocks are mmapped and unmapped on free
 whatever the thresholds say. Inception's activations at batch 16 live in such a thread (the FID extractor's network
-worker): 11 M page faults, a quarter of the CPU time of the demo's eval; `prep`'s embedder did the same. So all
-threads share the main arena (M_ARENA_MAX 1): `eval --metrics fid16` on the demo's toy set 11.0 M -> 0.6 M page
-faults, 85 -> 71-80 s; `prep toy` of 1000 scenes 41 -> 21-27 s; demo training unchanged (27.3-27.6 against
+worker): 11 M page faults, a fifth of the CPU time of the demo's eval; `prep`'s embedder did the same. So all
+threads share the main arena (M_ARENA_MAX 1): `eval --metrics fid16` on the demo's toy set 11.1 M -> 0.6 M page
+faults, 90 -> 79 s; `prep toy` of 1000 scenes 41 -> 21-27 s; demo training unchanged (27.3-27.6 against
 27.1-28.3 sec/kimg on one thread; benchmarks/RESULTS.md, "make demo" §29).
 """
 from __future__ import annotations

@@ -219,10 +219,10 @@ def _eval_image_set(req: EvalRequest, specs, device: str, shard) -> EvalResult:
 
 def run_here(req: EvalRequest, specs) -> EvalResult:
     """Evaluate in this process, as one rank of the torchrun / spawned group when there is one."""
+    from stages.common.allocator import tune_glibc_malloc
     from stages.common.cpu_share import apply_threads
     from stages.common.distributed import init_distributed
     from stages.metrics.shard import Shard
-    from stages.common.allocator import tune_glibc_malloc
 
     apply_threads(None)  # $THREEDGP_THREADS (make demo: auto), else torch's default
     tune_glibc_malloc()  # Inception's activations stay in the heap (no page faults per batch)

@@ -22,9 +22,9 @@ __all__ = ["run"]
 
 def run(request: ExportRequest) -> ExportResult:
     """Export what ``request`` asks for (see :func:`stages.export.pipeline.run`)."""
+    from stages.common.allocator import tune_glibc_malloc
     from stages.common.cpu_share import apply_threads
     from stages.export.pipeline import run as export
-    from stages.common.allocator import tune_glibc_malloc
 
     apply_threads(None)  # $THREEDGP_THREADS (make demo: auto), else torch's default
     tune_glibc_malloc()  # big temporaries stay in the heap (stages.common.allocator)

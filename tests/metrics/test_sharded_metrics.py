@@ -37,7 +37,8 @@ def test_two_processes_compute_the_same_metrics_as_one(eval_dataset):
     for one, two in zip(single, rank0):
         assert one["unavailable"] is None and two["unavailable"] is None, (one, two)
         # FID's matrix square root of 12 reals' singular covariance amplifies the summation order's float64
-        # rounding: 1.4e-9 relative on an AMD EPYC (below 1e-9 on the Intel Xeon); a wrong shard moves it by percents.
+        # rounding: 1.4e-9 relative on an AMD EPYC (below 1e-9 on the Intel Xeon); a wrong shard moves it by
+        # percents.
         rel = 1e-7 if one["name"].startswith("fid") else 1e-9
         assert two["value"] == pytest.approx(one["value"], rel=rel, abs=1e-12), one["name"]
         assert two["num_fakes"] == one["num_fakes"] and two["num_reals"] == one["num_reals"]

@@ -1,4 +1,4 @@
-"""CPU runtime settings for training: flush-to-zero on every OpenMP thread, glibc malloc thresholds (ref §15)."""
+"""CPU runtime settings: flush-to-zero on every OpenMP thread, glibc malloc settings for every command (ref §15)."""
 from __future__ import annotations
 
 import os
@@ -40,7 +40,6 @@ def test_configure_is_a_no_op_off_cpu_and_malloc_tuning_is_idempotent():
     assert cpu_runtime.tune_glibc_malloc() is first
     if platform.libc_ver()[0] == "glibc":
         assert first is True
-
 
 
 _WORKER_THREAD_FAULTS = """
