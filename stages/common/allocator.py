@@ -15,7 +15,6 @@ faults, 90 -> 79 s; `prep toy` of 1000 scenes 41 -> 21-27 s; demo training uncha
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 logger = logging.getLogger(__name__)
@@ -41,9 +40,8 @@ def tune_glibc_malloc() -> bool:
     if _malloc_tuned is not None:
         return _malloc_tuned
     _malloc_tuned = False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+    try:  # the process's own symbols: ctypes.util.find_library would run ldconfig as a child process
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
         logger.debug("mallopt unavailable; keeping the default allocator settings")
         return False

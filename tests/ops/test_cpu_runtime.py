@@ -99,3 +99,17 @@ def test_the_cli_tunes_the_allocator_before_anything_else(monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         app_module.main(["--version"])
     assert exit_info.value.code == 0 and calls == ["tuned"]
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_tuning_spawns_no_process():
+    """`ctypes.util.find_library` runs ldconfig as a child: prep's killed-parent test saw it as a third worker."""
+    import subprocess
+    import sys
+
+    code = ("import subprocess\n"
+            "def refuse(*a, **k): raise AssertionError('spawned a process')\n"
+            "subprocess.Popen = refuse\n"
+            "from stages.common.allocator import tune_glibc_malloc\n"
+            "assert tune_glibc_malloc()\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
