@@ -42,7 +42,7 @@ def tune_glibc_malloc() -> bool:
     _malloc_tuned = False
     try:  # the process's own symbols: ctypes.util.find_library would run ldconfig as a child process
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without mallopt)
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl without mallopt)
         logger.debug("mallopt unavailable; keeping the default allocator settings")
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
