@@ -302,7 +302,11 @@ def _console_logging(level: int) -> None:
     root.propagate = False
 
 
-def _spawn_entry(local_rank: int, world_size: int, port: int, fn, args, log_level: int = logging.INFO) -> None:
+def _spawn_entry(local_rank: int, world_size: int, port: int, fn, args, log_level: int = logging.INFO,
+                 done_dir: str | None = None) -> None:
+    import faulthandler
+
+    faulthandler.enable()  # a rank killed by a signal prints every thread's Python stack on stderr
     os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
                        "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     if local_rank == 0:
@@ -313,15 +317,37 @@ def _spawn_entry(local_rank: int, world_size: int, port: int, fn, args, log_leve
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))  # CPU processes share the cores
     try:
         fn(*args)
+        if done_dir is not None:
+            open(os.path.join(done_dir, str(local_rank)), "w").close()  # this rank's work is complete
+        barrier()  # no rank tears its group down while another still computes or writes
     finally:
         shutdown_distributed()
 
 
 def spawn(fn, nprocs: int, args: tuple = ()) -> None:
-    """Run ``fn(*args)`` in ``nprocs`` processes on this node with torchrun-style environment variables."""
+    """Run ``fn(*args)`` in ``nprocs`` processes on this node with torchrun-style environment variables.
+
+    As with ``torch.multiprocessing.start_processes``, a process that ends with an exception or a signal stops the
+    others and raises here -- unless every process had already returned from ``fn``: a failure while the processes
+    leave their group and exit (seen once on a 2-core CI host: rank 1 aborted with "terminate called without an active
+    exception" in teardown, after the run had written everything) costs nothing then, and is a warning. The
+    processes meet in a barrier after ``fn``, so none tears its group down while another still works."""
+    import tempfile
+
     import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessException
 
     port = free_port()
     level = logging.getLogger("stages").getEffectiveLevel()
-    mp.start_processes(_spawn_entry, args=(nprocs, port, fn, args, level), nprocs=nprocs, join=True,
-                       start_method="spawn")
+    with tempfile.TemporaryDirectory(prefix="3dgp-spawn-") as done_dir:
+        context = mp.start_processes(_spawn_entry, args=(nprocs, port, fn, args, level, done_dir), nprocs=nprocs,
+                                     join=False, start_method="spawn")
+        try:
+            while not context.join():
+                pass
+        except ProcessException as exc:
+            if len(os.listdir(done_dir)) < nprocs:
+                raise
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            logger.warning("process %d failed after every process had finished its work (%s); nothing is lost",
+                           exc.error_index, lines[-1])
