@@ -14,6 +14,7 @@
 #   DEMO_MINUTES=N                   optional: stop training after N minutes ...
 #   DEMO_MIN_KIMG=M                  ... but never before M kimg (default: DEMO_KIMG, i.e. the minutes never cut it)
 #   DEMO_NUM=1000                    toy scenes
+#   DEMO_TRAIN_THREADS=1             training's CPU threads (1: the same model on a quiet or a busy machine; auto)
 #   THREEDGP=.venv/bin/3dgp          the CLI to use
 #   DEMO_SMOKE=1                     seconds-long smoke mode (tests): a few kimg, small metrics and exports
 set -euo pipefail
@@ -29,16 +30,21 @@ fi
 MIN_KIMG=$(awk -v a="$MIN_KIMG" -v b="$KIMG" 'BEGIN { print (a < b) ? a : b }')  # never past the length cap
 NUM=${DEMO_NUM:-1000}
 CLI=${THREEDGP:-.venv/bin/3dgp}
-# One thread per core that other programs leave free (re-checked every tick in training): beside a busy program,
-# one thread per core is several times slower (benchmarks/RESULTS.md, "make demo" §8).
+# One thread per core that other programs leave free: beside a busy program, one thread per core is several times
+# slower (benchmarks/RESULTS.md, "make demo" §8).
 export THREEDGP_THREADS=${THREEDGP_THREADS:-auto}
+# Training itself runs one thread whatever the load, so that a quiet and a busy machine make the same model, bit for
+# bit (the thread count changes the order of the arithmetic: with auto, one commit's demo ended at FID 155.3 quiet and
+# 151.5 beside a busy program, "make demo" §33). DEMO_TRAIN_THREADS=auto trains faster on a quiet machine with more
+# cores, with a model that then depends on the load.
+TRAIN_THREADS=${DEMO_TRAIN_THREADS:-1}
 mkdir -p "$OUT"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "1/5 prep: $NUM simple toy scenes at 32x32 with ground-truth depth -> $OUT/toy"
 "$CLI" prep toy "$OUT/toy" --scenes simple --num "$NUM" --resolution 32 --seed 0 --preview "$OUT/toy_preview.png"
 
-LENGTH=(--kimg "$KIMG")
+LENGTH=(--kimg "$KIMG" --threads "$TRAIN_THREADS")
 WHAT="$KIMG kimg"
 if [ -n "$MINUTES" ]; then
   LENGTH+=(--minutes "$MINUTES" --min-kimg "$MIN_KIMG")

@@ -27,7 +27,10 @@ logger = logging.getLogger(__name__)
 def _start_line(t) -> str:
     how = f"resumed at kimg {t.counters.cur_nimg / 1000:.3f}" if t.resumed else "fresh start"
     p = t.plan
-    return (f"run dir {t.run_dir}; {how}; device {t.device}, {t.dist.world_size} process(es), batch {p.batch} = "
+    device = str(t.device)
+    if t.device.type == "cpu":  # the thread count decides the order of the arithmetic, hence the exact model
+        device += f" ({t.runtime['threads']} thread(s){', auto: follows the free cores' if t.threads else ''})"
+    return (f"run dir {t.run_dir}; {how}; device {device}, {t.dist.world_size} process(es), batch {p.batch} = "
             f"{t.dist.world_size} x {p.rounds} rounds x {p.batch_gpu}; G EMA half-life "
             f"{ema_half_life_kimg(t.cfg.ema.ema_kimg, p.batch):.4g} kimg")
 

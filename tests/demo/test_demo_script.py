@@ -26,6 +26,7 @@ def test_demo_chain_in_smoke_mode(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = next((out / "runs").iterdir())
     assert (run / "snapshot-000000.000.pt").is_file()  # the initial model, the verdict's baseline
+    assert "device cpu (1 thread(s)), " in (run / "log.txt").read_text()  # the same model on a quiet or busy machine
     for name in ("toy_preview.png", "eval/init.json", "eval/final.json", "export/report.html", "export/grid.png",
                  "readme/grid.png", "summary.md"):
         assert (out / name).is_file(), name
