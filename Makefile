@@ -27,7 +27,7 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The whole chain on a CPU in 18-47 minutes (the machine's speed and load), install included (scripts/demo.sh): prep -> train
+# The whole chain on a CPU in 20-47 minutes (the machine's speed and load), install included (scripts/demo.sh): prep -> train
 # -> eval -> export, then the 3D verdict (out/demo/summary.md). DEMO_KIMG=N sets the training length (40); rerunning
 # continues.
 demo: install

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the whole chain on our toy 3D scenes, sized for a laptop CPU (18-36 minutes on 2 quiet cores with the
-# install, 26-47 beside a busy program, depending on the host; RESULTS.md "make demo" §27, §28, §30; a GPU is used
+# `make demo`: the whole chain on our toy 3D scenes, sized for a laptop CPU (20-36 minutes on 2 quiet cores with the
+# install, 25-47 beside a busy program, depending on the host; RESULTS.md "make demo" §27, §28, §33; a GPU is used
 # automatically when present):
 #   prep toy --scenes simple -> train --preset demo (DEMO_KIMG) -> eval init and final -> export -> summary.
 # Rerunning continues where it stopped: a finished step is skipped, an interrupted training run resumes.

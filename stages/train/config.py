@@ -224,8 +224,8 @@ def _tiny() -> TrainConfig:
 
 
 def _demo() -> TrainConfig:
-    # `make demo`: the tiny networks on `prep toy --scenes simple` at 32^2 for 40 kimg (12-25 minutes on 2 quiet CPU
-    # cores, RESULTS.md "make demo" §27, §30): the verdict's criteria hold from ~40 kimg on, and past ~50 the fading
+    # `make demo`: the tiny networks on `prep toy --scenes simple` at 32^2 for 40 kimg (15-25 minutes on 2 quiet CPU
+    # cores, RESULTS.md "make demo" §27, §33): the verdict's criteria hold from ~40 kimg on, and past ~50 the fading
     # density noise lets the geometry flatten (RESULTS.md "make demo" §14, §16). Against the camera collapse of short
     # runs (measurements §1) the adaptor starts at the identity (residual) and the prior matches the simple scenes (seen
     # from above, centred, FoV 25-35); D sees the raw rendered depth (no depth adaptor: the toy depth is close to the

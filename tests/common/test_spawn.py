@@ -1,5 +1,6 @@
 """``spawn``: a job whose processes all finished their work survives a crash in teardown; a crash during the work
-still fails the job (torch's own rule), and the survivors are stopped."""
+still fails the job (torch's own rule), and the survivors are stopped. A clean job: tests/train/test_ddp_collectives.py.
+"""
 from __future__ import annotations
 
 import logging
@@ -33,10 +34,3 @@ def test_a_rank_that_aborts_while_working_fails_the_job(tmp_path, caplog):
     assert _results(tmp_path) == {}  # rank 0 never got past the collective
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
-
-@pytest.mark.slow
-def test_a_clean_job_meets_in_the_final_barrier_and_says_nothing(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="stages"):
-        spawn(spawn_workers.finish, 2, (str(tmp_path),))
-    assert _results(tmp_path) == {"0.txt": "2", "1.txt": "2"}
-    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
