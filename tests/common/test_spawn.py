@@ -33,4 +33,3 @@ def test_a_rank_that_aborts_while_working_fails_the_job(tmp_path, caplog):
     assert info.value.error_index == 1 and info.value.signal_name == "SIGABRT"
     assert _results(tmp_path) == {}  # rank 0 never got past the collective
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
-
