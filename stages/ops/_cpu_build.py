@@ -34,7 +34,8 @@ from stages.ops._build import build_lock, cache_root, csrc_dir, strict
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("cpu_kernels.c",)
+SOURCES = ("cpu_kernels.c", "winograd_cpu.c")
+HEADERS = ("cpu_team.h",)  # hashed into the build key with the sources
 LIB_NAME = "libthreedgp_cpu.so"
 ENABLE_ENV = "THREEDGP_CPU_KERNELS"
 COMPILE_TIMEOUT_S = 120
@@ -60,6 +61,9 @@ SIGNATURES = {
     "threedgp_epilogue_forward": [_PTR, _PTR, _PTR, _PTR, _I64, _PTR, _I64, _I64, _I64, _TEAM],
     "threedgp_epilogue_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _TEAM],
     "threedgp_modulate_backward": [_PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _I64, _TEAM],
+    "threedgp_wino_input": [_PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
+    "threedgp_wino_output": [_PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
+    "threedgp_wino_grad_output": [_PTR, _PTR, _I64, _I64, _I64, _I64, _TEAM],
 }
 
 _lock = threading.Lock()
@@ -99,7 +103,7 @@ def _machine_id() -> str:
 
 def build_key(compiler: str) -> str:
     digest = hashlib.sha256()
-    for name in SOURCES:
+    for name in SOURCES + HEADERS:
         digest.update(name.encode())
         digest.update((csrc_dir() / name).read_bytes())
     digest.update(Path(compiler).name.encode())

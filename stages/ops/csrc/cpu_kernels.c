@@ -17,53 +17,11 @@
  * outside (-1, R) on a plane reads zero there (and gets zero gradient from it).
  */
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
-typedef float v8 __attribute__((vector_size(32)));
-
-static inline v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
-typedef int32_t v8i __attribute__((vector_size(32)));
-static inline v8 select8(v8i mask, v8 a, v8 b) { return (v8)(((v8i)a & mask) | ((v8i)b & ~mask)); }
-static inline float hsum8(v8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+#include "cpu_team.h"
 
 static const int AXIS_U[3] = {0, 0, 1};
 static const int AXIS_V[3] = {1, 2, 2};
-
-typedef void (*gomp_parallel_t)(void (*)(void *), void *, unsigned, unsigned);
-typedef int (*omp_query_t)(void);
-
-typedef struct {
-    gomp_parallel_t parallel;
-    omp_query_t thread_num, num_threads;
-    int64_t threads;
-} team_t;
-
-typedef struct {
-    void (*body)(const void *args, int64_t begin, int64_t end, int64_t worker);
-    const void *args;
-    int64_t total;
-    const team_t *team;
-} job_t;
-
-static void job_worker(void *arg) {
-    const job_t *job = (const job_t *)arg;
-    const int64_t n = job->team->num_threads(), id = job->team->thread_num();
-    const int64_t begin = job->total * id / n, end = job->total * (id + 1) / n;
-    if (begin < end) job->body(job->args, begin, end, id);
-}
-
-/* body(args, begin, end, worker) over [0, total) split over the team (serially, as worker 0, without one). */
-static void run_job(void (*body)(const void *, int64_t, int64_t, int64_t), const void *args, int64_t total,
-                    const team_t *team) {
-    if (team == 0 || team->parallel == 0 || team->threads <= 1 || total <= 1) {
-        body(args, 0, total, 0);
-        return;
-    }
-    job_t job = {body, args, total, team};
-    team->parallel(job_worker, &job, (unsigned)(team->threads < total ? team->threads : total), 0);
-}
 
 /* Texel coordinates of (u, v) on an R x R plane; 0 when the point reads nothing from this plane. */
 static inline int locate(float u, float v, float half, int64_t R, int64_t *x0, int64_t *y0, float *tx, float *ty) {
@@ -83,8 +41,6 @@ typedef struct {
     int64_t N, R, nv;
     float inv_scale;
 } forward_args_t;
-
-#define INLINE static inline __attribute__((always_inline))
 
 /* feats[i] for the flat point indices i in [i0, i1) of the B*N points (nv a constant after inlining). */
 INLINE void forward_body(const forward_args_t *a, int64_t i0, int64_t i1, const int64_t nv) {
