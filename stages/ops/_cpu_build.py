@@ -177,9 +177,9 @@ def get_library() -> ctypes.CDLL | None:
             _state["tried"] = True
             try:
                 lib = build_library()
-                from stages.ops import point_mlp, triplane_sample  # the ops that use the library check it
+                from stages.ops import point_mlp, triplane_sample, winograd  # the ops that use the library check it
 
-                failure = triplane_sample.selfcheck(lib) or point_mlp.selfcheck(lib)
+                failure = triplane_sample.selfcheck(lib) or point_mlp.selfcheck(lib) or winograd.selfcheck(lib)
                 if failure:
                     raise OpsBuildError(f"the CPU kernels failed their self-check ({failure})")
                 _state["lib"] = lib
@@ -229,7 +229,9 @@ def team(limit: int | None = None) -> Team:
 def status() -> dict:
     """What ``3dgp doctor`` shows about the CPU kernels."""
     compiler = find_compiler()
-    out = {"compiler": compiler, "enabled": enabled()}
+    from stages.ops import winograd
+
+    out = {"compiler": compiler, "enabled": enabled(), "winograd_conv3x3": winograd.enabled()}
     if _state["lib"] is not None:
         out["state"] = "loaded"
     elif _state["error"] is not None:

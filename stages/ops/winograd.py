@@ -3,8 +3,9 @@
 The D step with R1 is made of convolutions: each of D's layers runs six per step (the forward, R1's input
 gradient, that gradient's own two derivatives, the backward of the forward), and oneDNN's direct kernels already
 run them at this CPU's peak FLOP rate, so only fewer multiplications can make them faster. Winograd's F(4x4, 3x3)
-computes a 4x4 output tile with 36 multiplications per input/output channel pair instead of 144: the transforms of
-input tiles and kernels are cheap passes (C kernels), the products are 36 matrix products (``torch.bmm``). This is
+computes a 4x4 output tile with 36 multiplications per input/output channel pair instead of 144: the tiles'
+transforms are cheap passes (C kernels), the kernels' a 36 x 9 matrix product, the rest 36 matrix products
+(``torch.bmm``, at 150-190 GFLOP/s on two cores of the AMD host against the direct kernels' ~225). This is
 what cuDNN picks for the same convolutions on a GPU (the official code's ``cudnn.benchmark``), and it computes the
 same function: a 3x3 kernel, stride 1, zero padding 1, no change of the algorithm; in float32 the results differ
 from a direct convolution by about 1e-5 of their largest value (tested; the direct kernels' own rounding is ~3e-7).
@@ -20,8 +21,12 @@ derivatives, so every derivative order takes them):
 :func:`usable` decides: CPU float32 tensors, channel counts multiples of 8, the kernels built
 (:mod:`stages.ops._cpu_build`), and a convolution large enough to pay for its transforms
 (:data:`MIN_MACS`, measured; below it oneDNN's direct kernel is as fast). ``THREEDGP_WINOGRAD=0`` turns it off
-(the direct kernels run; results then differ in the last bits only). Outputs are channels-last (the layout the
-transforms read and write, so a chain of such convolutions never reorders).
+(the direct kernels run; results then differ at the 1e-5 level, so a run's trajectory does too). Outputs are
+channels-last (the layout the transforms read and write, so a chain of such convolutions never reorders).
+
+Measured on the 2-core AMD EPYC VM, two threads, per convolution (benchmarks/RESULTS.md "Training step against
+d25bb9d", sixth session): 8 x 128 x 32^2 -> 128: forward 10.8 -> 5.5 ms, input gradient 10.7 -> 5.5, weight
+gradient 11.3 -> 5.5; 8 x 64 x 16^2 -> 64 (2^26 multiply-adds) still 1.5x; at 2^24 (8 x 64 x 8^2 -> 64) a wash.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import ctypes
 import os
 
 import torch
+import torch.nn.functional as F
 
 from stages.ops import _impl
 
@@ -63,20 +69,23 @@ def conv3x3(x: torch.Tensor, w: torch.Tensor, remember: bool = False) -> torch.T
     """``F.conv2d(x, w, padding=1)`` for ``x [N, C, H, W]``, ``w [O, C, 3, 3]`` -> ``[N, O, H, W]`` channels-last.
 
     ``remember``: keep ``x``'s tiles with ``x`` for a :func:`conv3x3_weight_grad` of the same ``x`` (the backward)."""
-    return _correlate(x, w, flip=False, remember=remember)
+    return _correlate(x, w, flip=False, remember=remember, lib=_library())
 
 
 def conv3x3_input_grad(gy: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """The gradient w.r.t. ``x`` of ``conv3x3(x, w)`` given ``gy [N, O, H, W]`` -> ``[N, C, H, W]``."""
-    return _correlate(gy, w, flip=True)
+    return _correlate(gy, w, flip=True, lib=_library())
 
 
 def conv3x3_weight_grad(x: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
     """The gradient w.r.t. ``w`` of ``conv3x3(x, w)`` given ``gy`` -> ``[O, C, 3, 3]`` (contiguous)."""
-    lib = _library()
+    return _weight_grad(x, gy, _library())
+
+
+def _weight_grad(x: torch.Tensor, gy: torch.Tensor, lib) -> torch.Tensor:
     c, o = x.shape[1], gy.shape[1]
     team = _team(x.numel() + gy.numel())
-    v = _input_tiles(x, team, remember=False)               # [36, T, C]
+    v = _input_tiles(x, team, False, lib)                   # [36, T, C]
     g = _tiles(lib.threedgp_wino_grad_output, gy, team)     # [36, T, O]
     du = torch.bmm(g.transpose(1, 2), v)                    # [36, O, C]
     gw = torch.mm(_transform(x.dtype).t(), du.view(36, o * c))  # [9, O * C]: G^T dU G per channel pair
@@ -84,14 +93,13 @@ def conv3x3_weight_grad(x: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
     return gw.t().reshape(o, c, 3, 3)
 
 
-def _correlate(x: torch.Tensor, w: torch.Tensor, flip: bool, remember: bool = False) -> torch.Tensor:
+def _correlate(x: torch.Tensor, w: torch.Tensor, flip: bool, lib, remember: bool = False) -> torch.Tensor:
     """The forward (``flip`` False: ``[36, C, O]`` kernel tiles) or the input gradient (``flip``: the kernel
     flipped and transposed, ``[36, O, C]``)."""
-    lib = _library()
     n, _, h, wd = x.shape
     out_ch, in_ch = w.shape[:2]
     team = _team(x.numel())
-    v = _input_tiles(x, team, remember)                     # [36, T, K]
+    v = _input_tiles(x, team, remember, lib)                # [36, T, K]
     u = _memo(w, "flipped" if flip else "kernel", lambda: _kernel_tiles(w, flip))  # [36, O, C]
     prod = torch.bmm(v, u if flip else u.transpose(1, 2))   # [36, T, M]
     m = prod.shape[2]
@@ -123,10 +131,10 @@ def _transform(dtype: torch.dtype) -> torch.Tensor:
     return _TRANSFORMS[dtype]
 
 
-def _input_tiles(x: torch.Tensor, team, remember: bool) -> torch.Tensor:
+def _input_tiles(x: torch.Tensor, team, remember: bool, lib) -> torch.Tensor:
     """``B^T d B`` of ``x``'s tiles: from the memo when an earlier call kept them, else computed (and kept when
     ``remember``)."""
-    make = lambda: _tiles(_library().threedgp_wino_input, x, team)  # noqa: E731
+    make = lambda: _tiles(lib.threedgp_wino_input, x, team)  # noqa: E731
     return _memo(x, "tiles", make) if remember else _memo(x, "tiles", make, lookup_only=True)
 
 
@@ -179,6 +187,22 @@ def _tiles(fn, x: torch.Tensor, team) -> torch.Tensor:
     out = x.new_empty((36, n * ((h + 3) // 4) * ((w + 3) // 4), c))
     fn(x.data_ptr(), out.data_ptr(), n, h, w, c, ctypes.byref(team))
     return out
+
+
+def selfcheck(lib) -> str | None:
+    """The three products against direct convolutions on a small input (odd sizes: partial tiles); the first
+    mismatch in one line, or None."""
+    gen = torch.Generator().manual_seed(0)
+    x, w, gy = (torch.randn(*s, generator=gen) for s in ((2, 8, 7, 10), (16, 8, 3, 3), (2, 16, 7, 10)))
+    with torch.inference_mode(False), torch.no_grad():
+        grad = torch.nn.grad
+        checks = (("output", _correlate(x, w, False, lib), F.conv2d(x, w, padding=1)),
+                  ("input gradient", _correlate(gy, w, True, lib), grad.conv2d_input(x.shape, w, gy, padding=1)),
+                  ("weight gradient", _weight_grad(x, gy, lib), grad.conv2d_weight(x, w.shape, gy, padding=1)))
+    for name, got, want in checks:
+        if not torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max())):
+            return f"winograd conv3x3 {name} differs from a direct convolution by {(got - want).abs().max().item():.3g}"
+    return None
 
 
 def _library():

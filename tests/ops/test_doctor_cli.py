@@ -32,6 +32,7 @@ def test_doctor_json_has_every_key():
     assert set(report["toolchain"]) == {"nvcc", "cxx", "ninja", "cuda_home"}
     assert set(report["ops"]) >= {"extension", "state", "strict", "fallback", "impl_report", "cache_root", "cpu_kernels"}
     assert report["ops"]["cpu_kernels"]["enabled"] is True
+    assert report["ops"]["cpu_kernels"]["winograd_conv3x3"] is True  # THREEDGP_WINOGRAD unset: on
 
 
 def test_build_ops_refuses_clearly_without_cuda_torch(monkeypatch):
