@@ -61,6 +61,31 @@ def test_r1_gradients_are_the_same_with_and_without_no_weight_gradients(ctx, mon
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_r1_with_winograd_convolutions_equals_the_direct_ones_within_float_tolerance(ctx, monkeypatch):
+    """Issue 21 §1: the (iii) step's loss and every D gradient, Winograd F(4x4, 3x3) against oneDNN's direct
+    convolutions (every 3x3 stride-1 convolution of this small D takes Winograd here, the size gate lowered)."""
+    from stages.ops import _cpu_build, _impl, winograd
+
+    if _cpu_build.get_library() is None:
+        pytest.skip("no CPU kernels (no C compiler): the direct convolutions run either way")
+    monkeypatch.setattr(winograd, "MIN_MACS", 0)
+    monkeypatch.setattr(winograd, "MIN_SIZE", 1)
+    reals = _reals(ctx)
+    runs = []
+    for mode in ("1", "0"):
+        monkeypatch.setenv(winograd.ENABLE_ENV, mode)
+        _impl.reset_report()
+        runs.append(_r1_grads(ctx, reals))
+        assert ("conv3x3" in _impl.impl_report()) == (mode == "1")
+    (loss_w, fast), (loss_d, direct) = runs
+    assert float(loss_d) > 0
+    torch.testing.assert_close(loss_w, loss_d, rtol=1e-4, atol=0)
+    for a, b in zip(fast, direct):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()))
+
+
 def test_kd_head_runs_only_for_the_reals_of_dmain(ctx):
     img = torch.zeros(4, 4, ctx.patch_res, ctx.patch_res)
     patch = torch.tensor([[1.0, 0.0, 0.0]]).repeat(4, 1)
