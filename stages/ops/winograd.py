@@ -139,7 +139,7 @@ def _input_tiles(x: torch.Tensor, team, remember: bool, lib) -> torch.Tensor:
 
 
 _MEMO = "_threedgp_winograd"  # attribute of a tensor holding (its version and address, {name: transform})
-_shared: dict[int, torch.Tensor] = {}  # id -> tensor: leaves whose transforms :func:`share` keeps for a while
+_shared: dict[int, torch.Tensor] = {}  # id -> tensor without grad_fn whose transforms :func:`share` keeps a while
 
 
 def _memo(t: torch.Tensor, name: str, make, lookup_only: bool = False) -> torch.Tensor:
