@@ -195,6 +195,15 @@ def shutdown_distributed() -> None:
     _state["backend"] = None
 
 
+def finish_distributed() -> None:
+    """End a rank's part of a job whose work succeeded: meet the other ranks, then leave the group (no-op without
+    one). Leaving it to interpreter exit let a gloo rank abort after a complete run ("terminate called without an
+    active exception": its threads torn down unjoined), which torchrun reports as a failed job; and a rank that
+    left while another still wrote could break that one's last collective."""
+    barrier()
+    shutdown_distributed()
+
+
 def barrier() -> None:
     """Wait for every process (no-op for one process)."""
     dist = _dist()
@@ -319,9 +328,9 @@ def _spawn_entry(local_rank: int, world_size: int, port: int, fn, args, log_leve
         fn(*args)
         if done_dir is not None:
             open(os.path.join(done_dir, str(local_rank)), "w").close()  # this rank's work is complete
-        barrier()  # no rank tears its group down while another still computes or writes
+        finish_distributed()  # no rank tears its group down while another still computes or writes
     finally:
-        shutdown_distributed()
+        shutdown_distributed()  # after a failure too (a no-op once finished)
 
 
 def spawn(fn, nprocs: int, args: tuple = ()) -> None:

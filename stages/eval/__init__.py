@@ -243,4 +243,9 @@ def run(req: EvalRequest) -> EvalResult:
     preflight(req)
     if req.gpus > 1 and not under_launcher():
         return run_spawned(req, specs)
-    return run_here(req, specs)
+    result = run_here(req, specs)
+    if under_launcher():  # one rank of a torchrun job: leave the group together, before interpreter exit
+        from stages.common.distributed import finish_distributed
+
+        finish_distributed()
+    return result

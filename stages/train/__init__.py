@@ -168,6 +168,10 @@ def run(request: TrainRequest) -> TrainResult:
         if torchrun:
             run_dir = broadcast_object(run_dir)
         loop = launch(cfg, Path(run_dir), resume_path, plan.take_state() if plan is not None else None)
+        if torchrun:
+            from stages.common.distributed import finish_distributed
+
+            finish_distributed()
     except BaseException:
         if created:
             if lock is not None:
